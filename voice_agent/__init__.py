@@ -1,0 +1,1 @@
+"""Supporting code for bot.py: one module per job, named for what it does."""

@@ -1,0 +1,215 @@
+"""Configuration from the environment: read once, validated once, every problem named."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from voice_agent.phone_numbers import is_e164
+
+# Twilio's REST API outside us1 is reached as api.{edge}.{region}.twilio.com; these are the
+# edges Twilio documents for each region, so TWILIO_REGION alone is enough.
+DEFAULT_EDGE_FOR_REGION = {"us1": "ashburn", "ie1": "dublin", "au1": "sydney"}
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly, efficient voice assistant answering a phone call. "
+    "Your words are spoken aloud over a phone line: answer in one or two short sentences, "
+    "use plain words, and never use lists, markdown, emojis or symbols. "
+    "Ask one question at a time. "
+    "When the caller says goodbye or has nothing more to ask, call the end_call function."
+)
+DEFAULT_GREETING = "Hello, thanks for calling! How can I help you today?"
+DEFAULT_GOODBYE = "Thanks for calling. Goodbye!"
+DEFAULT_SILENCE_PROMPT = "Are you still there?"
+
+
+class ConfigError(ValueError):
+    """The environment is misconfigured; the message lists every problem, one per line."""
+
+
+class _Reader:
+    """Reads variables from one environment and collects problems instead of stopping."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.problems: list[str] = []
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or default
+
+    def seconds(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a number of seconds, got {raw!r}")
+            return default
+        if value < minimum:
+            self.problems.append(f"{name} must be at least {minimum:g}, got {raw}")
+            return default
+        return value
+
+    def url(self, name: str, schemes: tuple[str, ...], default: str | None = None) -> str | None:
+        value = self.text(name, default)
+        if value is not None and not value.startswith(schemes):
+            choices = " or ".join(f"{s}//" for s in schemes)
+            self.problems.append(f"{name} must start with {choices}, got {value!r}")
+        return value
+
+    def raise_if_problems(self) -> None:
+        if self.problems:
+            raise ConfigError("\n".join(self.problems))
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    """How to reach Twilio's REST API: hang-up, caller lookup, dial-out."""
+
+    account_sid: str | None = None
+    auth_token: str | None = None
+    api_key: str | None = None
+    api_secret: str | None = None
+    region: str | None = None
+    edge: str | None = None
+    api_base_url: str | None = None
+    phone_number: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "TwilioSettings":
+        """Read the TWILIO_* variables; raises ConfigError naming every problem."""
+        reader = _Reader(env)
+        settings = cls._read(reader)
+        reader.raise_if_problems()
+        return settings
+
+    @classmethod
+    def _read(cls, reader: _Reader) -> "TwilioSettings":
+        problems = reader.problems
+        account_sid = reader.text("TWILIO_ACCOUNT_SID")
+        auth_token = reader.text("TWILIO_AUTH_TOKEN")
+        api_key = reader.text("TWILIO_API_KEY")
+        api_secret = reader.text("TWILIO_API_SECRET")
+        region = reader.text("TWILIO_REGION")
+        edge = reader.text("TWILIO_EDGE")
+        api_base_url = reader.url("TWILIO_API_BASE_URL", ("http:", "https:"))
+        phone_number = reader.text("TWILIO_PHONE_NUMBER")
+
+        if account_sid and not (account_sid.startswith("AC") and len(account_sid) == 34):
+            problems.append("TWILIO_ACCOUNT_SID must be 'AC' followed by 32 characters")
+        if auth_token and (api_key or api_secret):
+            problems.append(
+                "Set either TWILIO_AUTH_TOKEN or TWILIO_API_KEY + TWILIO_API_SECRET, not both "
+                "(a forgotten token would stay deployed unnoticed)"
+            )
+        elif bool(api_key) != bool(api_secret):
+            missing = "TWILIO_API_SECRET" if api_key else "TWILIO_API_KEY"
+            problems.append(f"TWILIO_API_KEY and TWILIO_API_SECRET go together: {missing} is unset")
+        if api_key and not api_key.startswith("SK"):
+            problems.append("TWILIO_API_KEY must be an API key SID starting with 'SK'")
+        if edge and not region:
+            region = "us1"  # Twilio's own rule: an edge without a region means us1.
+        if region and not edge:
+            edge = DEFAULT_EDGE_FOR_REGION.get(region)
+            if edge is None and not api_base_url:
+                known = ", ".join(DEFAULT_EDGE_FOR_REGION)
+                problems.append(
+                    f"TWILIO_REGION={region} has no default edge (known: {known}): set TWILIO_EDGE"
+                )
+        if phone_number and not is_e164(phone_number):
+            problems.append("TWILIO_PHONE_NUMBER must be E.164, e.g. +14155550123")
+        return cls(
+            account_sid=account_sid,
+            auth_token=auth_token,
+            api_key=api_key,
+            api_secret=api_secret,
+            region=region,
+            edge=edge,
+            api_base_url=api_base_url.rstrip("/") if api_base_url else None,
+            phone_number=phone_number,
+        )
+
+    @property
+    def missing_credentials(self) -> list[str]:
+        """The variables still needed to call the REST API; empty when it can be called."""
+        missing = []
+        if not self.account_sid:
+            missing.append("TWILIO_ACCOUNT_SID")
+        if not (self.auth_token or (self.api_key and self.api_secret)):
+            missing.append("TWILIO_AUTH_TOKEN (or TWILIO_API_KEY + TWILIO_API_SECRET)")
+        return missing
+
+    @property
+    def basic_auth(self) -> tuple[str, str]:
+        """The Basic auth pair Twilio expects: the API key and secret, or the account and token."""
+        if self.api_key and self.api_secret:
+            return self.api_key, self.api_secret
+        return self.account_sid or "", self.auth_token or ""
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    """Everything one bot process needs, read once at start-up."""
+
+    openai_api_key: str | None
+    openai_base_url: str | None
+    openai_model: str
+    deepgram_api_key: str
+    deepgram_base_url: str | None
+    cartesia_api_key: str
+    cartesia_url: str | None
+    cartesia_voice_id: str
+    twilio: TwilioSettings
+    stream_secret: str | None
+    system_prompt: str
+    greeting: str
+    goodbye: str
+    silence_prompt: str
+    silence_timeout_secs: float
+    max_call_secs: float
+    outbound_greeting_delay_secs: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "BotSettings":
+        """Read and validate the whole environment; raises ConfigError naming every problem."""
+        reader = _Reader(env)
+        twilio = TwilioSettings._read(reader)
+
+        openai_api_key = reader.text("OPENAI_API_KEY")
+        openai_base_url = reader.url("OPENAI_BASE_URL", ("http:", "https:"))
+        if not openai_api_key and not openai_base_url:
+            reader.problems.append(
+                "OPENAI_API_KEY is not set (or set OPENAI_BASE_URL for an OpenAI-compatible server)"
+            )
+        deepgram_api_key = reader.text("DEEPGRAM_API_KEY")
+        if not deepgram_api_key:
+            reader.problems.append("DEEPGRAM_API_KEY is not set (speech-to-text)")
+        cartesia_api_key = reader.text("CARTESIA_API_KEY")
+        if not cartesia_api_key:
+            reader.problems.append("CARTESIA_API_KEY is not set (text-to-speech)")
+
+        settings = cls(
+            openai_api_key=openai_api_key,
+            openai_base_url=openai_base_url,
+            openai_model=reader.text("OPENAI_MODEL", "gpt-4.1-mini"),
+            deepgram_api_key=deepgram_api_key or "",
+            deepgram_base_url=reader.url("DEEPGRAM_BASE_URL", ("ws:", "wss:", "http:", "https:")),
+            cartesia_api_key=cartesia_api_key or "",
+            cartesia_url=reader.url("CARTESIA_URL", ("ws:", "wss:")),
+            # Cartesia's "Friendly Reading Man", a clear voice on 8 kHz phone lines.
+            cartesia_voice_id=reader.text(
+                "CARTESIA_VOICE_ID", "694f9389-aac1-45b6-b726-9d9369183238"
+            ),
+            twilio=twilio,
+            stream_secret=reader.text("STREAM_SECRET"),
+            system_prompt=reader.text("SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
+            greeting=reader.text("GREETING", DEFAULT_GREETING),
+            goodbye=reader.text("GOODBYE", DEFAULT_GOODBYE),
+            silence_prompt=reader.text("SILENCE_PROMPT", DEFAULT_SILENCE_PROMPT),
+            silence_timeout_secs=reader.seconds("SILENCE_TIMEOUT_SECS", 8.0, minimum=1.0),
+            max_call_secs=reader.seconds("MAX_CALL_SECS", 900.0, minimum=10.0),
+            outbound_greeting_delay_secs=reader.seconds("OUTBOUND_GREETING_DELAY_SECS", 2.0),
+        )
+        reader.raise_if_problems()
+        return settings
