@@ -1,0 +1,18 @@
+FROM dailyco/pipecat-base:latest
+
+# Compile bytecode at build time so the first call does not pay for it.
+ENV UV_COMPILE_BYTECODE=1
+# The uv cache is a mounted volume: copy from it instead of linking.
+ENV UV_LINK_MODE=copy
+
+# Dependencies first, from the committed lockfile (a code change keeps this layer cached).
+# No dev dependencies: tests and linters stay out of the image.
+RUN --mount=type=cache,target=/root/.cache/uv \
+    --mount=type=bind,source=uv.lock,target=uv.lock \
+    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
+    uv sync --locked --no-install-project --no-dev
+
+# The base image runs app.py, which does `from bot import bot`: copy bot.py and every
+# local module it imports.
+COPY ./bot.py bot.py
+COPY ./voice_agent voice_agent

@@ -1,0 +1,243 @@
+"""One phone call's pipeline: services, turn taking, greeting, ending, and what it records."""
+
+import asyncio
+from collections.abc import Awaitable
+
+from fastapi import WebSocket
+from loguru import logger
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.frames.frames import (
+    EndWorkerFrame,
+    FunctionCallResultProperties,
+    LLMMessagesAppendFrame,
+    TTSSpeakFrame,
+)
+from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.services.llm_service import FunctionCallParams
+from pipecat.transports.websocket.fastapi import (
+    FastAPIWebsocketParams,
+    FastAPIWebsocketTransport,
+)
+from pipecat.workers.runner import WorkerRunner
+
+from voice_agent.call_facts import CallFacts
+from voice_agent.call_log import CallRecord
+from voice_agent.config import BotSettings, TwilioSettings
+from voice_agent.services import PHONE_SAMPLE_RATE, build_llm, build_stt, build_tts
+from voice_agent.twilio_stream import GuardedTwilioSerializer, StreamStart
+
+END_CALL_TOOL = "end_call"
+
+
+def build_serializer(start: StreamStart, twilio: TwilioSettings) -> GuardedTwilioSerializer:
+    """The stream's serializer, with auto hang-up when there are credentials to hang up with.
+
+    Without credentials the call still runs (a missing secret must not cost the
+    caller the call), but ending the pipeline cannot end the phone call, so say
+    once, clearly, what is missing.
+    """
+    auto_hang_up = not twilio.missing_credentials
+    if not auto_hang_up:
+        logger.warning(
+            "No auto hang-up on this call: set "
+            + " and ".join(twilio.missing_credentials)
+            + " so the bot can end calls through Twilio's REST API"
+        )
+    return GuardedTwilioSerializer(
+        start.stream_sid,
+        call_sid=start.call_sid,
+        account_sid=twilio.account_sid,
+        auth_token=twilio.auth_token,
+        api_key_sid=twilio.api_key,
+        api_key_secret=twilio.api_secret,
+        region=twilio.region,
+        edge=twilio.edge,
+        base_url=twilio.api_base_url,
+        params=GuardedTwilioSerializer.InputParams(auto_hang_up=auto_hang_up),
+    )
+
+
+class PhoneCall:
+    """A conversation on one Twilio Media Stream, from greeting to hang-up."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        *,
+        start: StreamStart,
+        facts: CallFacts,
+        settings: BotSettings,
+    ):
+        self.record = CallRecord(start.call_sid)
+        self._settings = settings
+        self._facts = facts
+        self._silence_prompts = 0
+        self._outbound_greeting: asyncio.Task | None = None
+        self._side_tasks: list[asyncio.Task] = []
+
+        self.serializer = build_serializer(start, settings.twilio)
+        self.transport = FastAPIWebsocketTransport(
+            websocket,
+            FastAPIWebsocketParams(
+                audio_in_enabled=True,
+                audio_out_enabled=True,
+                serializer=self.serializer,
+                session_timeout=int(settings.max_call_secs),
+            ),
+        )
+        end_call = FunctionSchema(
+            name=END_CALL_TOOL,
+            description=(
+                "End the phone call. Call it when the caller says goodbye or has nothing "
+                "more to ask. It says goodbye for you, so do not say goodbye yourself."
+            ),
+            properties={},
+            required=[],
+            handler=self._on_end_call_tool,
+        )
+        self.context = LLMContext(tools=ToolsSchema(standard_tools=[end_call]))
+        self.user_turns, self.assistant_turns = LLMContextAggregatorPair(
+            self.context,
+            user_params=LLMUserAggregatorParams(
+                vad_analyzer=SileroVADAnalyzer(),
+                user_idle_timeout=settings.silence_timeout_secs,
+            ),
+        )
+        system_instruction = f"{settings.system_prompt}\n\nAbout this call:\n{facts.describe()}"
+        pipeline = Pipeline(
+            [
+                self.transport.input(),
+                build_stt(settings),
+                self.user_turns,
+                build_llm(settings, system_instruction=system_instruction),
+                build_tts(settings),
+                self.transport.output(),
+                self.assistant_turns,
+            ]
+        )
+        self.latency = UserBotLatencyObserver()
+        self.worker = PipelineWorker(
+            pipeline,
+            params=PipelineParams(
+                audio_in_sample_rate=PHONE_SAMPLE_RATE,
+                audio_out_sample_rate=PHONE_SAMPLE_RATE,
+                enable_metrics=True,
+            ),
+            enable_rtvi=False,  # Twilio rejects any JSON that is not Media Streams (error 31951).
+            observers=[self.latency],
+        )
+        self._register_event_handlers()
+
+    async def run(self, *, handle_sigint: bool = False) -> None:
+        """Run the conversation until the call ends, then log its summary."""
+        runner = WorkerRunner(handle_sigint=handle_sigint)
+        await runner.add_workers(self.worker)
+        try:
+            await runner.run()
+        finally:
+            for task in self._side_tasks:
+                task.cancel()
+            logger.info(self.record.summary())
+
+    def learn_caller_numbers(self, lookup: Awaitable[tuple[str | None, str | None] | None]) -> None:
+        """Tell the LLM the caller's numbers once ``lookup`` finds them, without waiting for it."""
+        self._start_side_task(self._add_looked_up_numbers(lookup))
+
+    async def _add_looked_up_numbers(
+        self, lookup: Awaitable[tuple[str | None, str | None] | None]
+    ) -> None:
+        numbers = await lookup
+        if numbers is None:
+            return
+        from_number, to_number = numbers
+        fact = (
+            f"Looked up for this call: caller number (From) {from_number}, "
+            f"called number (To) {to_number}."
+        )
+        await self.worker.queue_frame(
+            LLMMessagesAppendFrame(messages=[{"role": "system", "content": fact}], run_llm=False)
+        )
+
+    def _start_side_task(self, work: Awaitable[None]) -> asyncio.Task:
+        task = asyncio.ensure_future(work)
+        self._side_tasks.append(task)
+        return task
+
+    def _register_event_handlers(self) -> None:
+        self.transport.add_event_handler("on_client_connected", self._on_connected)
+        self.transport.add_event_handler("on_client_disconnected", self._on_caller_hung_up)
+        self.transport.add_event_handler("on_session_timeout", self._on_max_duration)
+        self.user_turns.add_event_handler("on_user_turn_started", self._on_caller_spoke)
+        self.user_turns.add_event_handler("on_user_turn_idle", self._on_caller_silent)
+        self.latency.add_event_handler("on_first_bot_speech_latency", self._on_first_speech)
+        self.latency.add_event_handler("on_latency_measured", self._on_turn_latency)
+
+    async def _on_connected(self, _transport, _websocket) -> None:
+        if self._facts.outbound:
+            # The callee answers with "Hello?"; talking over them sounds like a robocall.
+            self._outbound_greeting = self._start_side_task(self._greet_unless_callee_speaks())
+        else:
+            await self._say(self._settings.greeting)
+
+    async def _greet_unless_callee_speaks(self) -> None:
+        await asyncio.sleep(self._settings.outbound_greeting_delay_secs)
+        logger.info("Callee silent after answering: greeting first")
+        await self._say(self._settings.greeting)
+
+    async def _on_caller_spoke(self, *_args) -> None:
+        self._silence_prompts = 0
+        if self._outbound_greeting and not self._outbound_greeting.done():
+            self._outbound_greeting.cancel()
+
+    async def _on_caller_silent(self, *_args) -> None:
+        self._silence_prompts += 1
+        if self._silence_prompts == 1:
+            await self._say(self._settings.silence_prompt)
+        else:
+            await self._say_goodbye_and_end("caller silent")
+
+    async def _on_end_call_tool(self, params: FunctionCallParams) -> None:
+        await params.result_callback(
+            {"status": "ending the call"}, properties=FunctionCallResultProperties(run_llm=False)
+        )
+        await self._say_goodbye_and_end("end_call tool")
+
+    async def _on_max_duration(self, _transport, _websocket) -> None:
+        await self._say_goodbye_and_end(f"maximum duration {self._settings.max_call_secs:g} s")
+
+    async def _on_caller_hung_up(self, _transport, _websocket) -> None:
+        # Nobody is listening any more: stop at once, and the serializer sends no hang-up
+        # because the socket is already closed.
+        self.record.end("caller hung up")
+        await self.worker.cancel(reason="caller hung up")
+
+    async def _on_first_speech(self, _observer, latency: float) -> None:
+        self.record.greeting_latency_secs = latency
+        logger.info(f"First bot speech {latency * 1000:.0f} ms after the stream started")
+
+    async def _on_turn_latency(self, _observer, latency: float) -> None:
+        self.record.add_turn_latency(latency)
+
+    async def _say(self, text: str) -> None:
+        await self.worker.queue_frame(TTSSpeakFrame(text))
+
+    async def _say_goodbye_and_end(self, reason: str) -> None:
+        """Play the goodbye to the end, then end the pipeline (and with it, the call).
+
+        The EndWorkerFrame follows the goodbye through the pipeline, so the output
+        transport has played every goodbye chunk before the serializer hangs up.
+        """
+        if not self.record.end(reason):
+            return
+        goodbye = TTSSpeakFrame(self._settings.goodbye)
+        goodbye.interruptible = False  # A caller's "bye" must not cut the goodbye short.
+        await self.worker.queue_frames([goodbye, EndWorkerFrame(reason=reason)])

@@ -1,0 +1,172 @@
+"""Twilio Media Streams on the bot's side: the stream's handshake and defensive decoding."""
+
+import asyncio
+import base64
+import binascii
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import WebSocket
+from loguru import logger
+from pipecat.frames.frames import Frame
+from pipecat.serializers.twilio import TwilioFrameSerializer
+
+# Twilio's own messages are a few hundred bytes (a 20 ms media message is about 300);
+# anything far larger is not Twilio and is dropped unread.
+MAX_MESSAGE_BYTES = 64 * 1024
+# The custom parameters of a TwiML <Stream>, as Pipecat Cloud forwards them, are small.
+MAX_CUSTOM_PARAMETERS_BYTES = 8 * 1024
+
+
+class StreamRejected(Exception):
+    """The peer did not open the stream the way Twilio does; the message says how."""
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    """What Twilio's ``start`` message says about the call."""
+
+    stream_sid: str
+    call_sid: str
+    account_sid: str | None
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+
+
+async def read_stream_start(websocket: WebSocket, *, timeout_secs: float = 10.0) -> StreamStart:
+    """Read messages up to and including ``start``, and return what it says.
+
+    Twilio sends ``connected`` and then ``start`` before any audio, and Pipecat
+    Cloud forwards both. Anything else before ``start`` means the peer is not a
+    Media Stream (or is broken), so it raises StreamRejected instead of guessing.
+    """
+    deadline = time.monotonic() + timeout_secs
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            message = await asyncio.wait_for(websocket.receive(), timeout=max(remaining, 0))
+        except TimeoutError:
+            raise StreamRejected(f"no 'start' message within {timeout_secs:g} s") from None
+        if message["type"] == "websocket.disconnect":
+            raise StreamRejected("the socket closed before the 'start' message")
+        event = _decode_handshake_message(message)
+        if event.get("event") == "connected":
+            continue
+        if event.get("event") == "start":
+            return _parse_start(event)
+        raise StreamRejected(f"expected 'connected' or 'start', got {_describe_event(event)}")
+
+
+def _decode_handshake_message(message: dict[str, Any]) -> dict[str, Any]:
+    text = message.get("text")
+    if text is None:
+        raise StreamRejected("binary frame before 'start' (Twilio sends JSON text)")
+    if len(text) > MAX_MESSAGE_BYTES:
+        raise StreamRejected(f"a {len(text)}-byte message before 'start' (too large for Twilio)")
+    try:
+        event = json.loads(text)
+    except json.JSONDecodeError:
+        raise StreamRejected("a message before 'start' is not JSON") from None
+    if not isinstance(event, dict):
+        raise StreamRejected("a message before 'start' is not a JSON object")
+    return event
+
+
+def _parse_start(event: dict[str, Any]) -> StreamStart:
+    start = event.get("start")
+    if not isinstance(start, dict):
+        raise StreamRejected("'start' message has no 'start' object")
+    stream_sid = start.get("streamSid") or event.get("streamSid")
+    call_sid = start.get("callSid")
+    if not isinstance(stream_sid, str) or not stream_sid:
+        raise StreamRejected("'start' message has no streamSid")
+    if not isinstance(call_sid, str) or not call_sid:
+        raise StreamRejected("'start' message has no callSid")
+    account_sid = start.get("accountSid")
+    return StreamStart(
+        stream_sid=stream_sid,
+        call_sid=call_sid,
+        account_sid=account_sid if isinstance(account_sid, str) else None,
+        custom_parameters=_parse_custom_parameters(start.get("customParameters")),
+    )
+
+
+def _parse_custom_parameters(raw: Any) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise StreamRejected("'start.customParameters' is not a JSON object")
+    if len(json.dumps(raw)) > MAX_CUSTOM_PARAMETERS_BYTES:
+        raise StreamRejected(
+            f"'start.customParameters' is larger than {MAX_CUSTOM_PARAMETERS_BYTES} bytes"
+        )
+    return {str(key): str(value) for key, value in raw.items()}
+
+
+def _describe_event(event: dict[str, Any]) -> str:
+    name = event.get("event")
+    return f"'{name}'" if isinstance(name, str) and len(name) < 40 else "a message with no event"
+
+
+class GuardedTwilioSerializer(TwilioFrameSerializer):
+    """pipecat's Twilio serializer, hardened against input that is not Twilio's.
+
+    The stock serializer lets a binary frame or a bad base64 payload raise, which
+    ends the transport's receive loop and with it the call, and it logs unparsable
+    text in full. Here each bad message is dropped with one short warning, so a
+    glitch costs a message, never the call. After a transfer the call belongs to
+    someone else: ``release_call()`` stops the hang-up that ending the pipeline
+    would otherwise send.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._dropped_messages = 0
+
+    @property
+    def dropped_messages(self) -> int:
+        """How many inbound messages were not Twilio's and were dropped."""
+        return self._dropped_messages
+
+    def release_call(self) -> None:
+        """Leave the call up when the pipeline ends (it was handed to someone else)."""
+        self._hangup_attempted = True
+
+    async def deserialize(self, data: str | bytes) -> Frame | None:
+        """Decode one inbound message, dropping anything Twilio would not send."""
+        problem = self._problem_with(data)
+        if problem:
+            self._drop(problem)
+            return None
+        return await super().deserialize(data)
+
+    def _problem_with(self, data: str | bytes) -> str | None:
+        if isinstance(data, bytes):
+            return "binary frame"
+        if len(data) > MAX_MESSAGE_BYTES:
+            return f"{len(data)}-byte message"
+        try:
+            message = json.loads(data)
+        except json.JSONDecodeError:
+            return "message that is not JSON"
+        if not isinstance(message, dict):
+            return "JSON message that is not an object"
+        if message.get("event") == "media":
+            media = message.get("media")
+            payload = media.get("payload") if isinstance(media, dict) else None
+            if not isinstance(payload, str):
+                return "media message without a payload"
+            try:
+                base64.b64decode(payload, validate=True)
+            except (binascii.Error, ValueError):
+                return "media message whose payload is not base64"
+        return None
+
+    def _drop(self, problem: str) -> None:
+        self._dropped_messages += 1
+        # The first few are worth seeing; a flood of them is one problem, not a thousand.
+        if self._dropped_messages <= 3:
+            logger.warning(f"Dropped a {problem} on the Twilio stream")
+        elif self._dropped_messages == 4:
+            logger.warning("Dropping further malformed messages on this stream without logging")
