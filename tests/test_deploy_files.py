@@ -1,0 +1,59 @@
+"""Deployment files: what `pipecat cloud deploy` and the Docker build will read."""
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_pcc_deploy_toml_loads_with_pipecatcloud_loader():
+    # The loader reads its path from the environment at import, so load it in a fresh process.
+    code = (
+        "from pipecatcloud._utils.deploy_utils import load_deploy_config_file\n"
+        "c = load_deploy_config_file()\n"
+        "print(c.agent_name, c.secret_set, c.region, c.agent_profile, c.scaling.min_agents)\n"
+    )
+    env = {**os.environ, "PIPECAT_DEPLOY_CONFIG_PATH": str(REPO / "pcc-deploy.toml")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    agent, secret_set, region, profile, min_agents = result.stdout.split()
+    assert agent == "twilio-voice-agent"
+    assert secret_set == "twilio-voice-agent-secrets"
+    assert region == "us-west"
+    assert profile == "agent-1x"
+    assert min_agents == "1"
+
+
+def _local_modules_imported_by(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return {n for n in names if (REPO / f"{n}.py").exists() or (REPO / n).is_dir()}
+
+
+def test_dockerfile_copies_every_local_module_bot_imports():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    copied = {
+        line.split()[-1].rstrip("/").removesuffix(".py")
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ")
+    }
+    local_modules = _local_modules_imported_by(REPO / "bot.py")
+    assert "voice_agent" in local_modules
+    assert local_modules <= copied, f"not copied: {local_modules - copied}"
+    assert "bot" in copied
+
+
+def test_dockerfile_installs_from_the_lockfile_without_dev_dependencies():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert dockerfile.startswith("FROM dailyco/pipecat-base:")
+    assert "uv sync --locked --no-install-project --no-dev" in dockerfile
+    assert (REPO / "uv.lock").exists()
