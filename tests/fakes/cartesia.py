@@ -1,0 +1,184 @@
+"""A loopback Cartesia TTS websocket that answers text at once with a tone as long as the words."""
+
+import base64
+import json
+import math
+from array import array
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request
+
+from ._websocket_server import HandshakeRejected, WebsocketFake
+
+SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
+CHUNK_SECS = 0.04
+AMPLITUDE = 8000
+FADE_SECS = 0.01
+
+
+@dataclass
+class CartesiaContext:
+    """One ``context_id``: what was asked of it and what became of it."""
+
+    context_id: str
+    model_id: str
+    voice_id: str
+    sample_rate: int
+    transcripts: list[str] = field(default_factory=list)
+    audio_secs: float = 0.0
+    cancelled: bool = False
+    done: bool = False
+
+
+def tone(words: int, *, secs_per_word: float, sample_rate: int) -> bytes:
+    """PCM16 with one faded tone burst per word, its pitch stepping like speech."""
+    samples = array("h")
+    per_word = round(secs_per_word * sample_rate)
+    fade = max(1, round(FADE_SECS * sample_rate))
+    for word in range(words):
+        hz = 220 + 40 * (word % 5)
+        for n in range(per_word):
+            envelope = min(1.0, n / fade, (per_word - n) / fade)
+            samples.append(
+                round(AMPLITUDE * envelope * math.sin(2 * math.pi * hz * n / sample_rate))
+            )
+    return samples.tobytes()
+
+
+class FakeCartesia(WebsocketFake):
+    """Cartesia's ``/tts/websocket``, with zero latency.
+
+    Each transcript is answered immediately with ``chunk`` messages (base64 PCM16 at
+    the requested rate, ``secs_per_word`` of tone per word) and a ``timestamps``
+    message for its words; ``done`` follows once the context is flushed
+    (``continue: false``). ``{"context_id": ..., "cancel": true}`` cancels a context.
+    """
+
+    def __init__(self, *, api_key: str = "sk_car_test_key", secs_per_word: float = 0.12) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.secs_per_word = secs_per_word
+        self.transcripts: list[str] = []
+        self.contexts: dict[str, CartesiaContext] = {}
+
+    @property
+    def url(self) -> str:
+        """What CartesiaTTSService(url=...) takes."""
+        return f"ws://127.0.0.1:{self.port}/tts/websocket"
+
+    def check_handshake(self, request: Request) -> None:
+        if urlsplit(request.path).path != "/tts/websocket":
+            raise HandshakeRejected(HTTPStatus.NOT_FOUND, {"error": "Not found"})
+        if request.headers.get("X-API-Key") != self.api_key:
+            raise HandshakeRejected(HTTPStatus.UNAUTHORIZED, {"error": "Invalid API key"})
+        if not request.headers.get("Cartesia-Version"):
+            raise HandshakeRejected(
+                HTTPStatus.BAD_REQUEST, {"error": "Cartesia-Version header is required"}
+            )
+
+    async def serve_session(self, websocket: ServerConnection) -> None:
+        async for message in websocket:
+            for reply in self.answer(message):
+                await websocket.send(json.dumps(reply))
+
+    def answer(self, message: str | bytes) -> list[dict[str, Any]]:
+        """The replies to one client message, in order."""
+        try:
+            request = json.loads(message)
+        except ValueError:
+            return [_error("", "Invalid JSON")]
+        if not isinstance(request, dict):
+            return [_error("", "A request must be a JSON object")]
+        context_id = request.get("context_id")
+        if not isinstance(context_id, str) or not context_id:
+            return [_error("", "context_id is required")]
+        if request.get("cancel") is True:
+            if context_id in self.contexts:
+                self.contexts[context_id].cancelled = True
+            return []
+        context = self.contexts.get(context_id)
+        if context is None:
+            problem = _invalid(request)
+            if problem:
+                return [_error(context_id, problem)]
+            context = CartesiaContext(
+                context_id,
+                model_id=request["model_id"],
+                voice_id=request["voice"]["id"],
+                sample_rate=request["output_format"]["sample_rate"],
+            )
+            self.contexts[context_id] = context
+        if context.cancelled:
+            return []
+        if context.done:
+            return [_error(context_id, f"Context {context_id} is already done")]
+        transcript = request.get("transcript")
+        if not isinstance(transcript, str):
+            return [_error(context_id, "transcript must be a string")]
+        replies = self._speak(context, transcript) if transcript.strip() else []
+        if request.get("continue") is False:
+            context.done = True
+            replies.append(_reply("done", context_id, done=True))
+        return replies
+
+    def _speak(self, context: CartesiaContext, transcript: str) -> list[dict[str, Any]]:
+        self.transcripts.append(transcript)
+        context.transcripts.append(transcript)
+        words = transcript.split()
+        audio = tone(len(words), secs_per_word=self.secs_per_word, sample_rate=context.sample_rate)
+        step = round(CHUNK_SECS * context.sample_rate) * 2
+        replies = [
+            _reply(
+                "chunk",
+                context.context_id,
+                data=base64.b64encode(audio[i : i + step]).decode(),
+                step_time=0.0,
+            )
+            for i in range(0, len(audio), step)
+        ]
+        starts = [context.audio_secs + i * self.secs_per_word for i in range(len(words))]
+        word_timestamps = {
+            "words": words,
+            "start": [round(s, 3) for s in starts],
+            "end": [round(s + self.secs_per_word, 3) for s in starts],
+        }
+        replies.append(_reply("timestamps", context.context_id, word_timestamps=word_timestamps))
+        context.audio_secs += len(words) * self.secs_per_word
+        return replies
+
+
+def _invalid(request: dict[str, Any]) -> str | None:
+    """Why the first request of a context is unusable, as Cartesia would refuse it."""
+    voice = request.get("voice")
+    output = request.get("output_format")
+    if not isinstance(request.get("model_id"), str) or not request["model_id"]:
+        return "model_id is required"
+    if not isinstance(voice, dict) or voice.get("mode") != "id" or not voice.get("id"):
+        return "voice must be {'mode': 'id', 'id': <voice id>}"
+    if not isinstance(output, dict):
+        return "output_format is required"
+    if output.get("container") != "raw" or output.get("encoding") != "pcm_s16le":
+        return "this fake serves only container 'raw' with encoding 'pcm_s16le'"
+    if output.get("sample_rate") not in SAMPLE_RATES:
+        return f"sample_rate must be one of {SAMPLE_RATES}"
+    return None
+
+
+def _reply(kind: str, context_id: str, *, done: bool = False, **fields: Any) -> dict[str, Any]:
+    return {"type": kind, "context_id": context_id, "status_code": 206, "done": done, **fields}
+
+
+def _error(context_id: str, message: str) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "context_id": context_id,
+        "status_code": 400,
+        "done": True,
+        "title": "Invalid request",
+        "message": message,
+        "error_code": "invalid_request",
+    }
