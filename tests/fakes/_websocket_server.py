@@ -30,15 +30,18 @@ class WebsocketFake:
         self.connections = 0
         self.rejected = 0
         self._server: Server | None = None
+        self._port: int | None = None
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        """The port it listens on; kept after kill() so clients can find it refused."""
+        if self._port is None:
             raise RuntimeError(f"use {type(self).__name__} in 'async with'")
-        return self._server.sockets[0].getsockname()[1]
+        return self._port
 
     async def __aenter__(self) -> Self:
         self._server = await serve(self._session, "127.0.0.1", 0, process_request=self._handshake)
+        self._port = self._server.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

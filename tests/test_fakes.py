@@ -1,0 +1,406 @@
+"""The fakes and the simulated caller speak the real protocols: checked with the real clients."""
+
+import asyncio
+import base64
+import json
+import re
+import time
+import wave
+from pathlib import Path
+
+import openai
+import pytest
+from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
+from deepgram.core import ApiError
+from deepgram.listen.v1.types import ListenV1Metadata, ListenV1Results
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import InvalidStatus
+
+from tests.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Reply, ToolCall
+from voice_agent.simulated_caller import (
+    FRAME_BYTES,
+    SimulatedCaller,
+    pcm16_to_ulaw,
+    read_wav_8k,
+)
+
+AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
+ORDER_STATUS = "Hi, I'm calling to check on the status of my order."
+SILENCE_8K = bytes(8000 * 2)  # one second of PCM16 at 8 kHz
+LOOKUP_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup_order",
+        "description": "Look up an order by its number.",
+        "parameters": {
+            "type": "object",
+            "properties": {"order_number": {"type": "string"}},
+            "required": ["order_number"],
+        },
+    },
+}
+
+
+# --- FakeOpenAI, through the openai SDK ------------------------------------------------
+
+
+def openai_client(fake: FakeOpenAI, api_key: str = "sk-test-key") -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=fake.base_url, api_key=api_key, max_retries=0)
+
+
+async def test_openai_streams_a_reply_in_token_chunks_with_usage():
+    async with FakeOpenAI(replies=[Reply("Your order ships tomorrow.")]) as fake:
+        stream = await openai_client(fake).chat.completions.create(
+            model="gpt-4.1-mini",
+            messages=[{"role": "user", "content": "Where is my order?"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [chunk async for chunk in stream]
+
+    contents = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta]
+    assert "".join(filter(None, contents)) == "Your order ships tomorrow."
+    assert sum(1 for text in contents if text) >= 4
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
+    assert fake.requests[0]["messages"][0]["content"] == "Where is my order?"
+    assert fake.connections == 1
+
+
+async def test_openai_streams_a_tool_call_in_fragments():
+    call = ToolCall("lookup_order", {"order_number": "4567"})
+    async with FakeOpenAI(replies=[call]) as fake:
+        stream = await openai_client(fake).chat.completions.create(
+            model="gpt-4.1-mini",
+            messages=[{"role": "user", "content": "Order four five six seven."}],
+            tools=[LOOKUP_TOOL],
+            stream=True,
+        )
+        chunks = [chunk async for chunk in stream]
+        default = await openai_client(fake).chat.completions.create(
+            model="gpt-4.1-mini", messages=[{"role": "user", "content": "Thanks."}]
+        )
+
+    fragments = [t for c in chunks for t in (c.choices[0].delta.tool_calls or [])]
+    assert fragments[0].id.startswith("call_") and fragments[0].type == "function"
+    assert fragments[0].function.name == "lookup_order"
+    assert len(fragments) > 2
+    arguments = "".join(f.function.arguments or "" for f in fragments)
+    assert json.loads(arguments) == {"order_number": "4567"}
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    assert fake.requests[0]["tools"][0]["function"]["name"] == "lookup_order"
+    assert default.choices[0].message.content == fake.default_reply
+
+
+async def test_openai_rejects_a_wrong_key_like_openai():
+    async with FakeOpenAI() as fake:
+        with pytest.raises(openai.AuthenticationError, match="Incorrect API key"):
+            await openai_client(fake, api_key="sk-wrong").chat.completions.create(
+                model="gpt-4.1-mini", messages=[{"role": "user", "content": "Hi"}], stream=True
+            )
+    assert (fake.connections, fake.rejected) == (0, 1)
+
+
+# --- FakeDeepgram, through the deepgram SDK as pipecat builds it ------------------------
+
+
+def deepgram_client(fake: FakeDeepgram, api_key: str = "dg-test-key") -> AsyncDeepgramClient:
+    http_url = fake.base_url.replace("ws://", "http://")
+    environment = DeepgramClientEnvironment(
+        base=http_url, production=fake.base_url, agent=fake.base_url, agent_rest=http_url
+    )
+    return AsyncDeepgramClient(api_key=api_key, environment=environment)
+
+
+async def send_audio(connection, pcm: bytes) -> None:
+    for i in range(0, len(pcm), 320):
+        await connection.send_media(pcm[i : i + 320])
+
+
+async def next_result(connection) -> ListenV1Results:
+    while not isinstance(message := await asyncio.wait_for(connection.recv(), 5), ListenV1Results):
+        pass
+    return message
+
+
+async def test_deepgram_transcribes_speech_on_finalize_and_on_endpointing():
+    speech = read_wav_8k(AUDIO / "order_status.wav")
+    async with FakeDeepgram(transcripts=[ORDER_STATUS, "Thanks."]) as fake:
+        params = {"model": "nova-3-general", "encoding": "linear16", "sample_rate": "8000"}
+        async with deepgram_client(fake).listen.v1.connect(**params) as connection:
+            await send_audio(connection, SILENCE_8K[:8000] + speech + SILENCE_8K[:4000])
+            interim = await next_result(connection)
+            await connection.send_finalize()
+            final = await next_result(connection)
+            # No Finalize this time: the fake endpoints after a second of silence.
+            await send_audio(connection, speech + SILENCE_8K + SILENCE_8K[:4000])
+            await next_result(connection)
+            endpointed = await next_result(connection)
+            await connection.send_close_stream()
+            metadata = await asyncio.wait_for(connection.recv(), 5)
+
+    assert not interim.is_final and ORDER_STATUS.startswith(
+        interim.channel.alternatives[0].transcript
+    )
+    assert final.is_final and final.from_finalize
+    assert final.channel.alternatives[0].transcript == ORDER_STATUS
+    assert endpointed.is_final and endpointed.speech_final and not endpointed.from_finalize
+    assert endpointed.channel.alternatives[0].transcript == "Thanks."
+    assert isinstance(metadata, ListenV1Metadata)
+    assert fake.transcripts_sent == [ORDER_STATUS, "Thanks."]
+    for message in fake.results:
+        ListenV1Results.model_validate(message)
+    session = fake.sessions[0]
+    assert session.params["sample_rate"] == "8000"
+    assert session.control == ["Finalize", "CloseStream"]
+
+
+async def test_deepgram_rejects_a_wrong_key_at_the_handshake():
+    async with FakeDeepgram() as fake:
+        client = deepgram_client(fake, api_key="wrong")
+        with pytest.raises(ApiError) as error:
+            async with client.listen.v1.connect(model="nova-3", encoding="linear16"):
+                pass
+    assert error.value.status_code == 401
+    assert (fake.connections, fake.rejected) == (0, 1)
+
+
+# --- FakeCartesia, with a plain websockets client speaking pipecat's messages -----------
+
+
+def tts_request(context_id: str, transcript: str, *, more: bool = True) -> str:
+    return json.dumps(
+        {
+            "transcript": transcript,
+            "continue": more,
+            "context_id": context_id,
+            "model_id": "sonic-3.6",
+            "voice": {"mode": "id", "id": "voice-1"},
+            "output_format": {"container": "raw", "encoding": "pcm_s16le", "sample_rate": 8000},
+            "add_timestamps": True,
+            "use_normalized_timestamps": False,
+            "language": "en",
+        }
+    )
+
+
+def cartesia_headers(api_key: str = "sk_car_test_key") -> dict[str, str]:
+    return {"X-API-Key": api_key, "Cartesia-Version": "2026-03-01"}
+
+
+async def replies_until_done(websocket) -> list[dict]:
+    replies = []
+    while not replies or replies[-1]["type"] not in ("done", "error"):
+        replies.append(json.loads(await asyncio.wait_for(websocket.recv(), 5)))
+    return replies
+
+
+async def test_cartesia_answers_with_audio_timestamps_and_done():
+    async with (
+        FakeCartesia() as fake,
+        connect(fake.url, additional_headers=cartesia_headers()) as websocket,
+    ):
+        await websocket.send(tts_request("ctx-1", "Hello there, "))
+        await websocket.send(tts_request("ctx-1", "how can I help?"))
+        await websocket.send(tts_request("ctx-1", "", more=False))
+        replies = await replies_until_done(websocket)
+        await websocket.send(json.dumps({"context_id": "ctx-2", "model_id": "sonic-3.6"}))
+        error = await replies_until_done(websocket)
+
+    audio = b"".join(base64.b64decode(r["data"]) for r in replies if r["type"] == "chunk")
+    assert len(audio) == round(6 * 0.12 * 8000) * 2  # six words
+    assert max(abs(s) for s in memoryview(audio).cast("h")) > 4000
+    stamps = [r["word_timestamps"] for r in replies if r["type"] == "timestamps"]
+    assert [w for s in stamps for w in s["words"]] == [
+        "Hello",
+        "there,",
+        "how",
+        "can",
+        "I",
+        "help?",
+    ]
+    assert stamps[1]["start"][0] == pytest.approx(0.24)
+    assert replies[-1] == {"type": "done", "context_id": "ctx-1", "status_code": 206, "done": True}
+    assert error[-1]["type"] == "error" and error[-1]["context_id"] == "ctx-2"
+    assert fake.transcripts == ["Hello there, ", "how can I help?"]
+    assert fake.contexts["ctx-1"].done and fake.connections == 1
+
+
+async def test_cartesia_rejects_a_wrong_key_and_can_be_killed():
+    async with FakeCartesia() as fake:
+        with pytest.raises(InvalidStatus) as error:
+            async with connect(fake.url, additional_headers=cartesia_headers("wrong")):
+                pass
+        assert error.value.response.status_code == 401
+        async with connect(fake.url, additional_headers=cartesia_headers()) as websocket:
+            await websocket.send(tts_request("ctx-1", "Hi.", more=False))
+            await replies_until_done(websocket)
+            await fake.kill()
+            await asyncio.wait_for(websocket.wait_closed(), 2)
+        with pytest.raises(OSError):
+            await connect(fake.url, additional_headers=cartesia_headers())
+    assert (fake.connections, fake.rejected) == (1, 1)
+
+
+# --- SimulatedCaller, against a bare server standing in for the bot --------------------
+
+
+class BotSide:
+    """The bot's end of a Media Stream, reduced to recording what the caller sends."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.received: list[tuple[float, str]] = []
+        self.websocket: ServerConnection | None = None
+        self.connected = asyncio.Event()
+
+    async def handler(self, websocket: ServerConnection) -> None:
+        self.websocket = websocket
+        self.connected.set()
+        async for message in websocket:
+            self.received.append((time.monotonic(), message))
+
+    def events(self, event: str) -> list[tuple[float, dict]]:
+        parsed = [(t, json.loads(m)) for t, m in self.received]
+        return [(t, m) for t, m in parsed if m.get("event") == event]
+
+    async def send(self, message: dict) -> None:
+        await self.connected.wait()
+        assert self.websocket is not None
+        await self.websocket.send(json.dumps(message))
+
+    async def send_audio(self, stream_sid: str, secs: float) -> None:
+        """Bot speech as pipecat sends it: 20 ms media messages, as fast as it likes."""
+        payload = base64.b64encode(pcm16_to_ulaw(b"\x10\x27" * FRAME_BYTES)).decode()
+        for _ in range(round(secs / 0.02)):
+            await self.send(
+                {"event": "media", "streamSid": stream_sid, "media": {"payload": payload}}
+            )
+
+
+@pytest.fixture
+async def bot_side():
+    bot = BotSide()
+    async with serve(bot.handler, "127.0.0.1", 0) as server:
+        bot.url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ws"
+        yield bot
+
+
+async def test_caller_opens_the_stream_paces_media_presses_keys_and_hangs_up(bot_side):
+    params = {"from_number": "+14155550123"}
+    async with SimulatedCaller(bot_side.url, custom_parameters=params) as caller:
+        await asyncio.sleep(1.0)
+        await caller.press("42")
+        await caller.hang_up()
+        await asyncio.sleep(0.1)
+
+    messages = [json.loads(m) for _, m in bot_side.received]
+    assert messages[0] == {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+    start = messages[1]
+    assert start["event"] == "start" and start["sequenceNumber"] == "1"
+    assert (
+        re.fullmatch(r"MZ[0-9a-f]{32}", start["streamSid"])
+        and start["streamSid"] == caller.stream_sid
+    )
+    assert re.fullmatch(r"CA[0-9a-f]{32}", start["start"]["callSid"])
+    assert re.fullmatch(r"AC[0-9a-f]{32}", start["start"]["accountSid"])
+    assert start["start"]["customParameters"] == params
+    assert start["start"]["mediaFormat"] == {
+        "encoding": "audio/x-mulaw",
+        "sampleRate": 8000,
+        "channels": 1,
+    }
+    assert [int(m["sequenceNumber"]) for m in messages[1:]] == list(range(1, len(messages)))
+
+    media = bot_side.events("media")
+    in_first_second = [t for t, _ in media if t - media[0][0] < 1.0]
+    assert 40 <= len(in_first_second) <= 60
+    first = media[0][1]["media"]
+    assert (first["track"], first["chunk"]) == ("inbound", "1")
+    assert base64.b64decode(first["payload"]) == b"\xff" * FRAME_BYTES
+    assert [m["media"]["chunk"] for _, m in media[:3]] == ["1", "2", "3"]
+
+    dtmf = bot_side.events("dtmf")
+    assert [m["dtmf"] for _, m in dtmf] == [
+        {"track": "inbound_track", "digit": "4"},
+        {"track": "inbound_track", "digit": "2"},
+    ]
+    assert dtmf[1][0] - dtmf[0][0] >= 0.09
+    assert messages[-1]["event"] == "stop"
+    assert messages[-1]["stop"] == {"accountSid": caller.account_sid, "callSid": caller.call_sid}
+    assert not caller.closed_by_server
+
+
+async def test_caller_says_a_wav_in_real_time(bot_side, tmp_path):
+    wav_16k = tmp_path / "16k.wav"
+    with wave.open(str(wav_16k), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(bytes(3200))
+    speech = read_wav_8k(AUDIO / "agree.wav")
+    async with SimulatedCaller(bot_side.url) as caller:
+        with pytest.raises(ValueError, match="8000 Hz mono 16-bit"):
+            await caller.say(wav_16k)
+        spoken = await caller.say(AUDIO / "agree.wav")
+
+    assert spoken.ended_at - spoken.started_at == pytest.approx(len(speech) / 16000, abs=0.1)
+    sent = b"".join(base64.b64decode(m["media"]["payload"]) for _, m in bot_side.events("media"))
+    assert pcm16_to_ulaw(speech) in sent
+
+
+async def test_caller_plays_bot_audio_out_and_echoes_marks_when_played(bot_side):
+    async with SimulatedCaller(bot_side.url) as caller:
+        await bot_side.send({"event": "connected"})  # not a message a server may send
+        await bot_side.send_audio("MZ" + "0" * 32, 0.1)  # another stream's audio
+        await bot_side.send_audio(caller.stream_sid, 0.5)
+        await bot_side.send(
+            {"event": "mark", "streamSid": caller.stream_sid, "mark": {"name": "hi"}}
+        )
+        arrived = await caller.wait_for_bot_audio(timeout=2)
+        heard_until = await caller.wait_for_bot_silence(quiet_secs=0.2, timeout=3)
+
+    ((echoed_at, echo),) = bot_side.events("mark")
+    assert echo["mark"] == {"name": "hi"} and echo["streamSid"] == caller.stream_sid
+    assert echoed_at - arrived == pytest.approx(0.5, abs=0.08)
+    ((start, end),) = caller.bot_segments()
+    assert (start, end) == (pytest.approx(arrived), pytest.approx(heard_until))
+    assert end - start == pytest.approx(0.5, abs=0.01)
+    assert len(caller.bot_audio_pcm()) == 4000 * 2
+    assert caller.wrong_stream_sid_messages == 5
+    assert [json.loads(m)["event"] for _, m in caller.unexpected] == ["connected"]
+
+
+async def test_caller_clear_drops_unplayed_audio_and_releases_marks(bot_side, tmp_path):
+    async with SimulatedCaller(bot_side.url) as caller:
+        await bot_side.send_audio(caller.stream_sid, 1.0)
+        await bot_side.send(
+            {"event": "mark", "streamSid": caller.stream_sid, "mark": {"name": "m"}}
+        )
+        arrived = await caller.wait_for_bot_audio(timeout=2)
+        await asyncio.sleep(0.2)
+        await bot_side.send({"event": "clear", "streamSid": caller.stream_sid})
+        await asyncio.sleep(0.1)
+        caller.stereo_wav(tmp_path / "call.wav")
+        await bot_side.websocket.close()
+        await caller.wait_closed(timeout=2)
+
+    (cleared_at,) = caller.clears
+    ((echoed_at, _),) = bot_side.events("mark")
+    assert 0 <= echoed_at - cleared_at < 0.05
+    ((start, end),) = caller.bot_segments()
+    assert (start, end) == (pytest.approx(arrived), pytest.approx(cleared_at))
+    assert len(caller.bot_audio_pcm()) == 8000 * 2  # everything received, even if cut
+    assert caller.closed_by_server and caller.close_code == 1000
+    with wave.open(str(tmp_path / "call.wav"), "rb") as recording:
+        assert (recording.getnchannels(), recording.getframerate()) == (2, 8000)
+
+
+async def test_caller_can_skip_the_handshake_and_send_raw_frames(bot_side):
+    async with SimulatedCaller(bot_side.url, handshake=False) as caller:
+        await caller.send_raw('{"event": "start"}')
+        await caller.send_raw(b"\x00\x01")
+        await asyncio.sleep(0.1)
+    assert [m for _, m in bot_side.received[:2]] == ['{"event": "start"}', b"\x00\x01"]
+    assert caller.start_sent_at is None
