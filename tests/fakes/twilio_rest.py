@@ -1,0 +1,272 @@
+"""A fake Twilio REST API on 127.0.0.1: create, fetch and update calls, start recordings."""
+
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Self
+
+from aiohttp import BasicAuth, web
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "fake-auth-token-0123456789abcdef"
+API_KEY = "SK" + "fedcba9876543210" * 2
+API_SECRET = "fake-api-secret-0123456789abcdef"
+
+DEFAULT_SCRIPT = ("queued", "ringing", "in-progress", "completed")
+FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+
+_E164 = re.compile(r"\+[1-9]\d{1,14}")
+_API = "/2010-04-01/Accounts/{account}"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as it arrived: ``form`` keeps the last value of a repeated field."""
+
+    method: str
+    path: str
+    form: dict[str, str]
+    username: str | None
+    time: float  # time.monotonic() on arrival
+
+
+@dataclass
+class FakeCall:
+    """A call whose status walks through ``script``, one step every ``step_secs``."""
+
+    sid: str
+    to: str
+    from_: str
+    direction: str
+    script: Sequence[str]
+    step_secs: float
+    created: float = field(default_factory=time.monotonic)
+    answered_by: str | None = None
+    ended_as: str | None = None  # Set by a hang-up; overrides the script.
+
+    @property
+    def status(self) -> str:
+        if self.ended_as:
+            return self.ended_as
+        step = int((time.monotonic() - self.created) / self.step_secs)
+        return self.script[min(step, len(self.script) - 1)]
+
+    def as_json(self, account_sid: str) -> dict[str, object]:
+        status = self.status
+        answered = status in ("in-progress", "completed")
+        now = format_datetime(datetime.now(UTC), usegmt=True)
+        return {
+            "sid": self.sid,
+            "account_sid": account_sid,
+            "to": self.to,
+            "to_formatted": self.to,
+            "from": self.from_,
+            "from_formatted": self.from_,
+            "status": status,
+            "direction": self.direction,
+            "answered_by": self.answered_by if answered else None,
+            "date_created": now,
+            "date_updated": now,
+            "duration": None,
+            "price": None,
+            "api_version": "2010-04-01",
+            "uri": f"{_API.format(account=account_sid)}/Calls/{self.sid}.json",
+        }
+
+
+class FakeTwilio:
+    """Twilio's Calls API on a free loopback port; ``async with`` starts and stops it.
+
+    Basic auth is checked against the account SID + auth token and, when given, an
+    API key + secret, as Twilio does. Tests steer it per To number with
+    ``script_calls_to`` (e.g. busy, no-answer) and ``fail_calls_to`` (e.g. 21215), and
+    pre-register calls (an inbound caller) with ``register_call``. Everything that
+    arrives is in ``requests``; ``creates``, ``hangups``, ``updates`` and
+    ``recordings`` are the views tests assert on.
+    """
+
+    def __init__(
+        self,
+        *,
+        account_sid: str = ACCOUNT_SID,
+        auth_token: str | None = AUTH_TOKEN,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        step_secs: float = 0.05,
+    ) -> None:
+        self.account_sid = account_sid
+        self.credentials = {account_sid: auth_token}
+        if api_key:
+            self.credentials[api_key] = api_secret
+        self.step_secs = step_secs
+        self.requests: list[RecordedRequest] = []
+        self.calls: dict[str, FakeCall] = {}
+        self.hangups: list[str] = []
+        self.updates: list[tuple[str, dict[str, str]]] = []
+        self.recordings: list[dict[str, object]] = []
+        self._scripts: dict[str, tuple[Sequence[str], float]] = {}
+        self._errors: dict[str, tuple[int, int, str]] = {}
+        self._answered_by: dict[str, str] = {}
+        self._runner: web.AppRunner | None = None
+
+    # -- steering -------------------------------------------------------------------
+
+    def script_calls_to(
+        self, number: str, statuses: Sequence[str], *, step_secs: float | None = None
+    ) -> None:
+        """Calls to ``number`` go through ``statuses`` (the last one sticks)."""
+        self._scripts[number] = (tuple(statuses), step_secs or self.step_secs)
+
+    def fail_calls_to(
+        self, number: str, code: int, *, status: int = 400, message: str | None = None
+    ) -> None:
+        """Refuse to create calls to ``number`` with Twilio error ``code``."""
+        self._errors[number] = (status, code, message or f"Fake Twilio error {code}")
+
+    def answer_calls_to(self, number: str, answered_by: str) -> None:
+        """With MachineDetection, report ``answered_by`` (human, machine_start, fax...)."""
+        self._answered_by[number] = answered_by
+
+    def register_call(
+        self,
+        *,
+        from_: str,
+        to: str,
+        status: str = "in-progress",
+        direction: str = "inbound",
+        sid: str | None = None,
+    ) -> str:
+        """Make a call the fake did not create (an inbound caller) known; returns its SID."""
+        sid = sid or _new_sid("CA")
+        self.calls[sid] = FakeCall(sid, to, from_, direction, (status,), self.step_secs)
+        return sid
+
+    # -- what tests assert on -------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if self._runner is None:
+            raise RuntimeError("use FakeTwilio in 'async with'")
+        host, port = self._runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def creates(self) -> list[RecordedRequest]:
+        """Every create-call request, accepted or not, in arrival order."""
+        return [r for r in self.requests if r.method == "POST" and r.path.endswith("/Calls.json")]
+
+    # -- server -------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        app = web.Application(middlewares=[self._record_and_authenticate])
+        calls = _API + "/Calls"
+        app.router.add_post(calls + ".json", self._create_call)
+        app.router.add_get(calls + "/{sid}.json", self._fetch_call)
+        app.router.add_post(calls + "/{sid}.json", self._update_call)
+        app.router.add_post(calls + "/{sid}/Recordings.json", self._start_recording)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @web.middleware
+    async def _record_and_authenticate(self, request: web.Request, handler) -> web.StreamResponse:
+        arrived = time.monotonic()
+        form = {key: value for key, value in (await request.post()).items()}
+        request["form"] = form
+        auth = _basic_auth(request)
+        self.requests.append(
+            RecordedRequest(request.method, request.path, form, auth and auth.login, arrived)
+        )
+        known = auth is not None and self.credentials.get(auth.login) == auth.password
+        if not known or request.match_info.get("account") != self.account_sid:
+            return _error(401, 20003, "Authenticate")
+        return await handler(request)
+
+    async def _create_call(self, request: web.Request) -> web.Response:
+        form = request["form"]
+        to, from_ = form.get("To", ""), form.get("From", "")
+        if not _E164.fullmatch(to):
+            return _error(400, 21211, f"Invalid 'To' Phone Number: {to}")
+        if not _E164.fullmatch(from_):
+            return _error(400, 21212, f"Invalid From Number (caller ID): {from_}")
+        if not (form.get("Twiml") or form.get("Url")):
+            return _error(400, 21205, "Url parameter is required.")
+        if to in self._errors:
+            status, code, message = self._errors[to]
+            return _error(status, code, message)
+        script, step_secs = self._scripts.get(to, (DEFAULT_SCRIPT, self.step_secs))
+        call = FakeCall(_new_sid("CA"), to, from_, "outbound-api", script, step_secs)
+        if "MachineDetection" in form:
+            call.answered_by = self._answered_by.get(to, "human")
+        self.calls[call.sid] = call
+        return web.json_response(call.as_json(self.account_sid), status=201)
+
+    async def _fetch_call(self, request: web.Request) -> web.Response:
+        call = self.calls.get(request.match_info["sid"])
+        if call is None:
+            return _not_found(request)
+        return web.json_response(call.as_json(self.account_sid))
+
+    async def _update_call(self, request: web.Request) -> web.Response:
+        call = self.calls.get(request.match_info["sid"])
+        if call is None:
+            return _not_found(request)
+        form = request["form"]
+        self.updates.append((call.sid, form))
+        if form.get("Status") in ("completed", "canceled"):
+            call.ended_as = form["Status"]
+            if form["Status"] == "completed":
+                self.hangups.append(call.sid)
+        return web.json_response(call.as_json(self.account_sid))
+
+    async def _start_recording(self, request: web.Request) -> web.Response:
+        call = self.calls.get(request.match_info["sid"])
+        if call is None:
+            return _not_found(request)
+        form = request["form"]
+        recording = {
+            "sid": _new_sid("RE"),
+            "account_sid": self.account_sid,
+            "call_sid": call.sid,
+            "status": "in-progress",
+            "channels": 2 if form.get("RecordingChannels") == "dual" else 1,
+            "source": "StartCallRecordingAPI",
+            "recording_status_callback": form.get("RecordingStatusCallback"),
+        }
+        self.recordings.append(recording)
+        return web.json_response(recording, status=201)
+
+
+def _basic_auth(request: web.Request) -> BasicAuth | None:
+    try:
+        return BasicAuth.decode(request.headers.get("Authorization", ""))
+    except ValueError:
+        return None
+
+
+def _error(status: int, code: int, message: str) -> web.Response:
+    """An error in the shape Twilio's 2010-04-01 API answers with."""
+    body = {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+    return web.json_response(body, status=status)
+
+
+def _not_found(request: web.Request) -> web.Response:
+    return _error(404, 20404, f"The requested resource {request.path} was not found")
+
+
+def _new_sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
