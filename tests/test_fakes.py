@@ -3,9 +3,11 @@
 import asyncio
 import base64
 import json
+import math
 import re
 import time
 import wave
+from array import array
 from pathlib import Path
 
 import openai
@@ -27,7 +29,6 @@ from voice_agent.simulated_caller import (
 
 AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
 ORDER_STATUS = "Hi, I'm calling to check on the status of my order."
-SILENCE_8K = bytes(8000 * 2)  # one second of PCM16 at 8 kHz
 LOOKUP_TOOL = {
     "type": "function",
     "function": {
@@ -129,12 +130,12 @@ async def test_deepgram_transcribes_speech_on_finalize_and_on_endpointing():
     async with FakeDeepgram(transcripts=[ORDER_STATUS, "Thanks."]) as fake:
         params = {"model": "nova-3-general", "encoding": "linear16", "sample_rate": "8000"}
         async with deepgram_client(fake).listen.v1.connect(**params) as connection:
-            await send_audio(connection, SILENCE_8K[:8000] + speech + SILENCE_8K[:4000])
+            await send_audio(connection, silence(0.5) + speech + silence(0.25))
             interim = await next_result(connection)
             await connection.send_finalize()
             final = await next_result(connection)
             # No Finalize this time: the fake endpoints after a second of silence.
-            await send_audio(connection, speech + SILENCE_8K + SILENCE_8K[:4000])
+            await send_audio(connection, speech + silence(1.5))
             await next_result(connection)
             endpointed = await next_result(connection)
             await connection.send_close_stream()
@@ -154,6 +155,42 @@ async def test_deepgram_transcribes_speech_on_finalize_and_on_endpointing():
     session = fake.sessions[0]
     assert session.params["sample_rate"] == "8000"
     assert session.control == ["Finalize", "CloseStream"]
+
+
+def tone(secs: float) -> bytes:
+    """Speech-loud PCM16 at 8 kHz: a 200 Hz sine."""
+    samples = [
+        round(3000 * math.sin(2 * math.pi * 200 * n / 8000)) for n in range(round(secs * 8000))
+    ]
+    return array("h", samples).tobytes()
+
+
+def silence(secs: float) -> bytes:
+    return bytes(round(secs * 8000) * 2)
+
+
+async def next_final(connection) -> str:
+    while not (result := await next_result(connection)).is_final:
+        pass
+    return result.channel.alternatives[0].transcript
+
+
+async def test_deepgram_gives_a_line_out_phrase_by_phrase_at_mid_line_finalizes():
+    lines = ["Hi, I'm calling about my order.", "Yes.", "One, two, three."]
+    async with FakeDeepgram(transcripts=lines) as fake:
+        params = {"model": "nova-3-general", "encoding": "linear16", "sample_rate": "8000"}
+        async with deepgram_client(fake).listen.v1.connect(**params) as connection:
+            heard = []
+            for audio in (tone(0.4), tone(1.2), tone(0.3), tone(0.5)):
+                await send_audio(connection, audio + silence(0.2))
+                await connection.send_finalize()
+                heard.append(await next_final(connection))
+            # The caller paused less often than the line has phrases: the endpoint sends the rest.
+            await send_audio(connection, silence(1.0))
+            heard.append(await next_final(connection))
+
+    assert heard == ["Hi,", "I'm calling about my order.", "Yes.", "One,", "two, three."]
+    assert fake.transcripts_sent == heard
 
 
 async def test_deepgram_rejects_a_wrong_key_at_the_handshake():

@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import json
+import re
 import uuid
 import warnings
 from collections.abc import Iterable
@@ -44,11 +45,17 @@ class DeepgramSession:
 class FakeDeepgram(WebsocketFake):
     """Deepgram's ``/v1/listen`` websocket, scripted.
 
-    Caller speech is found by energy in the received linear16 audio. Each stretch of
-    speech is answered with the next of ``transcripts``: one interim result while it
-    goes on, then a final result when the client sends ``Finalize`` (as pipecat does
-    when its VAD hears the caller stop) or, failing that, ``endpoint_secs`` of audio
-    after the speech ended, like Deepgram's own endpointing.
+    Caller speech is found by energy in the received linear16 audio; each caller line
+    is transcribed as the next of ``transcripts``. Results come the way Deepgram sends
+    them: an interim while the caller speaks, and a final when the client sends
+    ``Finalize`` (pipecat does when its VAD hears the caller stop) or after
+    ``endpoint_secs`` of silence, like Deepgram's own endpointing.
+
+    A ``Finalize`` in the middle of a line (a turn detector that took "Hi," for the
+    whole turn) gets only what was said so far: the line is given out phrase by
+    phrase (split after punctuation), one phrase per pause of at least
+    ``phrase_gap_secs`` in the audio, and the rest follows in later finals. A line
+    ends once all of it was sent, or at the endpoint.
     """
 
     def __init__(
@@ -57,6 +64,7 @@ class FakeDeepgram(WebsocketFake):
         api_key: str = "dg-test-key",
         transcripts: Iterable[str] = (),
         speech_rms: int = 300,
+        phrase_gap_secs: float = 0.15,
         interim_after_secs: float = 0.3,
         endpoint_secs: float = 1.0,
         idle_timeout_secs: float = 10.0,
@@ -65,6 +73,7 @@ class FakeDeepgram(WebsocketFake):
         self.api_key = api_key
         self.transcripts = list(transcripts)
         self.speech_rms = speech_rms
+        self.phrase_gap_secs = phrase_gap_secs
         self.interim_after_secs = interim_after_secs
         self.endpoint_secs = endpoint_secs
         self.idle_timeout_secs = idle_timeout_secs
@@ -105,16 +114,40 @@ class FakeDeepgram(WebsocketFake):
         self.sessions.append(session)
         await _Transcription(self, websocket, session).run()
 
-    def next_transcript(self) -> str:
-        """Pop the next scripted line; an unscripted utterance gets an empty transcript."""
+    def next_line(self) -> "_Line":
+        """The next scripted line; an unscripted one is transcribed as nothing."""
         if self.transcripts:
-            return self.transcripts.pop(0)
+            return _Line(self.transcripts.pop(0))
         self.unscripted_utterances += 1
-        return ""
+        return _Line("")
+
+
+class _Line:
+    """What the caller is saying now, handed out a phrase at a time."""
+
+    def __init__(self, text: str) -> None:
+        self.phrases = re.split(r"(?<=[,.;:?!])\s+", text.strip())
+        self.sent = 0  # phrases already in a final result
+        self.pauses = 0  # pauses heard since the line began
+
+    @property
+    def finished(self) -> bool:
+        return self.sent == len(self.phrases)
+
+    def spoken_so_far(self) -> list[str]:
+        """Phrases the caller has at least begun and that no final has covered."""
+        return self.phrases[self.sent : self.pauses + 1]
+
+    def take(self, *, everything: bool) -> str:
+        """The text for the next final: the phrases finished by a pause, or all left."""
+        end = len(self.phrases) if everything else min(self.pauses, len(self.phrases))
+        text = " ".join(self.phrases[self.sent : end])
+        self.sent = max(self.sent, end)
+        return text
 
 
 class _Transcription:
-    """One stream: measures speech, sends results, follows the control messages."""
+    """One stream: measures speech and pauses, sends results, follows control messages."""
 
     def __init__(
         self, fake: FakeDeepgram, websocket: ServerConnection, session: DeepgramSession
@@ -127,7 +160,11 @@ class _Transcription:
         self.pending = b""
         self.sha256 = hashlib.sha256()
         self.audio_secs = 0.0  # position in the received audio
-        self.segment_start = 0.0  # where the audio not yet covered by a final result begins
+        self.line: _Line | None = None
+        self.silence_secs = 0.0  # length of the current silence
+        self.pause_counted = True  # the current silence already counts as a pause
+        # Since the last final result: where it began, and the speech in it.
+        self.segment_start = 0.0
         self.speech_start: float | None = None
         self.speech_end = 0.0
         self.speech_secs = 0.0
@@ -151,23 +188,40 @@ class _Transcription:
         self.sha256.update(audio)
         self.pending += audio
         while len(self.pending) >= self.block_bytes:
-            block, self.pending = (
-                self.pending[: self.block_bytes],
-                self.pending[self.block_bytes :],
-            )
+            block = self.pending[: self.block_bytes]
+            self.pending = self.pending[self.block_bytes :]
             self.audio_secs += BLOCK_SECS
             if audioop.rms(block, 2) >= self.fake.speech_rms:
-                if self.speech_start is None:
-                    self.speech_start = self.audio_secs - BLOCK_SECS
-                self.speech_end = self.audio_secs
-                self.speech_secs += BLOCK_SECS
-                if self.speech_secs >= self.fake.interim_after_secs and not self.interim_sent:
-                    await self.send_interim()
-            elif (
-                self.speech_start is not None
-                and self.audio_secs - self.speech_end >= self.fake.endpoint_secs
-            ):
-                await self.send_final(from_finalize=False)
+                await self.on_speech()
+            else:
+                await self.on_silence()
+
+    async def on_speech(self) -> None:
+        if self.line is None:
+            self.line = self.fake.next_line()
+        self.silence_secs = 0.0
+        self.pause_counted = False
+        if self.speech_start is None:
+            self.speech_start = self.audio_secs - BLOCK_SECS
+        self.speech_end = self.audio_secs
+        self.speech_secs += BLOCK_SECS
+        if self.speech_secs >= self.fake.interim_after_secs and not self.interim_sent:
+            self.interim_sent = True
+            words = " ".join(self.line.spoken_so_far()).split()
+            if words:
+                await self.send_results(" ".join(words[: max(1, len(words) // 2)]))
+
+    async def on_silence(self) -> None:
+        self.silence_secs += BLOCK_SECS
+        if self.silence_secs >= self.fake.phrase_gap_secs:
+            self.count_pause()
+        if self.line is not None and self.silence_secs >= self.fake.endpoint_secs:
+            await self.send_final(everything=True, from_finalize=False)
+
+    def count_pause(self) -> None:
+        if self.line is not None and not self.pause_counted:
+            self.line.pauses += 1
+            self.pause_counted = True
 
     async def on_control(self, text: str) -> bool:
         """Handle a JSON control message; False once the stream is closed."""
@@ -177,26 +231,21 @@ class _Transcription:
             kind = None
         self.session.control.append(str(kind))
         if kind == "Finalize":
-            await self.send_final(from_finalize=True)
+            self.count_pause()  # the client's VAD heard a pause, however short
+            await self.send_final(everything=False, from_finalize=True)
         elif kind == "CloseStream":
-            if self.speech_start is not None:
-                await self.send_final(from_finalize=False)
+            if self.line is not None:
+                await self.send_final(everything=True, from_finalize=False)
             await self.websocket.send(json.dumps(self.metadata()))
             await self.websocket.close()
             return False
         return True
 
-    async def send_interim(self) -> None:
-        """Half of the coming line, as Deepgram's partial hypothesis would read."""
-        self.interim_sent = True
-        if not self.fake.transcripts:
-            return
-        words = self.fake.transcripts[0].split()
-        await self.send_results(" ".join(words[: max(1, len(words) // 2)]), is_final=False)
-
-    async def send_final(self, *, from_finalize: bool) -> None:
-        """Final result for the speech since the last one (empty when there was none)."""
-        transcript = self.fake.next_transcript() if self.speech_start is not None else ""
+    async def send_final(self, *, everything: bool, from_finalize: bool) -> None:
+        """Final result for the speech since the last one (empty when there is nothing new)."""
+        transcript = self.line.take(everything=everything) if self.line is not None else ""
+        if self.line is not None and self.line.finished:
+            self.line = None
         if transcript:
             self.fake.transcripts_sent.append(transcript)
         await self.send_results(
@@ -211,7 +260,7 @@ class _Transcription:
         self,
         transcript: str,
         *,
-        is_final: bool,
+        is_final: bool = False,
         speech_final: bool = False,
         from_finalize: bool = False,
     ) -> None:
