@@ -1,5 +1,7 @@
 """A fake Twilio REST API on 127.0.0.1: create, fetch and update calls, start recordings."""
 
+import base64
+import binascii
 import re
 import secrets
 import time
@@ -9,7 +11,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Self
 
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "fake-auth-token-0123456789abcdef"
@@ -21,6 +23,7 @@ FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "cancele
 
 _E164 = re.compile(r"\+[1-9]\d{1,14}")
 _API = "/2010-04-01/Accounts/{account}"
+_FORM = web.RequestKey("form", dict)
 
 
 @dataclass(frozen=True)
@@ -181,18 +184,16 @@ class FakeTwilio:
     async def _record_and_authenticate(self, request: web.Request, handler) -> web.StreamResponse:
         arrived = time.monotonic()
         form = {key: value for key, value in (await request.post()).items()}
-        request["form"] = form
-        auth = _basic_auth(request)
-        self.requests.append(
-            RecordedRequest(request.method, request.path, form, auth and auth.login, arrived)
-        )
-        known = auth is not None and self.credentials.get(auth.login) == auth.password
+        request[_FORM] = form
+        username, password = _basic_auth(request)
+        self.requests.append(RecordedRequest(request.method, request.path, form, username, arrived))
+        known = username is not None and self.credentials.get(username) == password
         if not known or request.match_info.get("account") != self.account_sid:
             return _error(401, 20003, "Authenticate")
         return await handler(request)
 
     async def _create_call(self, request: web.Request) -> web.Response:
-        form = request["form"]
+        form = request[_FORM]
         to, from_ = form.get("To", ""), form.get("From", "")
         if not _E164.fullmatch(to):
             return _error(400, 21211, f"Invalid 'To' Phone Number: {to}")
@@ -220,7 +221,7 @@ class FakeTwilio:
         call = self.calls.get(request.match_info["sid"])
         if call is None:
             return _not_found(request)
-        form = request["form"]
+        form = request[_FORM]
         self.updates.append((call.sid, form))
         if form.get("Status") in ("completed", "canceled"):
             call.ended_as = form["Status"]
@@ -232,7 +233,7 @@ class FakeTwilio:
         call = self.calls.get(request.match_info["sid"])
         if call is None:
             return _not_found(request)
-        form = request["form"]
+        form = request[_FORM]
         recording = {
             "sid": _new_sid("RE"),
             "account_sid": self.account_sid,
@@ -246,11 +247,16 @@ class FakeTwilio:
         return web.json_response(recording, status=201)
 
 
-def _basic_auth(request: web.Request) -> BasicAuth | None:
+def _basic_auth(request: web.Request) -> tuple[str | None, str | None]:
+    """The username and password of an ``Authorization: Basic`` header, if well formed."""
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None, None
     try:
-        return BasicAuth.decode(request.headers.get("Authorization", ""))
-    except ValueError:
-        return None
+        username, colon, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+    return (username, password) if colon else (None, None)
 
 
 def _error(status: int, code: int, message: str) -> web.Response:
