@@ -102,5 +102,6 @@ async def look_up_numbers(
         return None
     finally:
         await close_client(client)
-    logger.info(f"Caller lookup: from {mask(call.from_)} to {mask(call.to)}")
-    return call.from_, call.to
+    # The SDK names the field `_from`, since `from` is a Python keyword.
+    logger.info(f"Caller lookup: from {mask(call._from)} to {mask(call.to)}")
+    return call._from, call.to

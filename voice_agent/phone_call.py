@@ -12,6 +12,7 @@ from pipecat.frames.frames import (
     EndWorkerFrame,
     FunctionCallResultProperties,
     LLMMessagesAppendFrame,
+    OutputTransportMessageFrame,
     TTSSpeakFrame,
 )
 from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
@@ -36,6 +37,8 @@ from voice_agent.services import PHONE_SAMPLE_RATE, build_llm, build_stt, build_
 from voice_agent.twilio_stream import GuardedTwilioSerializer, StreamStart
 
 END_CALL_TOOL = "end_call"
+# How long a goodbye may take to play before the call is ended anyway.
+GOODBYE_PLAYOUT_TIMEOUT_SECS = 20.0
 
 
 def build_serializer(start: StreamStart, twilio: TwilioSettings) -> GuardedTwilioSerializer:
@@ -92,6 +95,8 @@ class PhoneCall:
                 audio_out_enabled=True,
                 serializer=self.serializer,
                 session_timeout=int(settings.max_call_secs),
+                # The goodbye's mark echo already proves it was heard: no trailing silence.
+                audio_out_end_silence_secs=0,
             ),
         )
         end_call = FunctionSchema(
@@ -147,30 +152,6 @@ class PhoneCall:
             for task in self._side_tasks:
                 task.cancel()
             logger.info(self.record.summary())
-
-    def learn_caller_numbers(self, lookup: Awaitable[tuple[str | None, str | None] | None]) -> None:
-        """Tell the LLM the caller's numbers once ``lookup`` finds them, without waiting for it."""
-        self._start_side_task(self._add_looked_up_numbers(lookup))
-
-    async def _add_looked_up_numbers(
-        self, lookup: Awaitable[tuple[str | None, str | None] | None]
-    ) -> None:
-        numbers = await lookup
-        if numbers is None:
-            return
-        from_number, to_number = numbers
-        fact = (
-            f"Looked up for this call: caller number (From) {from_number}, "
-            f"called number (To) {to_number}."
-        )
-        await self.worker.queue_frame(
-            LLMMessagesAppendFrame(messages=[{"role": "system", "content": fact}], run_llm=False)
-        )
-
-    def _start_side_task(self, work: Awaitable[None]) -> asyncio.Task:
-        task = asyncio.ensure_future(work)
-        self._side_tasks.append(task)
-        return task
 
     def _register_event_handlers(self) -> None:
         self.transport.add_event_handler("on_client_connected", self._on_connected)
@@ -231,13 +212,51 @@ class PhoneCall:
         await self.worker.queue_frame(TTSSpeakFrame(text))
 
     async def _say_goodbye_and_end(self, reason: str) -> None:
-        """Play the goodbye to the end, then end the pipeline (and with it, the call).
+        """Say goodbye, and end the call once the caller has heard it (never cut it off)."""
+        if self.record.end(reason):
+            self._start_side_task(self._end_after_goodbye(reason))
 
-        The EndWorkerFrame follows the goodbye through the pipeline, so the output
-        transport has played every goodbye chunk before the serializer hangs up.
-        """
-        if not self.record.end(reason):
-            return
+    async def _end_after_goodbye(self, reason: str) -> None:
         goodbye = TTSSpeakFrame(self._settings.goodbye)
         goodbye.interruptible = False  # A caller's "bye" must not cut the goodbye short.
-        await self.worker.queue_frames([goodbye, EndWorkerFrame(reason=reason)])
+        # pipecat sends audio faster than real time and Twilio buffers it, so wait for the
+        # echo of a mark sent after the goodbye: only then has the caller heard all of it.
+        mark = self.serializer.mark_message(f"goodbye-{self.record.call_sid}")
+        await self.worker.queue_frames([goodbye, OutputTransportMessageFrame(message=mark)])
+        heard = await self.serializer.wait_for_mark(
+            mark["mark"]["name"], timeout_secs=GOODBYE_PLAYOUT_TIMEOUT_SECS
+        )
+        if not heard:
+            logger.warning("Twilio did not confirm the goodbye was played; ending anyway")
+        await self.worker.queue_frame(EndWorkerFrame(reason=reason))
+
+    def learn_caller_numbers(self, lookup: Awaitable[tuple[str | None, str | None] | None]) -> None:
+        """Tell the LLM the caller's numbers once ``lookup`` finds them, without waiting for it."""
+        self._start_side_task(self._add_looked_up_numbers(lookup))
+
+    async def _add_looked_up_numbers(
+        self, lookup: Awaitable[tuple[str | None, str | None] | None]
+    ) -> None:
+        numbers = await lookup
+        if numbers is None:
+            return
+        from_number, to_number = numbers
+        fact = (
+            f"Looked up for this call: caller number (From) {from_number}, "
+            f"called number (To) {to_number}."
+        )
+        await self.worker.queue_frame(
+            LLMMessagesAppendFrame(messages=[{"role": "system", "content": fact}], run_llm=False)
+        )
+
+    def _start_side_task(self, work: Awaitable[None]) -> asyncio.Task:
+        task = asyncio.ensure_future(work)
+        task.add_done_callback(_log_failure)
+        self._side_tasks.append(task)
+        return task
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    """Side tasks must never end a call, but their failures must not vanish either."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.opt(exception=task.exception()).error("A side task of the call failed")

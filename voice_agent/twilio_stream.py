@@ -110,19 +110,24 @@ def _describe_event(event: dict[str, Any]) -> str:
 
 
 class GuardedTwilioSerializer(TwilioFrameSerializer):
-    """pipecat's Twilio serializer, hardened against input that is not Twilio's.
+    """pipecat's Twilio serializer, hardened against bad input and able to wait for play-out.
 
     The stock serializer lets a binary frame or a bad base64 payload raise, which
     ends the transport's receive loop and with it the call, and it logs unparsable
     text in full. Here each bad message is dropped with one short warning, so a
-    glitch costs a message, never the call. After a transfer the call belongs to
-    someone else: ``release_call()`` stops the hang-up that ending the pipeline
-    would otherwise send.
+    glitch costs a message, never the call.
+
+    pipecat sends audio faster than real time and Twilio buffers it, so "sent" is
+    not "heard". ``mark_message``/``wait_for_mark`` use Twilio's marks, which come
+    back once everything sent before them has played, to tell when the caller
+    has heard the goodbye. After a transfer the call belongs to someone else:
+    ``release_call()`` stops the hang-up that ending the pipeline would send.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._dropped_messages = 0
+        self._marks: dict[str, asyncio.Event] = {}
 
     @property
     def dropped_messages(self) -> int:
@@ -133,35 +138,34 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
         """Leave the call up when the pipeline ends (it was handed to someone else)."""
         self._hangup_attempted = True
 
+    def mark_message(self, name: str) -> dict[str, Any]:
+        """A ``mark`` to send after some audio; ``wait_for_mark(name)`` then waits for its echo."""
+        self._marks[name] = asyncio.Event()
+        return {"event": "mark", "streamSid": self._stream_sid, "mark": {"name": name}}
+
+    async def wait_for_mark(self, name: str, *, timeout_secs: float) -> bool:
+        """Wait until Twilio echoes mark ``name``: the audio before it has been played."""
+        try:
+            await asyncio.wait_for(self._marks[name].wait(), timeout_secs)
+        except TimeoutError:
+            return False
+        finally:
+            self._marks.pop(name, None)
+        return True
+
     async def deserialize(self, data: str | bytes) -> Frame | None:
         """Decode one inbound message, dropping anything Twilio would not send."""
-        problem = self._problem_with(data)
+        message, problem = _inspect(data)
         if problem:
             self._drop(problem)
             return None
+        if message.get("event") == "mark":
+            mark = message.get("mark")
+            waiter = self._marks.get(mark.get("name")) if isinstance(mark, dict) else None
+            if waiter:
+                waiter.set()
+            return None
         return await super().deserialize(data)
-
-    def _problem_with(self, data: str | bytes) -> str | None:
-        if isinstance(data, bytes):
-            return "binary frame"
-        if len(data) > MAX_MESSAGE_BYTES:
-            return f"{len(data)}-byte message"
-        try:
-            message = json.loads(data)
-        except json.JSONDecodeError:
-            return "message that is not JSON"
-        if not isinstance(message, dict):
-            return "JSON message that is not an object"
-        if message.get("event") == "media":
-            media = message.get("media")
-            payload = media.get("payload") if isinstance(media, dict) else None
-            if not isinstance(payload, str):
-                return "media message without a payload"
-            try:
-                base64.b64decode(payload, validate=True)
-            except (binascii.Error, ValueError):
-                return "media message whose payload is not base64"
-        return None
 
     def _drop(self, problem: str) -> None:
         self._dropped_messages += 1
@@ -170,3 +174,27 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
             logger.warning(f"Dropped a {problem} on the Twilio stream")
         elif self._dropped_messages == 4:
             logger.warning("Dropping further malformed messages on this stream without logging")
+
+
+def _inspect(data: str | bytes) -> tuple[dict[str, Any], str | None]:
+    """The message as JSON, or what is wrong with it."""
+    if isinstance(data, bytes):
+        return {}, "binary frame"
+    if len(data) > MAX_MESSAGE_BYTES:
+        return {}, f"{len(data)}-byte message"
+    try:
+        message = json.loads(data)
+    except json.JSONDecodeError:
+        return {}, "message that is not JSON"
+    if not isinstance(message, dict):
+        return {}, "JSON message that is not an object"
+    if message.get("event") == "media":
+        media = message.get("media")
+        payload = media.get("payload") if isinstance(media, dict) else None
+        if not isinstance(payload, str):
+            return message, "media message without a payload"
+        try:
+            base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            return message, "media message whose payload is not base64"
+    return message, None

@@ -1,0 +1,111 @@
+"""Shared fixtures: loopback fakes of every outside service, and real bot processes using them."""
+
+import asyncio
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.bot_server import BotServer, start_bot_server
+from tests.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Reply, ToolCall
+from tests.fakes.twilio_rest import FakeTwilio
+from voice_agent.simulated_caller import TEST_ACCOUNT_SID
+
+AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
+AUTH_TOKEN = "twilio-test-auth-token"
+STREAM_SECRET = "stream-test-secret-5f1c"
+CALLER_NUMBER = "+14155550123"
+AGENT_NUMBER = "+14155550999"
+REPLY = "Sure, let me check that for you."
+
+
+def caller_line(name: str) -> str:
+    """The words of one of the recorded caller utterances in shared/audio."""
+    for line in (AUDIO / "lines.txt").read_text().splitlines():
+        key, _, text = line.partition("|")
+        if key == name:
+            return text
+    raise KeyError(name)
+
+
+def scripted_reply(request: dict) -> Reply | ToolCall:
+    """The fake LLM's answers: end the call on a goodbye, otherwise a short reply."""
+    last = request["messages"][-1]
+    said = last.get("content") if last.get("role") == "user" else ""
+    if isinstance(said, str) and "goodbye" in said.lower():
+        return ToolCall("end_call")
+    return Reply(REPLY)
+
+
+@dataclass
+class Fakes:
+    deepgram: FakeDeepgram
+    openai: FakeOpenAI
+    cartesia: FakeCartesia
+    twilio: FakeTwilio
+
+    def connections(self) -> tuple[int, int, int]:
+        """Service connections opened so far (Deepgram, OpenAI, Cartesia)."""
+        return self.deepgram.connections, self.openai.connections, self.cartesia.connections
+
+
+@dataclass
+class Bots:
+    """Bot processes with different configurations, all talking to the same fakes."""
+
+    standard: BotServer  # Twilio credentials, no stream secret.
+    secured: BotServer  # STREAM_SECRET set.
+    bare: BotServer  # No Twilio credentials at all; short call limit.
+
+
+@pytest.fixture(scope="session")
+async def fakes():
+    async with AsyncExitStack() as stack:
+        yield Fakes(
+            deepgram=await stack.enter_async_context(FakeDeepgram()),
+            openai=await stack.enter_async_context(FakeOpenAI(responder=scripted_reply)),
+            cartesia=await stack.enter_async_context(FakeCartesia()),
+            twilio=await stack.enter_async_context(
+                FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=AUTH_TOKEN)
+            ),
+        )
+
+
+@pytest.fixture(autouse=True)
+def fresh_script(request):
+    """Each test scripts the fakes itself; nothing left over from the previous one."""
+    if "fakes" not in request.fixturenames:
+        return
+    fakes: Fakes = request.getfixturevalue("fakes")
+    fakes.deepgram.transcripts.clear()
+    fakes.openai.responder = scripted_reply
+
+
+def service_env(fakes: Fakes) -> dict[str, str]:
+    return {
+        "OPENAI_API_KEY": fakes.openai.api_key,
+        "OPENAI_BASE_URL": fakes.openai.base_url,
+        "OPENAI_MODEL": "gpt-test",
+        "DEEPGRAM_API_KEY": fakes.deepgram.api_key,
+        "DEEPGRAM_BASE_URL": fakes.deepgram.base_url,
+        "CARTESIA_API_KEY": fakes.cartesia.api_key,
+        "CARTESIA_URL": fakes.cartesia.url,
+        "TWILIO_API_BASE_URL": fakes.twilio.base_url,
+    }
+
+
+@pytest.fixture(scope="session")
+async def bots(fakes, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("bot-logs")
+    twilio = {"TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+    configs = {
+        "standard": {**service_env(fakes), **twilio},
+        "secured": {**service_env(fakes), **twilio, "STREAM_SECRET": STREAM_SECRET},
+        "bare": {**service_env(fakes), "MAX_CALL_SECS": "10", "SILENCE_TIMEOUT_SECS": "60"},
+    }
+    servers = await asyncio.gather(
+        *(start_bot_server(env, log_path=logs / f"{name}.log") for name, env in configs.items())
+    )
+    yield Bots(*servers)
+    await asyncio.gather(*(server.stop() for server in servers))
