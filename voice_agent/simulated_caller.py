@@ -163,8 +163,14 @@ class SimulatedCaller:
         self._ws = await connect(self.url, compression=None, close_timeout=2)
         self._receiver = asyncio.create_task(self._receive(), name="caller-receive")
         if self.handshake:
-            await self._send_json({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-            await self._send_json(self._start_message())
+            try:
+                await self._send_json(
+                    {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+                )
+                await self._send_json(self._start_message())
+            except BaseException:
+                await self.__aexit__(None, None, None)
+                raise
             self.start_sent_at = time.monotonic()
             self._sender = asyncio.create_task(self._stream_media(), name="caller-media")
         return self
