@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 from dotenv import load_dotenv
 from twilio.base.exceptions import TwilioException
-from twilio.rest import Client
 
 from voice_agent.config import ConfigError, TwilioSettings
 from voice_agent.phone_numbers import is_e164, mask
@@ -238,9 +237,9 @@ async def _run(args: argparse.Namespace, *, env: Mapping[str, str]) -> int:
         if args.dry_run:
             return campaign.dry_run(settings)
         concurrency = args.concurrency or deploy.max_agents or 1
-        async with _Twilio(settings) as client:
+        async with TwilioApi(settings) as api:
             return await campaign.run(
-                client, cps=args.cps, concurrency=concurrency, poll_interval=args.poll_interval
+                api, cps=args.cps, concurrency=concurrency, poll_interval=args.poll_interval
             )
     _check_number(args.to, what="--to")
     fields = outbound.fields(to=args.to)
@@ -248,8 +247,8 @@ async def _run(args: argparse.Namespace, *, env: Mapping[str, str]) -> int:
         print(stream_twiml(target.url, outbound.parameters(args.to), pretty=True))
         _print_request(settings, fields)
         return 0
-    async with _Twilio(settings) as client:
-        return await _call_one(client, fields, wait=args.wait, poll_interval=args.poll_interval)
+    async with TwilioApi(settings) as api:
+        return await _call_one(api, fields, wait=args.wait, poll_interval=args.poll_interval)
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -310,32 +309,26 @@ class OutboundCalls:
         return fields
 
 
-class _Twilio:
-    """The SDK client for one run, closed on the way out (Ctrl-C included)."""
+class TwilioApi:
+    """The two requests this script makes, each failure turned into one line.
+
+    Use it with ``async with``: the SDK's HTTP session is closed on the way out,
+    Ctrl-C included.
+    """
 
     def __init__(self, settings: TwilioSettings) -> None:
         if settings.missing_credentials:
-            raise UsageError(
-                "missing "
-                + " and ".join(settings.missing_credentials)
-                + ": set them in the environment or .env"
-            )
+            missing = " and ".join(settings.missing_credentials)
+            raise UsageError(f"missing {missing}: set them in the environment or .env")
         self.settings = settings
+        self.url = _api_url(settings)
 
     async def __aenter__(self) -> "TwilioApi":
         self.client = twilio_client(self.settings)
-        return TwilioApi(self.client, url=_api_url(self.settings))
+        return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await close_client(self.client)
-
-
-class TwilioApi:
-    """The two requests this script makes, with every failure turned into one line."""
-
-    def __init__(self, client: Client, *, url: str) -> None:
-        self.client = client
-        self.url = url
 
     async def create(self, fields: Mapping[str, str | int]):
         arguments = {SDK_ARGUMENTS[name]: value for name, value in fields.items()}
@@ -360,9 +353,9 @@ class TwilioApi:
                 "check the network and TWILIO_API_BASE_URL/TWILIO_REGION"
             ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            reason = type(exc).__name__ if isinstance(exc, TimeoutError) else exc
             raise TwilioFailure(
-                f"no answer from Twilio at {self.url} ({reason})", sent=True
+                f"no answer from Twilio at {self.url} ({str(exc) or type(exc).__name__})",
+                sent=True,
             ) from None
 
 
@@ -521,6 +514,8 @@ class ResultsFile:
                     last_row[line["to"]] = line["row"]
         except FileNotFoundError:
             pass
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise UsageError(f"cannot read {self.path}: {exc}") from None
         unknown = {
             to: last_row[to]
             for to, status in last_status.items()
@@ -528,17 +523,28 @@ class ResultsFile:
         }
         return called | set(unknown), unknown
 
-    def append(
-        self, row: Row, *, call_sid: str = "", status: str, answered_by: str = "", error: str = ""
-    ) -> None:
-        if self._file is None:
-            is_new = not self.path.exists() or self.path.stat().st_size == 0
+    def open(self) -> None:
+        """Open for appending before the first call, so an unwritable file stops nobody mid-way."""
+        is_new = not self.path.exists() or self.path.stat().st_size == 0
+        try:
             self._file = self.path.open("a", newline="", encoding="utf-8")
-            self._writer = csv.writer(self._file)
-            if is_new:
-                self._writer.writerow(RESULT_COLUMNS)
+        except OSError as exc:
+            raise UsageError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        self._writer = csv.writer(self._file)
+        if is_new:
+            self._writer.writerow(RESULT_COLUMNS)
+
+    def append(
+        self,
+        row: Row,
+        *,
+        call_sid: str = "",
+        status: str,
+        answered_by: str | None = None,
+        error: str = "",
+    ) -> None:
         self._writer.writerow([row.number, row.to, call_sid, status, answered_by or "", error])
-        self._file.flush()
+        self._file.flush()  # A killed run must still find every line on resume.
 
     def close(self) -> None:
         if self._file is not None:
@@ -612,6 +618,10 @@ class Campaign:
     ) -> int:
         for note in self.notes:
             self.line.print(note)
+        if not self.calls:
+            print(f"Nothing to dial. Results in {self.results.path}")
+            return 0
+        self.results.open()
         self.line.print(
             f"Dialling {len(self.calls)} numbers from {self.source} to "
             f"{self.outbound.target.describe()}: at most {cps:g} calls/s, "
@@ -694,7 +704,13 @@ class Campaign:
             self._show_progress()
 
     def _finish(
-        self, row: Row, *, status: str, call_sid: str = "", answered_by: str = "", error: str = ""
+        self,
+        row: Row,
+        *,
+        status: str,
+        call_sid: str = "",
+        answered_by: str | None = None,
+        error: str = "",
     ) -> None:
         self.results.append(
             row, call_sid=call_sid, status=status, answered_by=answered_by, error=error
@@ -728,7 +744,7 @@ def _read_rows(path: Path, *, extra: Mapping[str, str]) -> tuple[list[Row], list
         raise UsageError(f"cannot read {path}: {exc}") from None
     if not lines:
         raise UsageError(f"{path} is empty: it needs a header line with a 'to' column")
-    header = [name.strip() for name in lines[0]]
+    header = ["to" if name.strip().lower() == "to" else name.strip() for name in lines[0]]
     if "to" not in header:
         raise UsageError(
             f"{path} has no 'to' column (its columns: {', '.join(header)}): "

@@ -10,6 +10,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,18 +59,25 @@ async def twilio(monkeypatch):
         yield fake
 
 
-async def run_dialout(*args: str) -> Result:
+async def start_dialout(*args: str) -> asyncio.subprocess.Process:
     """dialout.py as a user runs it: a process of its own, in the current env and cwd."""
-    process = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         str(SCRIPT),
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def finish(process: asyncio.subprocess.Process) -> Result:
     async with asyncio.timeout(30):
         out, err = await process.communicate()
     return Result(process.returncode, out.decode(), err.decode())
+
+
+async def run_dialout(*args: str) -> Result:
+    return await finish(await start_dialout(*args))
 
 
 async def call_dialout(*args: str) -> Result:
@@ -82,6 +90,15 @@ async def call_dialout(*args: str) -> Result:
         return Result(code, out.getvalue(), err.getvalue())
 
     return await asyncio.to_thread(run)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait up to 10 s for ``condition`` to hold."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out waiting")
 
 
 def stream_of(twiml: str) -> tuple[str, dict[str, str]]:
@@ -226,6 +243,19 @@ async def test_dry_run_prints_the_twiml_and_request_and_calls_nobody(twilio):
     assert AUTH_TOKEN not in result.out + result.err
 
 
+async def test_ctrl_c_while_waiting_stops_following_and_leaves_the_call_up(twilio):
+    twilio.script_calls_to(TO, ["queued", "in-progress", "completed"], step_secs=5)
+    process = await start_dialout("--to", TO, "--wait", *FAST)
+    await until(lambda: any(r.method == "GET" for r in twilio.requests))
+    process.send_signal(signal.SIGINT)
+    result = await finish(process)
+    assert result.code == 130
+    (sid,) = twilio.calls
+    assert result.err.endswith(f"Stopped following {sid}; the call goes on.\n")
+    assert "Traceback" not in result.err
+    assert twilio.hangups == []
+
+
 # -- errors: one line, the fix, an exit code, never a traceback or the token ----------
 
 
@@ -364,23 +394,16 @@ async def test_an_interrupted_campaign_resumes_without_calling_anyone_twice(twil
     calls = write_csv(tmp_path / "calls.csv", ["to"], *([n] for n in to))
     args = ["--to-file", str(calls), "--cps", "20", "--concurrency", "2", *FAST]
 
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(SCRIPT),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await start_dialout(*args)
     results = tmp_path / "results-calls.csv"
-    for _ in range(200):
-        if results.exists() and sum(bool(r["call_sid"]) for r in read_results(results)) == 2:
-            break
-        await asyncio.sleep(0.02)
+    await until(
+        lambda: results.exists() and sum(bool(r["call_sid"]) for r in read_results(results)) == 2
+    )
     process.send_signal(signal.SIGINT)
-    out, err = await asyncio.wait_for(process.communicate(), 10)
-    assert process.returncode == 130
-    assert "Interrupted: 2 calls already placed go on" in err.decode()
-    assert "Traceback" not in err.decode()
+    interrupted = await finish(process)
+    assert interrupted.code == 130
+    assert "Interrupted: 2 calls already placed go on" in interrupted.err
+    assert "Traceback" not in interrupted.err
     assert len(twilio.creates) == 2
 
     resumed = await run_dialout(*args)
