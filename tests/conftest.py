@@ -55,7 +55,7 @@ class Bots:
     """Bot processes with different configurations, all talking to the same fakes."""
 
     standard: BotServer  # Twilio credentials, no stream secret.
-    secured: BotServer  # STREAM_SECRET set.
+    secured: BotServer  # STREAM_SECRET set; a short silence timeout.
     bare: BotServer  # No Twilio credentials at all; short call limit.
 
 
@@ -101,7 +101,12 @@ async def bots(fakes, tmp_path_factory):
     twilio = {"TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
     configs = {
         "standard": {**service_env(fakes), **twilio},
-        "secured": {**service_env(fakes), **twilio, "STREAM_SECRET": STREAM_SECRET},
+        "secured": {
+            **service_env(fakes),
+            **twilio,
+            "STREAM_SECRET": STREAM_SECRET,
+            "SILENCE_TIMEOUT_SECS": "2",
+        },
         "bare": {**service_env(fakes), "MAX_CALL_SECS": "10", "SILENCE_TIMEOUT_SECS": "60"},
     }
     servers = await asyncio.gather(

@@ -10,6 +10,7 @@ from tests.conftest import (
     AUTH_TOKEN,
     CALLER_NUMBER,
     REPLY,
+    STREAM_SECRET,
     caller_line,
 )
 from tests.fakes import Reply
@@ -146,8 +147,6 @@ async def test_stream_from_another_account_is_refused_before_any_service_connect
 
 
 async def test_stream_secret_is_required_when_configured(bots, fakes):
-    from tests.conftest import STREAM_SECRET
-
     before = fakes.connections()
     for parameters, reason in [
         (INBOUND, "'stream_secret' parameter is missing"),
@@ -271,6 +270,36 @@ async def test_outbound_call_lets_the_callee_speak_first(bots, fakes):
         first = await caller.wait_for_bot_audio(timeout=10)
     # The callee said nothing: the bot greets after about two seconds, not at once.
     assert first - caller.start_sent_at >= 1.8
+
+
+async def test_silent_caller_is_prompted_once_then_the_call_ends(bots, fakes):
+    transcripts_before = len(fakes.cartesia.transcripts)
+    parameters = {**INBOUND, "stream_secret": STREAM_SECRET}
+    async with SimulatedCaller(bots.secured.url, custom_parameters=parameters) as caller:
+        fakes.twilio.register_call(sid=caller.call_sid, from_=CALLER_NUMBER, to=AGENT_NUMBER)
+        await caller.wait_for_bot_audio(timeout=10)
+        await wait_until(
+            lambda: caller.call_sid in fakes.twilio.hangups, timeout_secs=20, what="hang-up"
+        )
+    spoken = fakes.cartesia.transcripts[transcripts_before:]
+    assert spoken.count("Are you still there?") == 1
+    assert spoken[-1] == GOODBYE
+    summary = await bots.secured.wait_for_log(f"[{caller.call_sid}] Call summary:")
+    assert "ended by caller silent" in summary
+
+
+async def test_outbound_callee_who_speaks_first_gets_an_answer_not_the_greeting(bots, fakes):
+    fakes.deepgram.transcripts.append(caller_line("agree"))
+    parameters = {"call_type": "outbound", "from_number": AGENT_NUMBER, "to_number": CALLER_NUMBER}
+    transcripts_before = len(fakes.cartesia.transcripts)
+    async with SimulatedCaller(bots.standard.url, custom_parameters=parameters) as caller:
+        spoken = await caller.say(AUDIO / "agree.wav")
+        await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=10)
+        await caller.wait_for_bot_silence(timeout=10)
+        await asyncio.sleep(2.5)  # Past the outbound greeting delay.
+    spoken_by_bot = fakes.cartesia.transcripts[transcripts_before:]
+    assert REPLY in spoken_by_bot
+    assert "Hello, thanks for calling! How can I help you today?" not in spoken_by_bot
 
 
 async def test_logs_carry_the_call_sid_and_never_a_secret_or_a_whole_number(bots, fakes):
