@@ -82,8 +82,8 @@ def read_deploy_config(path: Path, *, required: bool = False) -> DeployConfig:
 
     pipecatcloud's own loader reads a path fixed when it is imported and returns None
     for a file with a TOML error, which would hide a typo behind "no agent name";
-    tomllib tells the user what is wrong. A missing file is fine unless ``required``
-    (the user named it): then the defaults just come from the command line.
+    tomllib tells the user what is wrong. A missing file is fine (the options must
+    then say everything) unless ``required``: the user named it with --config.
     """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
