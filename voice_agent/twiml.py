@@ -9,6 +9,13 @@ from pathlib import Path
 
 from twilio.twiml.voice_response import VoiceResponse
 
+from voice_agent.call_facts import (
+    MAX_EXTRA_FACTS,
+    MAX_FACT_VALUE_CHARS,
+    NUMBER_PARAMETERS,
+    ROUTING_PARAMETERS,
+)
+
 # Pipecat Cloud regions, each with its own Twilio websocket endpoint. The agent must be
 # deployed in the region its TwiML names; pcc-deploy.toml uses the same region names.
 REGIONS = ("us-west", "us-east", "eu-central", "ap-south")
@@ -18,13 +25,11 @@ DEFAULT_REGION = "us-west"
 # start from this Parameter (value AGENT.ORG) in the stream's `start` message.
 SERVICE_HOST_PARAMETER = "_pipecatCloudServiceHost"
 # Parameters the scripts set themselves; the bot reads them with these meanings.
-RESERVED_PARAMETERS = frozenset(
-    {SERVICE_HOST_PARAMETER, "from_number", "to_number", "call_type", "stream_secret"}
-)
-# Extra parameters land in every LLM request of the call (the bot keeps at most 20, values
-# cut to 256 characters), and inline TwiML is limited to 4000 characters: keep them small.
-MAX_EXTRA_PARAMETERS = 20
-MAX_PARAMETER_VALUE_CHARS = 256
+RESERVED_PARAMETERS = ROUTING_PARAMETERS | NUMBER_PARAMETERS
+# Extra parameters land in every LLM request of the call, where the bot keeps only this many,
+# this long; inline TwiML is limited to 4000 characters: keep them small.
+MAX_EXTRA_PARAMETERS = MAX_EXTRA_FACTS
+MAX_PARAMETER_VALUE_CHARS = MAX_FACT_VALUE_CHARS
 MAX_INLINE_TWIML_CHARS = 4000
 
 _PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
