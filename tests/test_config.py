@@ -91,3 +91,23 @@ def test_unknown_region_without_edge_is_refused():
 def test_malformed_account_sid_is_refused():
     with pytest.raises(ConfigError, match="TWILIO_ACCOUNT_SID"):
         TwilioSettings.from_env({"TWILIO_ACCOUNT_SID": "my-account"})
+
+
+def test_transfer_and_recording_need_twilio_credentials():
+    env = {**SERVICE_KEYS, "TRANSFER_NUMBER": "+14155550100", "RECORD_CALLS": "true"}
+    with pytest.raises(ConfigError, match="TRANSFER_NUMBER and RECORD_CALLS need Twilio's REST"):
+        BotSettings.from_env(env)
+
+
+def test_transfer_number_must_be_e164_and_flags_must_be_booleans():
+    env = {
+        **SERVICE_KEYS,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": "token",
+        "TRANSFER_NUMBER": "555 0100",
+        "RECORD_CALLS": "sometimes",
+    }
+    with pytest.raises(ConfigError) as error:
+        BotSettings.from_env(env)
+    assert "TRANSFER_NUMBER must be E.164" in str(error.value)
+    assert "RECORD_CALLS must be true or false" in str(error.value)

@@ -20,6 +20,9 @@ DEFAULT_SYSTEM_PROMPT = (
 DEFAULT_GREETING = "Hello, thanks for calling! How can I help you today?"
 DEFAULT_GOODBYE = "Thanks for calling. Goodbye!"
 DEFAULT_SILENCE_PROMPT = "Are you still there?"
+DEFAULT_VOICEMAIL_MESSAGE = (
+    "Hello, this is an automated assistant calling. Please call us back when you can. Goodbye."
+)
 
 
 class ConfigError(ValueError):
@@ -32,6 +35,17 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]):
         self.env = env
         self.problems: list[str] = []
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false, got {raw!r}")
+        return default
 
     def text(self, name: str, default: str | None = None) -> str | None:
         value = self.env.get(name, "").strip()
@@ -169,6 +183,12 @@ class BotSettings:
     silence_timeout_secs: float
     max_call_secs: float
     outbound_greeting_delay_secs: float
+    transfer_number: str | None
+    record_calls: bool
+    recording_notice: bool
+    recording_status_callback: str | None
+    voicemail_message: str
+    response_timeout_secs: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "BotSettings":
@@ -210,6 +230,29 @@ class BotSettings:
             silence_timeout_secs=reader.seconds("SILENCE_TIMEOUT_SECS", 8.0, minimum=1.0),
             max_call_secs=reader.seconds("MAX_CALL_SECS", 900.0, minimum=10.0),
             outbound_greeting_delay_secs=reader.seconds("OUTBOUND_GREETING_DELAY_SECS", 2.0),
+            transfer_number=reader.text("TRANSFER_NUMBER"),
+            record_calls=reader.flag("RECORD_CALLS", False),
+            recording_notice=reader.flag("RECORDING_NOTICE", True),
+            recording_status_callback=reader.url("RECORDING_STATUS_CALLBACK", ("https:", "http:")),
+            voicemail_message=reader.text("VOICEMAIL_MESSAGE", DEFAULT_VOICEMAIL_MESSAGE),
+            response_timeout_secs=reader.seconds("RESPONSE_TIMEOUT_SECS", 5.0, minimum=0.5),
         )
+        _check_call_control(settings, reader.problems)
         reader.raise_if_problems()
         return settings
+
+
+def _check_call_control(settings: BotSettings, problems: list[str]) -> None:
+    """Transfers and recordings act on the live call through Twilio's REST API."""
+    needs_rest = []
+    if settings.transfer_number:
+        if not is_e164(settings.transfer_number):
+            problems.append("TRANSFER_NUMBER must be E.164, e.g. +14155550123")
+        needs_rest.append("TRANSFER_NUMBER")
+    if settings.record_calls:
+        needs_rest.append("RECORD_CALLS")
+    if needs_rest and settings.twilio.missing_credentials:
+        problems.append(
+            f"{' and '.join(needs_rest)} need Twilio's REST API: set "
+            + " and ".join(settings.twilio.missing_credentials)
+        )
