@@ -54,6 +54,8 @@ class CallRecord:
     greeting_latency_secs: float | None = None
     turn_latencies_secs: list[float] = field(default_factory=list)
     ended_by: str | None = None
+    recording_sid: str | None = None
+    answered_by: str | None = None
 
     def end(self, reason: str) -> bool:
         """Record how the call ended; only the first reason counts. True if it was the first."""
@@ -77,5 +79,9 @@ class CallRecord:
             p50 = statistics.median(self.turn_latencies_secs) * 1000
             worst = max(self.turn_latencies_secs) * 1000
             parts.append(f"latency p50 {p50:.0f} ms max {worst:.0f} ms")
+        if self.answered_by:
+            parts.append(f"answered by {self.answered_by}")
+        if self.recording_sid:
+            parts.append(f"recording {self.recording_sid}")
         parts.append(f"ended by {self.ended_by or 'pipeline stop'}")
         return "Call summary: " + ", ".join(parts)

@@ -1,6 +1,7 @@
-"""One phone call's pipeline: services, turn taking, greeting, ending, and what it records."""
+"""One phone call's pipeline: services, turn taking, greeting, call control, ending, records."""
 
 import asyncio
+import itertools
 from collections.abc import Awaitable
 
 from fastapi import WebSocket
@@ -11,6 +12,7 @@ from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.frames.frames import (
     EndWorkerFrame,
     FunctionCallResultProperties,
+    InterruptionFrame,
     LLMMessagesAppendFrame,
     OutputTransportMessageFrame,
     TTSSpeakFrame,
@@ -30,15 +32,22 @@ from pipecat.transports.websocket.fastapi import (
 )
 from pipecat.workers.runner import WorkerRunner
 
+from voice_agent import call_control
 from voice_agent.call_facts import CallFacts
 from voice_agent.call_log import CallRecord
 from voice_agent.config import BotSettings, TwilioSettings
+from voice_agent.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
+from voice_agent.phone_numbers import mask
+from voice_agent.prompts import Prompt, PromptPlayer
 from voice_agent.services import PHONE_SAMPLE_RATE, build_llm, build_stt, build_tts
 from voice_agent.twilio_stream import GuardedTwilioSerializer, StreamStart
 
-END_CALL_TOOL = "end_call"
-# How long a goodbye may take to play before the call is ended anyway.
-GOODBYE_PLAYOUT_TIMEOUT_SECS = 20.0
+# How long a goodbye or prompt may take to play before the call moves on anyway.
+PLAYOUT_TIMEOUT_SECS = 20.0
+KEYPAD_INSTRUCTION = (
+    f"Key presses on the caller's phone keypad reach you as messages starting with "
+    f"'{DTMF_PREFIX.strip()}', for example an order number followed by the pound key."
+)
 
 
 def build_serializer(start: StreamStart, twilio: TwilioSettings) -> GuardedTwilioSerializer:
@@ -86,6 +95,7 @@ class PhoneCall:
         self._silence_prompts = 0
         self._outbound_greeting: asyncio.Task | None = None
         self._side_tasks: list[asyncio.Task] = []
+        self._mark_numbers = itertools.count(1)
 
         self.serializer = build_serializer(start, settings.twilio)
         self.transport = FastAPIWebsocketTransport(
@@ -95,21 +105,11 @@ class PhoneCall:
                 audio_out_enabled=True,
                 serializer=self.serializer,
                 session_timeout=int(settings.max_call_secs),
-                # The goodbye's mark echo already proves it was heard: no trailing silence.
+                # Endings wait for Twilio's mark echo, which proves the goodbye was heard.
                 audio_out_end_silence_secs=0,
             ),
         )
-        end_call = FunctionSchema(
-            name=END_CALL_TOOL,
-            description=(
-                "End the phone call. Call it when the caller says goodbye or has nothing "
-                "more to ask. It says goodbye for you, so do not say goodbye yourself."
-            ),
-            properties={},
-            required=[],
-            handler=self._on_end_call_tool,
-        )
-        self.context = LLMContext(tools=ToolsSchema(standard_tools=[end_call]))
+        self.context = LLMContext(tools=ToolsSchema(standard_tools=self._tools()))
         self.user_turns, self.assistant_turns = LLMContextAggregatorPair(
             self.context,
             user_params=LLMUserAggregatorParams(
@@ -117,14 +117,21 @@ class PhoneCall:
                 user_idle_timeout=settings.silence_timeout_secs,
             ),
         )
-        system_instruction = f"{settings.system_prompt}\n\nAbout this call:\n{facts.describe()}"
+        self.prompts = PromptPlayer()
+        system_instruction = (
+            f"{settings.system_prompt}\n{KEYPAD_INSTRUCTION}\n\nAbout this call:\n"
+            f"{facts.describe()}"
+        )
         pipeline = Pipeline(
             [
                 self.transport.input(),
                 build_stt(settings),
+                TransferKey(self._on_transfer_key),
+                keypad_to_text(),
                 self.user_turns,
                 build_llm(settings, system_instruction=system_instruction),
                 build_tts(settings),
+                self.prompts,
                 self.transport.output(),
                 self.assistant_turns,
             ]
@@ -153,6 +160,40 @@ class PhoneCall:
                 task.cancel()
             logger.info(self.record.summary())
 
+    def learn_caller_numbers(self, lookup: Awaitable[tuple[str | None, str | None] | None]) -> None:
+        """Tell the LLM the caller's numbers once ``lookup`` finds them, without waiting for it."""
+        self._start_side_task(self._add_looked_up_numbers(lookup))
+
+    # --- set-up -----------------------------------------------------------------------
+
+    def _tools(self) -> list[FunctionSchema]:
+        tools = [
+            FunctionSchema(
+                name="end_call",
+                description=(
+                    "End the phone call. Call it when the caller says goodbye or has nothing "
+                    "more to ask. It says goodbye for you, so do not say goodbye yourself."
+                ),
+                properties={},
+                required=[],
+                handler=self._on_end_call_tool,
+            )
+        ]
+        if self._settings.transfer_number:
+            tools.append(
+                FunctionSchema(
+                    name="transfer_call",
+                    description=(
+                        "Transfer the caller to a human colleague. Call it when the caller "
+                        "asks for a person, or when you cannot help them."
+                    ),
+                    properties={},
+                    required=[],
+                    handler=self._on_transfer_tool,
+                )
+            )
+        return tools
+
     def _register_event_handlers(self) -> None:
         self.transport.add_event_handler("on_client_connected", self._on_connected)
         self.transport.add_event_handler("on_client_disconnected", self._on_caller_hung_up)
@@ -162,7 +203,29 @@ class PhoneCall:
         self.latency.add_event_handler("on_first_bot_speech_latency", self._on_first_speech)
         self.latency.add_event_handler("on_latency_measured", self._on_turn_latency)
 
+    # --- the start of the call ----------------------------------------------------------
+
     async def _on_connected(self, _transport, _websocket) -> None:
+        if self._settings.record_calls:
+            self._start_side_task(self._record_then_open())
+        else:
+            await self._open_conversation()
+
+    async def _record_then_open(self) -> None:
+        if self._settings.recording_notice:
+            await self._play_and_wait(Prompt.RECORDING_NOTICE)
+        try:
+            self.record.recording_sid = await call_control.start_recording(
+                self._settings.twilio,
+                self.record.call_sid,
+                status_callback=self._settings.recording_status_callback,
+            )
+            logger.info(f"Recording started: {self.record.recording_sid}")
+        except call_control.REST_ERRORS as error:
+            logger.error(f"Recording could not start: {call_control.describe(error)}")
+        await self._open_conversation()
+
+    async def _open_conversation(self) -> None:
         if self._facts.outbound:
             # The callee answers with "Hello?"; talking over them sounds like a robocall.
             self._outbound_greeting = self._start_side_task(self._greet_unless_callee_speaks())
@@ -173,6 +236,8 @@ class PhoneCall:
         await asyncio.sleep(self._settings.outbound_greeting_delay_secs)
         logger.info("Callee silent after answering: greeting first")
         await self._say(self._settings.greeting)
+
+    # --- during the call ----------------------------------------------------------------
 
     async def _on_caller_spoke(self, *_args) -> None:
         self._silence_prompts = 0
@@ -186,53 +251,12 @@ class PhoneCall:
         else:
             await self._say_goodbye_and_end("caller silent")
 
-    async def _on_end_call_tool(self, params: FunctionCallParams) -> None:
-        await params.result_callback(
-            {"status": "ending the call"}, properties=FunctionCallResultProperties(run_llm=False)
-        )
-        await self._say_goodbye_and_end("end_call tool")
-
-    async def _on_max_duration(self, _transport, _websocket) -> None:
-        await self._say_goodbye_and_end(f"maximum duration {self._settings.max_call_secs:g} s")
-
-    async def _on_caller_hung_up(self, _transport, _websocket) -> None:
-        # Nobody is listening any more: stop at once, and the serializer sends no hang-up
-        # because the socket is already closed.
-        self.record.end("caller hung up")
-        await self.worker.cancel(reason="caller hung up")
-
     async def _on_first_speech(self, _observer, latency: float) -> None:
         self.record.greeting_latency_secs = latency
         logger.info(f"First bot speech {latency * 1000:.0f} ms after the stream started")
 
     async def _on_turn_latency(self, _observer, latency: float) -> None:
         self.record.add_turn_latency(latency)
-
-    async def _say(self, text: str) -> None:
-        await self.worker.queue_frame(TTSSpeakFrame(text))
-
-    async def _say_goodbye_and_end(self, reason: str) -> None:
-        """Say goodbye, and end the call once the caller has heard it (never cut it off)."""
-        if self.record.end(reason):
-            self._start_side_task(self._end_after_goodbye(reason))
-
-    async def _end_after_goodbye(self, reason: str) -> None:
-        goodbye = TTSSpeakFrame(self._settings.goodbye)
-        goodbye.interruptible = False  # A caller's "bye" must not cut the goodbye short.
-        # pipecat sends audio faster than real time and Twilio buffers it, so wait for the
-        # echo of a mark sent after the goodbye: only then has the caller heard all of it.
-        mark = self.serializer.mark_message(f"goodbye-{self.record.call_sid}")
-        await self.worker.queue_frames([goodbye, OutputTransportMessageFrame(message=mark)])
-        heard = await self.serializer.wait_for_mark(
-            mark["mark"]["name"], timeout_secs=GOODBYE_PLAYOUT_TIMEOUT_SECS
-        )
-        if not heard:
-            logger.warning("Twilio did not confirm the goodbye was played; ending anyway")
-        await self.worker.queue_frame(EndWorkerFrame(reason=reason))
-
-    def learn_caller_numbers(self, lookup: Awaitable[tuple[str | None, str | None] | None]) -> None:
-        """Tell the LLM the caller's numbers once ``lookup`` finds them, without waiting for it."""
-        self._start_side_task(self._add_looked_up_numbers(lookup))
 
     async def _add_looked_up_numbers(
         self, lookup: Awaitable[tuple[str | None, str | None] | None]
@@ -248,6 +272,95 @@ class PhoneCall:
         await self.worker.queue_frame(
             LLMMessagesAppendFrame(messages=[{"role": "system", "content": fact}], run_llm=False)
         )
+
+    # --- the end of the call ------------------------------------------------------------
+
+    async def _on_end_call_tool(self, params: FunctionCallParams) -> None:
+        await params.result_callback(
+            {"status": "ending the call"}, properties=FunctionCallResultProperties(run_llm=False)
+        )
+        await self._say_goodbye_and_end("end_call tool")
+
+    async def _on_transfer_tool(self, params: FunctionCallParams) -> None:
+        await params.result_callback(
+            {"status": "transferring"}, properties=FunctionCallResultProperties(run_llm=False)
+        )
+        self._transfer("transfer_call tool")
+
+    async def _on_transfer_key(self) -> None:
+        if self._settings.transfer_number:
+            self._transfer("keypad 0")
+
+    async def _on_max_duration(self, _transport, _websocket) -> None:
+        await self._say_goodbye_and_end(f"maximum duration {self._settings.max_call_secs:g} s")
+
+    async def _on_caller_hung_up(self, _transport, _websocket) -> None:
+        # Nobody is listening any more: stop at once, and the serializer sends no hang-up
+        # because the socket is already closed.
+        self.record.end("caller hung up")
+        await self.worker.cancel(reason="caller hung up")
+
+    async def _say_goodbye_and_end(self, reason: str) -> None:
+        """Say goodbye, and end the call once the caller has heard it (never cut it off)."""
+        if self.record.end(reason):
+            self._start_side_task(self._end_after_goodbye(reason))
+
+    async def _end_after_goodbye(self, reason: str) -> None:
+        goodbye = TTSSpeakFrame(self._settings.goodbye)
+        goodbye.interruptible = False  # A caller's "bye" must not cut the goodbye short.
+        mark_name = f"goodbye-{self.record.call_sid}"
+        await self.worker.queue_frames([goodbye, self._mark(mark_name)])
+        await self._wait_until_heard(mark_name)
+        await self.worker.queue_frame(EndWorkerFrame(reason=reason))
+
+    def _transfer(self, reason: str) -> None:
+        if self.record.end(f"transferred ({reason})"):
+            self._start_side_task(self._hand_over())
+
+    async def _hand_over(self) -> None:
+        """Tell the caller, then redirect the call to TRANSFER_NUMBER with <Dial>.
+
+        The redirect ends this media stream; the serializer must then leave the
+        call alone, since hanging up would drop the caller from the new leg.
+        """
+        number = self._settings.transfer_number
+        assert number is not None
+        await self.worker.queue_frame(InterruptionFrame())  # Stop whatever the bot was saying.
+        await self._play_and_wait(Prompt.CONNECTING)
+        await self.prompts.play(Prompt.HOLD_TONE)
+        try:
+            await call_control.transfer(self._settings.twilio, self.record.call_sid, to=number)
+        except call_control.REST_ERRORS as error:
+            logger.error(f"Transfer to {mask(number)} failed: {call_control.describe(error)}")
+            await self._play_and_wait(Prompt.CALL_BACK)
+            await self.worker.queue_frame(EndWorkerFrame(reason="transfer failed"))
+            return
+        self.serializer.release_call()
+        logger.info(f"Call transferred to {mask(number)}")
+        await self.worker.queue_frame(EndWorkerFrame(reason="transferred"))
+
+    # --- mechanics ----------------------------------------------------------------------
+
+    async def _say(self, text: str) -> None:
+        await self.worker.queue_frame(TTSSpeakFrame(text))
+
+    def _mark(self, name: str) -> OutputTransportMessageFrame:
+        """A Twilio mark to queue after some audio; its echo means the caller heard it."""
+        frame = OutputTransportMessageFrame(message=self.serializer.mark_message(name))
+        frame.interruptible = False
+        return frame
+
+    async def _wait_until_heard(self, mark_name: str) -> None:
+        # pipecat sends audio faster than real time and Twilio buffers it, so "sent" is not
+        # "heard": only the echo of a mark queued after the audio says the caller heard it.
+        heard = await self.serializer.wait_for_mark(mark_name, timeout_secs=PLAYOUT_TIMEOUT_SECS)
+        if not heard:
+            logger.warning(f"Twilio did not confirm '{mark_name}' was played; going on anyway")
+
+    async def _play_and_wait(self, prompt: Prompt) -> None:
+        mark_name = f"{prompt.value}-{next(self._mark_numbers)}"
+        await self.prompts.play(prompt, then=self._mark(mark_name))
+        await self._wait_until_heard(mark_name)
 
     def _start_side_task(self, work: Awaitable[None]) -> asyncio.Task:
         task = asyncio.ensure_future(work)

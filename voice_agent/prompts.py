@@ -1,0 +1,54 @@
+"""Pre-recorded audio prompts, played straight to the caller with no TTS service involved."""
+
+import wave
+from enum import Enum
+from functools import cache
+from pathlib import Path
+
+from pipecat.frames.frames import Frame, OutputAudioRawFrame
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
+PROMPT_SAMPLE_RATE = 8000
+
+
+class Prompt(Enum):
+    """The prompts shipped in prompts/, each an 8 kHz mono 16-bit WAV."""
+
+    RECORDING_NOTICE = "recording_notice"
+    FALLBACK = "fallback"
+    CONNECTING = "connecting"
+    HOLD_TONE = "hold_tone"
+    CALL_BACK = "call_back"
+
+
+@cache
+def prompt_audio(prompt: Prompt) -> bytes:
+    """The prompt's PCM, read once per process (a call never waits on the disk twice)."""
+    path = PROMPTS_DIR / f"{prompt.value}.wav"
+    with wave.open(str(path), "rb") as wav:
+        if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (8000, 1, 2):
+            raise ValueError(f"{path} must be 8 kHz mono 16-bit PCM")
+        return wav.readframes(wav.getnframes())
+
+
+class PromptPlayer(FrameProcessor):
+    """Sits just before the output transport and plays prompts into it.
+
+    Prompts bypass the speech services on purpose: the fallback message must play
+    when the TTS service is the thing that failed.
+    """
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+
+    async def play(self, prompt: Prompt, *, then: Frame | None = None) -> None:
+        """Queue the prompt's audio for the caller, followed by ``then`` (e.g. a mark)."""
+        audio = OutputAudioRawFrame(
+            audio=prompt_audio(prompt), sample_rate=PROMPT_SAMPLE_RATE, num_channels=1
+        )
+        audio.interruptible = False  # Prompts carry what the caller must hear in full.
+        await self.push_frame(audio)
+        if then is not None:
+            await self.push_frame(then)
