@@ -16,6 +16,8 @@ AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
 AUTH_TOKEN = "twilio-test-auth-token"
 STREAM_SECRET = "stream-test-secret-5f1c"
 CALLER_NUMBER = "+14155550123"
+TRANSFER_NUMBER = "+14155550100"
+RECORDING_CALLBACK = "https://example.com/recordings"
 AGENT_NUMBER = "+14155550999"
 REPLY = "Sure, let me check that for you."
 
@@ -35,6 +37,8 @@ def scripted_reply(request: dict) -> Reply | ToolCall:
     said = last.get("content") if last.get("role") == "user" else ""
     if isinstance(said, str) and "goodbye" in said.lower():
         return ToolCall("end_call")
+    if isinstance(said, str) and "real person" in said.lower():
+        return ToolCall("transfer_call")
     return Reply(REPLY)
 
 
@@ -57,6 +61,7 @@ class Bots:
     standard: BotServer  # Twilio credentials, no stream secret.
     secured: BotServer  # STREAM_SECRET set; a short silence timeout.
     bare: BotServer  # No Twilio credentials at all; short call limit.
+    control: BotServer  # Transfers and recordings enabled.
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +113,13 @@ async def bots(fakes, tmp_path_factory):
             "SILENCE_TIMEOUT_SECS": "2",
         },
         "bare": {**service_env(fakes), "MAX_CALL_SECS": "10", "SILENCE_TIMEOUT_SECS": "60"},
+        "control": {
+            **service_env(fakes),
+            **twilio,
+            "TRANSFER_NUMBER": TRANSFER_NUMBER,
+            "RECORD_CALLS": "true",
+            "RECORDING_STATUS_CALLBACK": RECORDING_CALLBACK,
+        },
     }
     servers = await asyncio.gather(
         *(start_bot_server(env, log_path=logs / f"{name}.log") for name, env in configs.items())

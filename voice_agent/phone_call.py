@@ -11,8 +11,8 @@ from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.frames.frames import (
     EndWorkerFrame,
+    Frame,
     FunctionCallResultProperties,
-    InterruptionFrame,
     LLMMessagesAppendFrame,
     OutputTransportMessageFrame,
     TTSSpeakFrame,
@@ -30,6 +30,7 @@ from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
     FastAPIWebsocketTransport,
 )
+from pipecat.turns.user_mute.base_user_mute_strategy import BaseUserMuteStrategy
 from pipecat.workers.runner import WorkerRunner
 
 from voice_agent import call_control
@@ -78,6 +79,17 @@ def build_serializer(start: StreamStart, twilio: TwilioSettings) -> GuardedTwili
     )
 
 
+class MuteWhileEnding(BaseUserMuteStrategy):
+    """Mutes the caller once the call has started to end (goodbye, transfer, fallback)."""
+
+    def __init__(self, record: CallRecord):
+        super().__init__()
+        self._record = record
+
+    async def process_frame(self, frame: Frame) -> bool:
+        return self._record.ended_by is not None
+
+
 class PhoneCall:
     """A conversation on one Twilio Media Stream, from greeting to hang-up."""
 
@@ -115,6 +127,9 @@ class PhoneCall:
             user_params=LLMUserAggregatorParams(
                 vad_analyzer=SileroVADAnalyzer(),
                 user_idle_timeout=settings.silence_timeout_secs,
+                # Once the call is ending, the caller's voice must not interrupt (and
+                # `clear`) the goodbye or the transfer notice.
+                user_mute_strategies=[MuteWhileEnding(self.record)],
             ),
         )
         self.prompts = PromptPlayer()
@@ -325,8 +340,7 @@ class PhoneCall:
         """
         number = self._settings.transfer_number
         assert number is not None
-        await self.worker.queue_frame(InterruptionFrame())  # Stop whatever the bot was saying.
-        await self._play_and_wait(Prompt.CONNECTING)
+        await self._play_and_wait(Prompt.CONNECTING, interrupt=True)
         await self.prompts.play(Prompt.HOLD_TONE)
         try:
             await call_control.transfer(self._settings.twilio, self.record.call_sid, to=number)
@@ -357,9 +371,9 @@ class PhoneCall:
         if not heard:
             logger.warning(f"Twilio did not confirm '{mark_name}' was played; going on anyway")
 
-    async def _play_and_wait(self, prompt: Prompt) -> None:
+    async def _play_and_wait(self, prompt: Prompt, *, interrupt: bool = False) -> None:
         mark_name = f"{prompt.value}-{next(self._mark_numbers)}"
-        await self.prompts.play(prompt, then=self._mark(mark_name))
+        await self.prompts.play(prompt, then=self._mark(mark_name), interrupt=interrupt)
         await self._wait_until_heard(mark_name)
 
     def _start_side_task(self, work: Awaitable[None]) -> asyncio.Task:

@@ -5,7 +5,11 @@ from enum import Enum
 from functools import cache
 from pathlib import Path
 
-from pipecat.frames.frames import Frame, OutputAudioRawFrame
+from pipecat.frames.frames import (
+    Frame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
@@ -43,8 +47,18 @@ class PromptPlayer(FrameProcessor):
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
 
-    async def play(self, prompt: Prompt, *, then: Frame | None = None) -> None:
-        """Queue the prompt's audio for the caller, followed by ``then`` (e.g. a mark)."""
+    async def play(
+        self, prompt: Prompt, *, then: Frame | None = None, interrupt: bool = False
+    ) -> None:
+        """Queue the prompt's audio for the caller, followed by ``then`` (e.g. a mark).
+
+        With ``interrupt``, whatever the bot was saying stops first: the services
+        above are interrupted, and the output drops its queued audio and sends
+        Twilio a `clear`, ahead of the prompt so that the clear cannot drop it.
+        """
+        if interrupt:
+            await self.push_frame(InterruptionFrame(), FrameDirection.UPSTREAM)
+            await self.push_frame(InterruptionFrame())
         audio = OutputAudioRawFrame(
             audio=prompt_audio(prompt), sample_rate=PROMPT_SAMPLE_RATE, num_channels=1
         )

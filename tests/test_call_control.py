@@ -1,0 +1,144 @@
+"""Call control through Twilio's REST API: transfers, the keypad and recordings."""
+
+import asyncio
+import time
+
+from tests.conftest import (
+    AGENT_NUMBER,
+    AUDIO,
+    CALLER_NUMBER,
+    RECORDING_CALLBACK,
+    TRANSFER_NUMBER,
+    caller_line,
+)
+from tests.test_calls import rest_requests_for, wait_until
+from voice_agent.simulated_caller import SimulatedCaller
+
+INBOUND = {"from_number": CALLER_NUMBER, "to_number": AGENT_NUMBER}
+DIAL = f"<Dial>{TRANSFER_NUMBER}</Dial>"
+
+
+def heard_secs_between(caller: SimulatedCaller, start: float, end: float) -> float:
+    """Seconds of bot audio that arrived between two moments (8 kHz, 16-bit after decoding)."""
+    return sum(len(m.pcm) for m in caller.media if start <= m.arrived_at <= end) / 16000
+
+
+async def answered_call(server, fakes, **options) -> SimulatedCaller:
+    caller = SimulatedCaller(server.url, custom_parameters=INBOUND, **options)
+    await caller.__aenter__()
+    fakes.twilio.register_call(sid=caller.call_sid, from_=CALLER_NUMBER, to=AGENT_NUMBER)
+    return caller
+
+
+async def test_recording_starts_after_the_consent_notice(bots, fakes):
+    greetings_before = fakes.cartesia.transcripts.count(
+        "Hello, thanks for calling! How can I help you today?"
+    )
+    caller = await answered_call(bots.control, fakes)
+    try:
+        await caller.wait_for_bot_audio(timeout=10)
+        await wait_until(
+            lambda: any(r["call_sid"] == caller.call_sid for r in fakes.twilio.recordings),
+            timeout_secs=10,
+            what="a recording request",
+        )
+        requests = rest_requests_for(fakes, caller.call_sid)
+        (request,) = [r for r in requests if "Recordings" in r.path]
+        assert request.form == {
+            "RecordingChannels": "dual",
+            "RecordingStatusCallback": RECORDING_CALLBACK,
+        }
+        # The notice (2.6 s of audio) was heard before the recording started...
+        assert caller.start_sent_at is not None
+        assert heard_secs_between(caller, caller.start_sent_at, request.time) >= 2.0
+        # ...and the greeting comes after it.
+        await caller.wait_for_bot_audio(after=request.time, timeout=10)
+    finally:
+        await caller.__aexit__(None, None, None)
+    (recording,) = [r for r in fakes.twilio.recordings if r["call_sid"] == caller.call_sid]
+    summary = await bots.control.wait_for_log(f"[{caller.call_sid}] Call summary:")
+    assert f"recording {recording['sid']}" in summary
+    assert (
+        fakes.cartesia.transcripts.count("Hello, thanks for calling! How can I help you today?")
+        == greetings_before + 1
+    )
+
+
+async def test_transfer_tool_redirects_the_call_and_never_hangs_it_up(bots, fakes):
+    fakes.deepgram.transcripts.append(caller_line("human"))
+    caller = await answered_call(bots.control, fakes)
+    try:
+        await caller.wait_for_bot_audio(timeout=15)
+        await caller.wait_for_bot_silence(timeout=15)
+        spoken = await caller.say(AUDIO / "human.wav")
+        await wait_until(
+            lambda: any(sid == caller.call_sid for sid, _ in fakes.twilio.updates),
+            timeout_secs=15,
+            what="the transfer request",
+        )
+        await caller.wait_closed(timeout=10)  # The bot lets go of the stream.
+    finally:
+        await caller.__aexit__(None, None, None)
+    await asyncio.sleep(0.5)
+    updates = [form for sid, form in fakes.twilio.updates if sid == caller.call_sid]
+    assert len(updates) == 1
+    assert DIAL in updates[0]["Twiml"]
+    assert caller.call_sid not in fakes.twilio.hangups
+    (update,) = [r for r in rest_requests_for(fakes, caller.call_sid) if "Twiml" in r.form]
+    # "Connecting you now" (1 s) was heard before the redirect (it may start while the
+    # caller is still finishing the sentence: "real person" is enough to act on).
+    assert heard_secs_between(caller, spoken.started_at, update.time) >= 0.9
+    summary = await bots.control.wait_for_log(f"[{caller.call_sid}] Call summary:")
+    assert "ended by transferred (transfer_call tool)" in summary
+
+
+async def test_keypad_zero_transfers_at_any_time(bots, fakes):
+    caller = await answered_call(bots.control, fakes)
+    try:
+        await caller.wait_for_bot_audio(timeout=15)
+        await asyncio.sleep(0.5)  # Mid-greeting.
+        await caller.press("0")
+        await wait_until(
+            lambda: any(sid == caller.call_sid for sid, _ in fakes.twilio.updates),
+            timeout_secs=10,
+            what="the transfer request",
+        )
+    finally:
+        await caller.__aexit__(None, None, None)
+    updates = [form for sid, form in fakes.twilio.updates if sid == caller.call_sid]
+    assert len(updates) == 1 and DIAL in updates[0]["Twiml"]
+    assert caller.call_sid not in fakes.twilio.hangups
+
+
+async def test_keypad_sequence_reaches_the_llm_as_one_entry(bots, fakes):
+    requests_before = len(fakes.openai.requests)
+    async with SimulatedCaller(bots.standard.url, custom_parameters=INBOUND) as caller:
+        await caller.wait_for_bot_audio(timeout=10)
+        await caller.wait_for_bot_silence(timeout=10)
+        pressed_at = time.monotonic()
+        await caller.press("4507#")
+        await caller.wait_for_bot_audio(after=pressed_at, timeout=10)
+    requests = fakes.openai.requests[requests_before:]
+    assert requests
+    user_messages = [m["content"] for m in requests[-1]["messages"] if m["role"] == "user"]
+    assert "Keypad: 4507#" in user_messages
+    system = requests[-1]["messages"][0]["content"]
+    assert "Keypad" in system
+
+
+async def test_without_transfer_number_there_is_no_transfer(bots, fakes):
+    requests_before = len(fakes.openai.requests)
+    fakes.deepgram.transcripts.append(caller_line("saturday"))
+    async with SimulatedCaller(bots.standard.url, custom_parameters=INBOUND) as caller:
+        fakes.twilio.register_call(sid=caller.call_sid, from_=CALLER_NUMBER, to=AGENT_NUMBER)
+        await caller.wait_for_bot_audio(timeout=10)
+        await caller.wait_for_bot_silence(timeout=10)
+        await caller.press("0")
+        await asyncio.sleep(2.5)  # The keypad sequence times out.
+        spoken = await caller.say(AUDIO / "saturday.wav")
+        await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=10)
+        assert not caller.closed_by_server
+    assert not rest_requests_for(fakes, caller.call_sid)
+    tools = {t["function"]["name"] for t in fakes.openai.requests[-1]["tools"]}
+    assert tools == {"end_call"}
+    assert len(fakes.openai.requests) > requests_before
