@@ -11,9 +11,11 @@ from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.frames.frames import (
     EndWorkerFrame,
+    ErrorFrame,
     Frame,
     FunctionCallResultProperties,
     LLMMessagesAppendFrame,
+    LLMRunFrame,
     OutputTransportMessageFrame,
     TTSSpeakFrame,
 )
@@ -24,6 +26,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
+    UserTurnStoppedMessage,
 )
 from pipecat.services.llm_service import FunctionCallParams
 from pipecat.transports.websocket.fastapi import (
@@ -45,6 +48,9 @@ from voice_agent.twilio_stream import GuardedTwilioSerializer, StreamStart
 
 # How long a goodbye or prompt may take to play before the call moves on anyway.
 PLAYOUT_TIMEOUT_SECS = 20.0
+# After a failed reply is retried, how long the retry may take to be heard: the caller
+# must hear something (the reply, or the fallback message) within 3 s of a failure.
+RETRY_WINDOW_SECS = 1.5
 KEYPAD_INSTRUCTION = (
     f"Key presses on the caller's phone keypad reach you as messages starting with "
     f"'{DTMF_PREFIX.strip()}', for example an order number followed by the pound key."
@@ -108,6 +114,8 @@ class PhoneCall:
         self._outbound_greeting: asyncio.Task | None = None
         self._side_tasks: list[asyncio.Task] = []
         self._mark_numbers = itertools.count(1)
+        self._reply_watchdog: asyncio.Task | None = None
+        self._failures = 0
 
         self.serializer = build_serializer(start, settings.twilio)
         self.transport = FastAPIWebsocketTransport(
@@ -133,19 +141,22 @@ class PhoneCall:
             ),
         )
         self.prompts = PromptPlayer()
+        self.stt = build_stt(settings)
+        self.tts = build_tts(settings)
         system_instruction = (
             f"{settings.system_prompt}\n{KEYPAD_INSTRUCTION}\n\nAbout this call:\n"
             f"{facts.describe()}"
         )
+        self.llm = build_llm(settings, system_instruction=system_instruction)
         pipeline = Pipeline(
             [
                 self.transport.input(),
-                build_stt(settings),
+                self.stt,
                 TransferKey(self._on_transfer_key),
                 keypad_to_text(),
                 self.user_turns,
-                build_llm(settings, system_instruction=system_instruction),
-                build_tts(settings),
+                self.llm,
+                self.tts,
                 self.prompts,
                 self.transport.output(),
                 self.assistant_turns,
@@ -214,7 +225,9 @@ class PhoneCall:
         self.transport.add_event_handler("on_client_disconnected", self._on_caller_hung_up)
         self.transport.add_event_handler("on_session_timeout", self._on_max_duration)
         self.user_turns.add_event_handler("on_user_turn_started", self._on_caller_spoke)
+        self.user_turns.add_event_handler("on_user_turn_stopped", self._on_caller_turn_ended)
         self.user_turns.add_event_handler("on_user_turn_idle", self._on_caller_silent)
+        self.worker.add_event_handler("on_pipeline_error", self._on_pipeline_error)
         self.latency.add_event_handler("on_first_bot_speech_latency", self._on_first_speech)
         self.latency.add_event_handler("on_latency_measured", self._on_turn_latency)
 
@@ -256,6 +269,7 @@ class PhoneCall:
 
     async def _on_caller_spoke(self, *_args) -> None:
         self._silence_prompts = 0
+        self._stop_reply_watchdog()
         if self._outbound_greeting and not self._outbound_greeting.done():
             self._outbound_greeting.cancel()
 
@@ -272,6 +286,62 @@ class PhoneCall:
 
     async def _on_turn_latency(self, _observer, latency: float) -> None:
         self.record.add_turn_latency(latency)
+        self._stop_reply_watchdog()
+        self._failures = 0  # The bot was heard again: whatever failed has recovered.
+
+    # --- no dead air --------------------------------------------------------------------
+
+    async def _on_caller_turn_ended(self, _aggregator, _strategy, message: UserTurnStoppedMessage):
+        if message.content:
+            self._start_reply_watchdog(self._settings.response_timeout_secs)
+
+    def _start_reply_watchdog(self, secs: float) -> None:
+        self._stop_reply_watchdog()
+        self._reply_watchdog = self._start_side_task(self._expect_reply_within(secs))
+
+    def _stop_reply_watchdog(self) -> None:
+        if self._reply_watchdog and not self._reply_watchdog.done():
+            self._reply_watchdog.cancel()
+
+    async def _expect_reply_within(self, secs: float) -> None:
+        await asyncio.sleep(secs)
+        self._fall_back(f"no reply within {secs:g} s")
+
+    async def _on_pipeline_error(self, _worker, frame: ErrorFrame) -> None:
+        service = {self.stt: "speech-to-text", self.llm: "LLM", self.tts: "text-to-speech"}.get(
+            frame.processor
+        )
+        if service is None or self.record.ended_by is not None:
+            return
+        self._failures += 1
+        logger.warning(f"{service} failed: {frame.error}")
+        if service == "speech-to-text":
+            # Deepgram waits at least 4 s before reconnecting: too long to leave a caller
+            # unheard, and without it nothing the caller says gets through.
+            self._fall_back(f"{service} failed: {frame.error}")
+        elif self._failures > 1:
+            self._fall_back(f"{service} failed twice: {frame.error}")
+        else:
+            # A dropped connection or an error reply is often transient: ask for the reply
+            # again, once, and fall back if it is not heard soon.
+            logger.info("Retrying the reply once")
+            await self.worker.queue_frame(LLMRunFrame())
+            self._start_reply_watchdog(RETRY_WINDOW_SECS)
+
+    def _fall_back(self, cause: str) -> None:
+        """Play the pre-recorded apology, then hand the caller to a person or hang up."""
+        if not self.record.end(f"service failure ({cause})"):
+            return
+        logger.error(f"Falling back: {cause}")
+        self._start_side_task(self._apologise_and_leave())
+
+    async def _apologise_and_leave(self) -> None:
+        await self._play_and_wait(Prompt.FALLBACK, interrupt=True)
+        if self._settings.transfer_number:
+            await self._hand_over()
+        else:
+            await self._play_and_wait(Prompt.CALL_BACK)
+            await self.worker.queue_frame(EndWorkerFrame(reason="service failure"))
 
     async def _add_looked_up_numbers(
         self, lookup: Awaitable[tuple[str | None, str | None] | None]

@@ -1,5 +1,6 @@
 """A loopback OpenAI Chat Completions server that streams scripted replies as the real API does."""
 
+import asyncio
 import json
 import re
 import secrets
@@ -74,6 +75,8 @@ class FakeOpenAI:
         self.default_reply = default_reply
         self.responder = responder
         self.requests: list[dict[str, Any]] = []
+        # Seconds to wait before the first chunk of each reply: a model that stalls.
+        self.first_token_delay_secs = 0.0
         self.rejected = 0
         self._socket: socket.socket | None = None
         self._runner: web.AppRunner | None = None
@@ -144,6 +147,7 @@ class FakeOpenAI:
             }
         )
         await stream.prepare(request)
+        await asyncio.sleep(self.first_token_delay_secs)
         for chunk in completion.chunks():
             await stream.write(f"data: {json.dumps(chunk)}\n\n".encode())
         await stream.write(b"data: [DONE]\n\n")
