@@ -1,6 +1,7 @@
 """Shared fixtures: loopback fakes of every outside service, and real bot processes using them."""
 
 import asyncio
+import json
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,17 @@ def caller_line(name: str) -> str:
 
 
 def scripted_reply(request: dict) -> Reply | ToolCall:
-    """The fake LLM's answers: end the call on a goodbye, otherwise a short reply."""
+    """The fake LLM's answers: end the call on a goodbye, otherwise a short reply.
+
+    The voicemail detector's classifier asks for JSON: a greeting that asks to leave a
+    message is a voicemail, anything else a person.
+    """
+    first = request["messages"][0].get("content")
+    if isinstance(first, str) and first.startswith("You are a classifier"):
+        heard = str(request["messages"][-1].get("content", "")).lower()
+        choice = "voicemail" if "leave a message" in heard else "conversation"
+        other = "conversation" if choice == "voicemail" else "voicemail"
+        return Reply(json.dumps({"choice": choice, "probabilities": {choice: 0.95, other: 0.05}}))
     last = request["messages"][-1]
     said = last.get("content") if last.get("role") == "user" else ""
     if isinstance(said, str) and "goodbye" in said.lower():

@@ -270,6 +270,8 @@ async def test_outbound_call_lets_the_callee_speak_first(bots, fakes):
         first = await caller.wait_for_bot_audio(timeout=10)
     # The callee said nothing: the bot greets after about two seconds, not at once.
     assert first - caller.start_sent_at >= 1.8
+    summary = await bots.standard.wait_for_log(f"[{caller.call_sid}] Call summary:")
+    assert "answered by person" in summary
 
 
 async def test_silent_caller_is_prompted_once_then_the_call_ends(bots, fakes):
@@ -300,6 +302,35 @@ async def test_outbound_callee_who_speaks_first_gets_an_answer_not_the_greeting(
     spoken_by_bot = fakes.cartesia.transcripts[transcripts_before:]
     assert REPLY in spoken_by_bot
     assert "Hello, thanks for calling! How can I help you today?" not in spoken_by_bot
+
+
+async def test_outbound_call_to_voicemail_leaves_the_message_and_hangs_up(bots, fakes):
+    fakes.deepgram.transcripts.append(
+        "Hi, you have reached Sam, please leave a message after the tone."
+    )
+    parameters = {
+        "call_type": "outbound",
+        "from_number": AGENT_NUMBER,
+        "to_number": CALLER_NUMBER,
+        "voicemail_message": "Hi Sam, your order is ready for pickup. Goodbye.",
+    }
+    transcripts_before = len(fakes.cartesia.transcripts)
+    async with SimulatedCaller(bots.standard.url, custom_parameters=parameters) as caller:
+        fakes.twilio.register_call(sid=caller.call_sid, from_=AGENT_NUMBER, to=CALLER_NUMBER)
+        spoken = await caller.say(AUDIO / "order_status.wav")  # The machine's greeting.
+        await wait_until(
+            lambda: caller.call_sid in fakes.twilio.hangups, timeout_secs=20, what="hang-up"
+        )
+        message_end = caller.bot_segments()[-1][1]
+    spoken_by_bot = fakes.cartesia.transcripts[transcripts_before:]
+    assert "Hi Sam, your order is ready for pickup. Goodbye." in spoken_by_bot
+    assert "Hello, thanks for calling! How can I help you today?" not in spoken_by_bot
+    # The message starts after the greeting ended, and was heard before the hang-up.
+    assert caller.first_media_after(spoken.ended_at) is not None
+    (hangup,) = [r for r in rest_requests_for(fakes, caller.call_sid) if r.form]
+    assert hangup.time >= message_end - 0.05
+    summary = await bots.standard.wait_for_log(f"[{caller.call_sid}] Call summary:")
+    assert "answered by machine" in summary and "ended by left a voicemail" in summary
 
 
 async def test_logs_carry_the_call_sid_and_never_a_secret_or_a_whole_number(bots, fakes):

@@ -9,6 +9,8 @@ from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.classifiers.llm.classifier import LLMClassifier
+from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
 from pipecat.frames.frames import (
     EndWorkerFrame,
     ErrorFrame,
@@ -18,6 +20,7 @@ from pipecat.frames.frames import (
     LLMRunFrame,
     OutputTransportMessageFrame,
     TTSSpeakFrame,
+    UserStoppedSpeakingFrame,
 )
 from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
 from pipecat.pipeline.pipeline import Pipeline
@@ -28,6 +31,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregatorParams,
     UserTurnStoppedMessage,
 )
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.llm_service import FunctionCallParams
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
@@ -148,15 +152,22 @@ class PhoneCall:
             f"{facts.describe()}"
         )
         self.llm = build_llm(settings, system_instruction=system_instruction)
+        # On outbound calls, listen first: a person, or a voicemail greeting? Until that is
+        # decided, the detector's gate holds the bot's speech back.
+        self.voicemail = (
+            VoicemailDetector(classifier=LLMClassifier(llm=self.llm)) if facts.outbound else None
+        )
         pipeline = Pipeline(
             [
                 self.transport.input(),
                 self.stt,
+                *([self.voicemail.detector()] if self.voicemail else []),
                 TransferKey(self._on_transfer_key),
                 keypad_to_text(),
                 self.user_turns,
                 self.llm,
                 self.tts,
+                *([self.voicemail.gate()] if self.voicemail else []),
                 self.prompts,
                 self.transport.output(),
                 self.assistant_turns,
@@ -228,6 +239,9 @@ class PhoneCall:
         self.user_turns.add_event_handler("on_user_turn_stopped", self._on_caller_turn_ended)
         self.user_turns.add_event_handler("on_user_turn_idle", self._on_caller_silent)
         self.worker.add_event_handler("on_pipeline_error", self._on_pipeline_error)
+        if self.voicemail:
+            self.voicemail.add_event_handler("on_voicemail_detected", self._on_voicemail)
+            self.voicemail.add_event_handler("on_conversation_detected", self._on_person)
         self.latency.add_event_handler("on_first_bot_speech_latency", self._on_first_speech)
         self.latency.add_event_handler("on_latency_measured", self._on_turn_latency)
 
@@ -264,6 +278,10 @@ class PhoneCall:
         await asyncio.sleep(self._settings.outbound_greeting_delay_secs)
         logger.info("Callee silent after answering: greeting first")
         await self._say(self._settings.greeting)
+        if self.voicemail:
+            # Machines talk at once; silence is a person waiting. The detector decides on a
+            # pause after speech, so hand it that pause (its "no answer" verdict is a person).
+            await self.voicemail.queue_frame(UserStoppedSpeakingFrame(), FrameDirection.UPSTREAM)
 
     # --- during the call ----------------------------------------------------------------
 
@@ -391,12 +409,32 @@ class PhoneCall:
             self._start_side_task(self._end_after_goodbye(reason))
 
     async def _end_after_goodbye(self, reason: str) -> None:
-        goodbye = TTSSpeakFrame(self._settings.goodbye)
-        goodbye.interruptible = False  # A caller's "bye" must not cut the goodbye short.
         mark_name = f"goodbye-{self.record.call_sid}"
-        await self.worker.queue_frames([goodbye, self._mark(mark_name)])
+        await self.worker.queue_frames(
+            [self._last_words(self._settings.goodbye), self._mark(mark_name)]
+        )
+        await self._end_when_heard(mark_name, reason)
+
+    async def _end_when_heard(self, mark_name: str, reason: str) -> None:
         await self._wait_until_heard(mark_name)
         await self.worker.queue_frame(EndWorkerFrame(reason=reason))
+
+    async def _on_person(self, _detector) -> None:
+        self.record.answered_by = "person"
+        logger.info("Outbound call answered by a person")
+
+    async def _on_voicemail(self, detector: VoicemailDetector) -> None:
+        """Leave the message after the greeting (the detector waits for it), then hang up."""
+        self.record.answered_by = "machine"
+        if not self.record.end("left a voicemail"):
+            return
+        message = self._facts.extra.get("voicemail_message") or self._settings.voicemail_message
+        mark_name = f"voicemail-{self.record.call_sid}"
+        # Past a voicemail verdict the detector lets nothing through from upstream, so the
+        # message starts from the detector itself.
+        await detector.push_frame(self._last_words(message))
+        await detector.push_frame(self._mark(mark_name))
+        self._start_side_task(self._end_when_heard(mark_name, "left a voicemail"))
 
     def _transfer(self, reason: str) -> None:
         if self.record.end(f"transferred ({reason})"):
@@ -427,6 +465,13 @@ class PhoneCall:
 
     async def _say(self, text: str) -> None:
         await self.worker.queue_frame(TTSSpeakFrame(text))
+
+    @staticmethod
+    def _last_words(text: str) -> TTSSpeakFrame:
+        """Speech that ends the call: nothing the caller says may cut it short."""
+        frame = TTSSpeakFrame(text)
+        frame.interruptible = False
+        return frame
 
     def _mark(self, name: str) -> OutputTransportMessageFrame:
         """A Twilio mark to queue after some audio; its echo means the caller heard it."""
