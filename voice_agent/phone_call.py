@@ -8,7 +8,6 @@ from fastapi import WebSocket
 from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
-from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.classifiers.llm.classifier import LLMClassifier
 from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
 from pipecat.frames.frames import (
@@ -40,7 +39,7 @@ from pipecat.transports.websocket.fastapi import (
 from pipecat.turns.user_mute.base_user_mute_strategy import BaseUserMuteStrategy
 from pipecat.workers.runner import WorkerRunner
 
-from voice_agent import call_control
+from voice_agent import call_control, turn_taking
 from voice_agent.call_facts import CallFacts
 from voice_agent.call_log import CallRecord
 from voice_agent.config import BotSettings, TwilioSettings
@@ -137,7 +136,7 @@ class PhoneCall:
         self.user_turns, self.assistant_turns = LLMContextAggregatorPair(
             self.context,
             user_params=LLMUserAggregatorParams(
-                vad_analyzer=SileroVADAnalyzer(),
+                **turn_taking.turn_detection(stop_secs=settings.turn_end_silence_secs),
                 user_idle_timeout=settings.silence_timeout_secs,
                 # Once the call is ending, the caller's voice must not interrupt (and
                 # `clear`) the goodbye or the transfer notice.
@@ -494,7 +493,7 @@ class PhoneCall:
     def _start_side_task(self, work: Awaitable[None]) -> asyncio.Task:
         task = asyncio.ensure_future(work)
         task.add_done_callback(_log_failure)
-        self._side_tasks.append(task)
+        self._side_tasks = [t for t in self._side_tasks if not t.done()] + [task]
         return task
 
 
