@@ -181,6 +181,7 @@ class BotSettings:
     goodbye: str
     silence_prompt: str
     silence_timeout_secs: float
+    turn_end_silence_secs: float
     max_call_secs: float
     outbound_greeting_delay_secs: float
     transfer_number: str | None
@@ -228,6 +229,7 @@ class BotSettings:
             goodbye=reader.text("GOODBYE", DEFAULT_GOODBYE),
             silence_prompt=reader.text("SILENCE_PROMPT", DEFAULT_SILENCE_PROMPT),
             silence_timeout_secs=reader.seconds("SILENCE_TIMEOUT_SECS", 8.0, minimum=1.0),
+            turn_end_silence_secs=reader.seconds("TURN_END_SILENCE_SECS", 0.2, minimum=0.1),
             max_call_secs=reader.seconds("MAX_CALL_SECS", 900.0, minimum=10.0),
             outbound_greeting_delay_secs=reader.seconds("OUTBOUND_GREETING_DELAY_SECS", 2.0),
             transfer_number=reader.text("TRANSFER_NUMBER"),

@@ -1,0 +1,188 @@
+"""Turn taking for every call in the process: VAD and end-of-turn models loaded once, shared.
+
+pipecat's SileroVADAnalyzer and LocalSmartTurnAnalyzerV3 each load their ONNX model
+when constructed, so a bot that builds them per call pays ~100 ms of CPU at the
+start of every call, on the event loop, while other calls wait. Here the models are
+loaded and run once when this module is imported (before the first call), and every
+call gets light analyzers that keep only its own state and share the sessions.
+ONNX Runtime sessions are safe to run from several threads at once.
+"""
+
+import asyncio
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cache
+from importlib.resources import files
+from typing import Any, TypedDict
+
+import numpy as np
+import onnxruntime as ort
+from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
+from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
+from pipecat.metrics.metrics import MetricsData
+from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+SILERO_MODEL = files("pipecat.audio.vad.data") / "silero_vad.onnx"
+SMART_TURN_MODEL = files("pipecat.audio.turn.smart_turn.data") / "smart-turn-v3.2-cpu.onnx"
+PHONE_RATE = 8000
+# End-of-turn inference takes ~50 ms on one core: start it this long before the VAD's stop.
+SPECULATION_LEAD_SECS = 0.08
+
+
+def _session(model: Any) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.inter_op_num_threads = 1
+    options.intra_op_num_threads = 1  # Calls run side by side; one thread per inference.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
+@cache
+def silero_session() -> ort.InferenceSession:
+    """The Silero VAD model, loaded once per process."""
+    return _session(SILERO_MODEL)
+
+
+@cache
+def smart_turn_session() -> ort.InferenceSession:
+    """The smart-turn v3 end-of-turn model, loaded once per process."""
+    return _session(SMART_TURN_MODEL)
+
+
+@cache
+def smart_turn_threads() -> ThreadPoolExecutor:
+    """Threads for end-of-turn inference, one per core, shared by all calls.
+
+    One thread per call (pipecat's default) lets fifty calls' inferences fight over
+    two cores at once; a pool as wide as the machine runs them in turn instead.
+    """
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="smart-turn")
+
+
+class _SileroState(SileroOnnxModel):
+    """One call's Silero recurrent state, run on the shared session."""
+
+    def __init__(self) -> None:  # Deliberately not super().__init__: it loads the model.
+        self.session = silero_session()
+        self.sample_rates = [8000, 16000]
+        self.reset_states()
+
+
+class SharedSileroVAD(SileroVADAnalyzer):
+    """Silero VAD for one call on the shared model, scored on the event loop.
+
+    pipecat hands every 20 ms of audio to a thread of its own per call; scoring a
+    32 ms window takes about a tenth of a millisecond, far less than the hand-off
+    (and its context switches), so scoring inline costs the process less.
+    """
+
+    def __init__(self, *, params: VADParams | None = None) -> None:
+        VADAnalyzer.__init__(self, params=params)  # Not SileroVADAnalyzer's: it loads the model.
+        self._model = _SileroState()
+        self._windows_since_reset = 0
+        self._low_confidence_windows = 0
+
+    @property
+    def speaking(self) -> bool:
+        """Whether the VAD hears the caller now (neither pausing nor stopped)."""
+        return self._vad_state == VADState.SPEAKING
+
+    @property
+    def pause_secs(self) -> float:
+        """How long the caller has been quiet while the VAD waits to call it a stop."""
+        if self._vad_state != VADState.STOPPING:
+            return 0.0
+        return self._vad_stopping_count * self.num_frames_required() / self.sample_rate
+
+    async def analyze_audio(self, buffer: bytes) -> VADState:
+        return self._run_analyzer(buffer)
+
+
+class SharedSmartTurn(LocalSmartTurnAnalyzerV3):
+    """Smart-turn v3 for one call: its own audio buffer, the shared model and threads.
+
+    It also decides early. The VAD reports a stop only after ``stop_secs`` of
+    quiet, and pipecat starts the ~50 ms inference then, so every answer waits
+    for it. Here inference starts ``SPECULATION_LEAD_SECS`` before the stop is
+    due, on the audio so far; if the caller stays quiet the answer is ready when
+    the stop comes, and if they speak again it is dropped.
+    """
+
+    def __init__(self, vad: SharedSileroVAD) -> None:
+        BaseSmartTurn.__init__(self)  # Not LocalSmartTurnAnalyzerV3's: it loads the model.
+        self._log_data = False
+        self._session = smart_turn_session()
+        self._vad = vad
+        self._speculation: Future[tuple[EndOfTurnState, MetricsData | None]] | None = None
+
+    @property
+    def _model_executor(self) -> ThreadPoolExecutor:
+        return smart_turn_threads()
+
+    def append_audio(self, buffer: bytes, is_speech: bool) -> EndOfTurnState:
+        state = super().append_audio(buffer, is_speech)
+        if self._vad.speaking:
+            self._speculation = None  # The caller spoke again: that guess no longer holds.
+        elif (
+            self._speculation is None
+            and self._speech_triggered
+            and self._vad.pause_secs >= self._vad.params.stop_secs - SPECULATION_LEAD_SECS
+        ):
+            self._speculation = self._model_executor.submit(
+                self._process_speech_segment, list(self._audio_buffer)
+            )
+        return state
+
+    async def analyze_end_of_turn(self) -> tuple[EndOfTurnState, MetricsData | None]:
+        speculation, self._speculation = self._speculation, None
+        if speculation is None:
+            return await super().analyze_end_of_turn()
+        state, result = await asyncio.wrap_future(speculation)
+        if state == EndOfTurnState.COMPLETE:
+            self._clear(state)
+        return state, result
+
+    def _clear(self, turn_state: EndOfTurnState) -> None:
+        super()._clear(turn_state)
+        self._speculation = None
+
+
+class TurnDetection(TypedDict):
+    """The LLMUserAggregatorParams fields that decide when the caller's turn starts and ends."""
+
+    vad_analyzer: SharedSileroVAD
+    user_turn_strategies: UserTurnStrategies
+
+
+def turn_detection(*, stop_secs: float) -> TurnDetection:
+    """A call's turn detection: pipecat's default strategies, on the shared models.
+
+    ``stop_secs`` of quiet end the caller's speech (the end-of-turn wait); a turn
+    starts by voice or by transcript, and smart-turn decides whether a stop ends it.
+    """
+    vad = SharedSileroVAD(params=VADParams(stop_secs=stop_secs))
+    smart_turn = TurnAnalyzerUserTurnStopStrategy(turn_analyzer=SharedSmartTurn(vad))
+    return TurnDetection(
+        vad_analyzer=vad, user_turn_strategies=UserTurnStrategies(stop=[smart_turn])
+    )
+
+
+def prepare_models() -> None:
+    """Load both models and run each once, so the first call is as quick as any other.
+
+    ONNX Runtime's first run of a session allocates and plans; doing it here puts
+    that cost at start-up instead of into the first caller's greeting and turn.
+    """
+    vad = SharedSileroVAD()
+    vad.set_sample_rate(PHONE_RATE)
+    vad.voice_confidence(bytes(2 * vad.num_frames_required()))
+    smart_turn = SharedSmartTurn(vad)
+    smart_turn.set_sample_rate(PHONE_RATE)
+    smart_turn._predict_endpoint(np.zeros(PHONE_RATE, dtype=np.float32))
+
+
+prepare_models()
