@@ -54,25 +54,29 @@ class BotServer:
                 await self.process.wait()
 
 
-async def start_bot_server(env: dict[str, str], *, log_path: Path) -> BotServer:
+async def start_bot_server(
+    env: dict[str, str], *, log_path: Path, script: Path = REPO / "bot.py"
+) -> BotServer:
     """Start `bot.py -t twilio` with exactly ``env`` (plus PATH) and wait until it listens.
 
     The environment is built from scratch so no real key from the developer's shell
     or .env file can reach a test (PYTHON_DOTENV_DISABLED stops .env loading).
+    ``script`` runs another bot (the benchmark's reference bot) the same way, from
+    its own directory, with this project's interpreter.
     """
     port = free_port()
     full_env = {"PATH": os.environ["PATH"], "PYTHON_DOTENV_DISABLED": "1", **env}
     log = log_path.open("wb")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        "bot.py",
+        script.name,
         "-t",
         "twilio",
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
-        cwd=REPO,
+        cwd=script.parent,
         env=full_env,
         stdout=log,
         stderr=asyncio.subprocess.STDOUT,
@@ -82,14 +86,14 @@ async def start_bot_server(env: dict[str, str], *, log_path: Path) -> BotServer:
     deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT_SECS
     while True:
         if process.returncode is not None:
-            raise RuntimeError(f"bot.py exited at start-up:\n{server.logs()[-3000:]}")
+            raise RuntimeError(f"{script.name} exited at start-up:\n{server.logs()[-3000:]}")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
             if asyncio.get_running_loop().time() > deadline:
                 await server.stop()
                 raise TimeoutError(
-                    f"bot.py did not listen within {STARTUP_TIMEOUT_SECS} s"
+                    f"{script.name} did not listen within {STARTUP_TIMEOUT_SECS} s"
                 ) from None
             await asyncio.sleep(0.2)
             continue

@@ -193,6 +193,20 @@ async def test_deepgram_gives_a_line_out_phrase_by_phrase_at_mid_line_finalizes(
     assert fake.transcripts_sent == heard
 
 
+async def test_deepgram_transcribes_unscripted_lines_as_the_default_transcript():
+    async with FakeDeepgram(transcripts=["Yes."], default_transcript="Okay then.") as fake:
+        params = {"model": "nova-3-general", "encoding": "linear16", "sample_rate": "8000"}
+        async with deepgram_client(fake).listen.v1.connect(**params) as connection:
+            heard = []
+            for _ in range(3):
+                await send_audio(connection, tone(0.3) + silence(0.2))
+                await connection.send_finalize()
+                heard.append(await next_final(connection))
+
+    assert heard == ["Yes.", "Okay then.", "Okay then."]
+    assert fake.unscripted_utterances == 2
+
+
 async def test_deepgram_rejects_a_wrong_key_at_the_handshake():
     async with FakeDeepgram() as fake:
         client = deepgram_client(fake, api_key="wrong")
@@ -407,6 +421,23 @@ async def test_caller_plays_bot_audio_out_and_echoes_marks_when_played(bot_side)
     assert len(caller.bot_audio_pcm()) == 4000 * 2
     assert caller.wrong_stream_sid_messages == 5
     assert [json.loads(m)["event"] for _, m in caller.unexpected] == ["connected"]
+
+
+async def test_caller_counts_silent_media_as_a_gap_in_speech_only_segments(bot_side):
+    quiet = base64.b64encode(pcm16_to_ulaw(bytes(2 * FRAME_BYTES))).decode()
+    async with SimulatedCaller(bot_side.url) as caller:
+        await bot_side.send_audio(caller.stream_sid, 0.3)
+        for _ in range(10):  # 200 ms of silence, sent as media like a padding bot would
+            await bot_side.send(
+                {"event": "media", "streamSid": caller.stream_sid, "media": {"payload": quiet}}
+            )
+        await bot_side.send_audio(caller.stream_sid, 0.3)
+        await caller.wait_for_bot_silence(quiet_secs=0.2, timeout=3)
+
+    ((start, end),) = caller.bot_segments()
+    assert end - start == pytest.approx(0.8, abs=0.01)
+    first, second = caller.bot_segments(speech_only=True)
+    assert second[0] - first[1] == pytest.approx(0.2, abs=0.01)
 
 
 async def test_caller_clear_drops_unplayed_audio_and_releases_marks(bot_side, tmp_path):

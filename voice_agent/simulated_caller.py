@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import bisect
 import contextlib
 import json
 import secrets
@@ -25,6 +26,8 @@ SAMPLE_RATE = 8000
 FRAME_SECS = 0.02
 FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law, one byte per sample
 ULAW_SILENCE = b"\xff" * FRAME_BYTES
+# Bot audio quieter than this (RMS of 16-bit samples, about -66 dBFS) is silence, not speech.
+QUIET_RMS = 16
 DTMF_DIGITS = "0123456789*#"
 DTMF_SPACING_SECS = 0.1
 # Looks like an account SID but cannot be mistaken for a real one ("7e57ca11" reads "test call").
@@ -140,6 +143,7 @@ class SimulatedCaller:
 
         self.start_sent_at: float | None = None
         self.media: list[ReceivedMedia] = []
+        self._heard_arrivals: list[float] = []  # this stream's media, for fast look-ups
         self.clears: list[float] = []
         self.marks_echoed: list[tuple[float, str]] = []
         self.unexpected: list[tuple[float, str | bytes]] = []
@@ -264,7 +268,8 @@ class SimulatedCaller:
 
     def first_media_after(self, t: float) -> float | None:
         """Arrival time of the first bot ``media`` message after ``t``, if any."""
-        return next((m.arrived_at for m in self._heard() if m.arrived_at > t), None)
+        index = bisect.bisect_right(self._heard_arrivals, t)
+        return self._heard_arrivals[index] if index < len(self._heard_arrivals) else None
 
     async def wait_for_bot_audio(
         self,
@@ -297,7 +302,7 @@ class SimulatedCaller:
         """
         deadline = time.monotonic() + timeout
         while True:
-            last_arrival = max((m.arrived_at for m in self._heard()), default=float("-inf"))
+            last_arrival = self._heard_arrivals[-1] if self._heard_arrivals else float("-inf")
             heard_until = max(self._playout_end, last_arrival)
             if time.monotonic() - heard_until >= quiet_secs:
                 return self._playout_end
@@ -309,15 +314,21 @@ class SimulatedCaller:
         """Everything the bot sent on this stream, as 8 kHz PCM16 (``clear`` not applied)."""
         return b"".join(m.pcm for m in self._heard())
 
-    def bot_segments(self, gap_secs: float = 0.1) -> list[tuple[float, float]]:
+    def bot_segments(
+        self, gap_secs: float = 0.1, *, speech_only: bool = False
+    ) -> list[tuple[float, float]]:
         """Bot speech as heard: (start, end) on the play-out clock.
 
         A gap longer than ``gap_secs`` splits segments, so a gap inside one utterance
-        shows the bot's audio arriving too late to play smoothly (an underrun).
+        shows the bot's audio arriving too late to play smoothly (an underrun). With
+        ``speech_only``, silent media counts as a gap: a bot that pads with silence
+        must not hide the moments its speech ran dry.
         """
         segments: list[tuple[float, float]] = []
         for chunk in self._playout:
             if chunk.end <= chunk.start:
+                continue
+            if speech_only and audioop.rms(chunk.pcm, 2) < QUIET_RMS:
                 continue
             if segments and chunk.start - segments[-1][1] <= gap_secs:
                 segments[-1] = (segments[-1][0], max(segments[-1][1], chunk.end))
@@ -473,6 +484,7 @@ class SimulatedCaller:
         self.media.append(ReceivedMedia(now, str(stream_sid), pcm))
         if stream_sid != self.stream_sid:
             return
+        self._heard_arrivals.append(now)
         start = max(now, self._playout_end)
         self._playout_end = start + len(pcm) / 2 / SAMPLE_RATE
         self._playout.append(_PlayedChunk(start, self._playout_end, pcm))

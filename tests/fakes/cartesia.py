@@ -5,6 +5,7 @@ import json
 import math
 from array import array
 from dataclasses import dataclass, field
+from functools import cache
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,8 +35,12 @@ class CartesiaContext:
     done: bool = False
 
 
+@cache
 def tone(words: int, *, secs_per_word: float, sample_rate: int) -> bytes:
-    """PCM16 with one faded tone burst per word, its pitch stepping like speech."""
+    """PCM16 with one faded tone burst per word, its pitch stepping like speech.
+
+    Cached: a zero-latency fake must not spend milliseconds of its own per reply.
+    """
     samples = array("h")
     per_word = round(secs_per_word * sample_rate)
     fade = max(1, round(FADE_SECS * sample_rate))

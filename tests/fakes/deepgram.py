@@ -49,7 +49,10 @@ class FakeDeepgram(WebsocketFake):
     is transcribed as the next of ``transcripts``. Results come the way Deepgram sends
     them: an interim while the caller speaks, and a final when the client sends
     ``Finalize`` (pipecat does when its VAD hears the caller stop) or after
-    ``endpoint_secs`` of silence, like Deepgram's own endpointing.
+    ``endpoint_secs`` of silence, like Deepgram's own endpointing. Once the script
+    runs out, lines are transcribed as ``default_transcript`` (nothing by default), so
+    many concurrent calls, whose lines would take from one script in no set order,
+    can all be heard as the same words.
 
     A ``Finalize`` in the middle of a line (a turn detector that took "Hi," for the
     whole turn) gets only what was said so far: the line is given out phrase by
@@ -63,6 +66,7 @@ class FakeDeepgram(WebsocketFake):
         *,
         api_key: str = "dg-test-key",
         transcripts: Iterable[str] = (),
+        default_transcript: str = "",
         speech_rms: int = 300,
         phrase_gap_secs: float = 0.15,
         interim_after_secs: float = 0.3,
@@ -72,6 +76,7 @@ class FakeDeepgram(WebsocketFake):
         super().__init__()
         self.api_key = api_key
         self.transcripts = list(transcripts)
+        self.default_transcript = default_transcript
         self.speech_rms = speech_rms
         self.phrase_gap_secs = phrase_gap_secs
         self.interim_after_secs = interim_after_secs
@@ -115,11 +120,11 @@ class FakeDeepgram(WebsocketFake):
         await _Transcription(self, websocket, session).run()
 
     def next_line(self) -> "_Line":
-        """The next scripted line; an unscripted one is transcribed as nothing."""
+        """The next scripted line; an unscripted one is transcribed as ``default_transcript``."""
         if self.transcripts:
             return _Line(self.transcripts.pop(0))
         self.unscripted_utterances += 1
-        return _Line("")
+        return _Line(self.default_transcript)
 
 
 class _Line:
