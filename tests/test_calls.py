@@ -4,6 +4,7 @@ import asyncio
 import base64
 import time
 
+from tests.bot_server import REPO, start_bot_server
 from tests.conftest import (
     AGENT_NUMBER,
     AUDIO,
@@ -12,6 +13,7 @@ from tests.conftest import (
     REPLY,
     STREAM_SECRET,
     caller_line,
+    service_env,
 )
 from tests.fakes import Reply
 from voice_agent.simulated_caller import TEST_ACCOUNT_SID, SimulatedCaller
@@ -348,3 +350,18 @@ async def test_logs_carry_the_call_sid_and_never_a_secret_or_a_whole_number(bots
     assert CALLER_NUMBER not in log and "+1415***0123" in log
     started = [line for line in log.splitlines() if "Call started" in line]
     assert started and all("] Call started" in line and "[CA" in line for line in started)
+
+
+async def test_bot_runs_with_the_arguments_pipecat_cloud_passes(fakes, tmp_path):
+    env = {**service_env(fakes), "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID}
+    env["TWILIO_AUTH_TOKEN"] = AUTH_TOKEN
+    server = await start_bot_server(
+        env, log_path=tmp_path / "cloud.log", script=REPO / "tests" / "cloud_host.py"
+    )
+    try:
+        async with SimulatedCaller(server.url, custom_parameters=INBOUND) as caller:
+            await caller.wait_for_bot_audio(timeout=15)
+            assert caller.wrong_stream_sid_messages == 0
+        await server.wait_for_log(f"[{caller.call_sid}] Call summary:")
+    finally:
+        await server.stop()
