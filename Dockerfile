@@ -6,11 +6,12 @@ ENV UV_COMPILE_BYTECODE=1
 ENV UV_LINK_MODE=copy
 
 # Dependencies first, from the committed lockfile (a code change keeps this layer cached).
-# No dev dependencies: tests and linters stay out of the image.
+# No dependency groups: tests, linters and the local speech stack (models and a compiled
+# llama.cpp) stay out of the image; on Pipecat Cloud the bot uses the cloud services.
 RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=uv.lock,target=uv.lock \
     --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
-    uv sync --locked --no-install-project --no-dev
+    uv sync --locked --no-install-project --no-default-groups
 
 # The base image runs app.py, which does `from bot import bot`: copy bot.py and every
 # local module it imports.

