@@ -314,6 +314,18 @@ class SimulatedCaller:
         """Everything the bot sent on this stream, as 8 kHz PCM16 (``clear`` not applied)."""
         return b"".join(m.pcm for m in self._heard())
 
+    def heard_pcm(self, since: float, until: float | None = None) -> bytes:
+        """Bot audio as the caller heard it (``clear`` applied), played from ``since`` on.
+
+        Times are on the play-out clock, as returned by ``wait_for_bot_silence``; this
+        is what to transcribe to check that a reply was intelligible.
+        """
+        return b"".join(
+            chunk.pcm
+            for chunk in self._playout
+            if chunk.start >= since and (until is None or chunk.start < until)
+        )
+
     def bot_segments(
         self, gap_secs: float = 0.1, *, speech_only: bool = False
     ) -> list[tuple[float, float]]:
