@@ -164,6 +164,7 @@ class PhoneCall:
                 TransferKey(self._on_transfer_key),
                 keypad_to_text(),
                 self.user_turns,
+                turn_taking.CallerAudioEnd(),
                 self.llm,
                 self.tts,
                 *([self.voicemail.gate()] if self.voicemail else []),
@@ -181,6 +182,10 @@ class PhoneCall:
                 enable_metrics=True,
             ),
             enable_rtvi=False,  # Twilio rejects any JSON that is not Media Streams (error 31951).
+            # Two observers that would see every frame: nothing here uses turn tracking, and
+            # silence and MAX_CALL_SECS end idle calls.
+            enable_turn_tracking=False,
+            idle_timeout_secs=None,
             observers=[self.latency],
         )
         self._register_event_handlers()

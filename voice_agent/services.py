@@ -8,6 +8,7 @@ from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
 from voice_agent.config import LOCAL, BotSettings
+from voice_agent.shared_clients import SharedClientOpenAILLMService
 
 # Phone audio is 8 kHz end to end: asking every service for 8 kHz means nothing on the path
 # resamples (resampling 20 ms chunks is what makes phone bots sound choppy).
@@ -57,7 +58,7 @@ def build_llm(settings: BotSettings, *, system_instruction: str) -> LLMService:
         return local_models.LocalLLMService(
             llm=local_models.smollm2(), system_instruction=settings.system_prompt
         )
-    return OpenAILLMService(
+    return SharedClientOpenAILLMService(
         api_key=settings.openai_api_key or "not-needed",
         base_url=settings.openai_base_url,
         settings=OpenAILLMService.Settings(

@@ -1,0 +1,91 @@
+"""Turn taking on shared models: per-call state, one model per process, early end-of-turn."""
+
+from pathlib import Path
+
+import pytest
+from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
+from pipecat.audio.vad.vad_analyzer import VADState
+from pipecat.frames.frames import InputAudioRawFrame, TextFrame
+from pipecat.tests.utils import run_test
+
+from voice_agent import turn_taking
+from voice_agent.config import BotSettings
+from voice_agent.services import build_llm
+from voice_agent.simulated_caller import read_wav_8k
+
+AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
+FRAME_BYTES = 320  # 20 ms of 8 kHz PCM16, as Twilio's media messages arrive
+
+
+def detection_for_one_call() -> tuple[turn_taking.SharedSileroVAD, turn_taking.SharedSmartTurn]:
+    detection = turn_taking.turn_detection(stop_secs=0.2)
+    vad = detection["vad_analyzer"]
+    (stop,) = detection["user_turn_strategies"].stop
+    vad.set_sample_rate(8000)
+    smart_turn = stop._turn_analyzer
+    smart_turn.set_sample_rate(8000)
+    return vad, smart_turn
+
+
+async def feed(vad, smart_turn, pcm: bytes) -> list[tuple[int, VADState]]:
+    """Play PCM through both analyzers as pipecat does; return (frame index, new VAD state)."""
+    changes, state = [], vad._vad_state
+    for index in range(0, len(pcm), FRAME_BYTES):
+        frame = pcm[index : index + FRAME_BYTES]
+        new_state = await vad.analyze_audio(frame)
+        smart_turn.append_audio(frame, new_state in (VADState.SPEAKING, VADState.STOPPING))
+        if new_state != state:
+            changes.append((index // FRAME_BYTES, new_state))
+            state = new_state
+    return changes
+
+
+def test_every_call_shares_the_two_models_loaded_at_import():
+    first, second = detection_for_one_call(), detection_for_one_call()
+    assert first[0]._model.session is second[0]._model.session is turn_taking.silero_session()
+    assert first[1]._session is second[1]._session is turn_taking.smart_turn_session()
+    assert first[0]._model is not second[0]._model  # each call keeps its own recurrent state
+    assert first[1]._model_executor is second[1]._model_executor
+
+
+async def test_a_finished_question_ends_the_turn_with_the_early_answer():
+    vad, smart_turn = detection_for_one_call()
+    question = bytes(8000) + read_wav_8k(AUDIO / "saturday.wav") + bytes(8000)
+    changes = await feed(vad, smart_turn, question)
+
+    states = [state for _, state in changes]
+    assert VADState.SPEAKING in states and states[-1] == VADState.QUIET
+    # The inference started while the VAD was still waiting out its stop time.
+    speculation = smart_turn._speculation
+    assert speculation is not None
+    state, metrics = await smart_turn.analyze_end_of_turn()
+    assert state == EndOfTurnState.COMPLETE and metrics is not None
+    assert smart_turn._speculation is None
+
+
+async def test_speaking_again_drops_the_early_answer():
+    vad, smart_turn = detection_for_one_call()
+    speech = read_wav_8k(AUDIO / "saturday.wav")[: 8000 * 2]  # one second of words
+    await feed(vad, smart_turn, speech + bytes(2880))  # a 180 ms pause, too short for a stop
+    assert smart_turn._speculation is not None
+    await feed(vad, smart_turn, speech[:4000])  # the caller goes on talking
+    assert vad.speaking and smart_turn._speculation is None
+
+
+async def test_caller_audio_goes_no_further_than_turn_taking():
+    audio = InputAudioRawFrame(audio=bytes(FRAME_BYTES), sample_rate=8000, num_channels=1)
+    down, _ = await run_test(
+        turn_taking.CallerAudioEnd(),
+        frames_to_send=[audio, TextFrame("hello")],
+        expected_down_frames=[TextFrame],
+    )
+    assert down[0].text == "hello"
+
+
+@pytest.mark.parametrize("base_url", [None, "http://127.0.0.1:9/v1"])
+def test_calls_share_one_openai_client(base_url):
+    env = {"OPENAI_API_KEY": "sk-x", "DEEPGRAM_API_KEY": "dg", "CARTESIA_API_KEY": "ca"}
+    settings = BotSettings.from_env(env | ({"OPENAI_BASE_URL": base_url} if base_url else {}))
+    first = build_llm(settings, system_instruction="a")
+    second = build_llm(settings, system_instruction="b")
+    assert first._client is second._client
