@@ -74,7 +74,7 @@ class CallLog:
     greeting_secs: float | None = None
     latencies: list[float] = field(default_factory=list)
     turns: int = 0
-    ended: str = "the caller hung up (end of the script)"
+    ended: str = "the caller hung up"
 
     def say(self, who: str, text: str) -> None:
         print(f"[{time.monotonic() - self.started_at:6.1f}s] {who}: {text}", flush=True)
