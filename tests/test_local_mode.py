@@ -134,3 +134,13 @@ async def test_call_script_errors_are_one_line_without_a_traceback(args, code, m
     assert result.returncode == code
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"call.py: error: {message}"), result.stderr
+
+
+async def test_a_looping_short_window_is_transcribed_again_the_standard_way(
+    transcriber, monkeypatch
+):
+    # A 3 s window makes Whisper repeat "Yes, that works for me." until stopped.
+    monkeypatch.setattr(local_models, "SHORT_WINDOW_SECS", 3)
+    heard = await transcriber(read_wav_8k(AUDIO / "agree.wav"))
+    assert heard.lower().count("works") == 1, heard
+    assert words(caller_line("agree")) <= words(heard), heard

@@ -41,9 +41,11 @@ NO_SPEECH_PROB = 0.4
 # Whisper's encoder is trained on 30 s windows, but a caller's turn lasts a few seconds.
 # Encoding a 10 s window (the speech, then silence) takes about a third of the time and gave
 # the same words on every test line; shorter windows make Whisper repeat itself. A result
-# that still looks like a loop (too many words for the audio) is redone the standard way.
+# that still looks like a loop (a run of tokens said twice, or more tokens than speech that
+# long holds) is redone the standard way.
 SHORT_WINDOW_SECS = 10
 MAX_TOKENS_PER_SEC = 8
+LOOP_TOKENS = 6
 # pipecat's end-of-turn logic waits this long, less the VAD's 0.2 s, for words that arrive
 # after the turn they belong to was given up (a caller who paused mid-sentence). Whisper
 # here takes 0.2-0.5 s per utterance and its transcripts are always final.
@@ -402,12 +404,13 @@ def _transcribe_short(model: WhisperModel, audio: np.ndarray) -> str | None:
     features = model.feature_extractor(window)[np.newaxis, :, : SHORT_WINDOW_SECS * 100]
     encoded = model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features)))
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, "transcribe", "en")
-    max_tokens = int(MAX_TOKENS_PER_SEC * len(audio) / WHISPER_SAMPLE_RATE) + 10
+    most_tokens = int(MAX_TOKENS_PER_SEC * len(audio) / WHISPER_SAMPLE_RATE) + 10
     (result,) = model.model.generate(
         encoded,
         [[*tokenizer.sot_sequence, tokenizer.no_timestamps]],
         beam_size=1,
-        max_length=max_tokens,
+        # A bound on a loop's cost; CTranslate2 4.8 stops Whisper at half of it.
+        max_length=2 * most_tokens,
         suppress_blank=True,
         suppress_tokens=[-1],
         return_no_speech_prob=True,
@@ -415,7 +418,8 @@ def _transcribe_short(model: WhisperModel, audio: np.ndarray) -> str | None:
     if result.no_speech_prob >= NO_SPEECH_PROB:
         return ""
     tokens = result.sequences_ids[0]
-    if len(tokens) >= max_tokens - len(tokenizer.sot_sequence) - 1:
+    runs = [tuple(tokens[i : i + LOOP_TOKENS]) for i in range(len(tokens) - LOOP_TOKENS + 1)]
+    if len(tokens) >= most_tokens - 1 or len(set(runs)) < len(runs):
         return None
     return tokenizer.decode(tokens).strip()
 
