@@ -13,7 +13,8 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
     uv sync --locked --no-install-project --no-default-groups
 
-# The base image runs app.py, which does `from bot import bot`: copy bot.py and every
-# local module it imports.
+# The base image runs app.py, which does `from bot import bot`: copy bot.py, every local
+# module it imports, and the recorded prompts it plays (loaded at start-up).
 COPY ./bot.py bot.py
 COPY ./voice_agent voice_agent
+COPY ./prompts prompts

@@ -17,6 +17,7 @@ from voice_agent.call_facts import CallFacts, look_up_numbers
 from voice_agent.call_log import configure_logging
 from voice_agent.config import BotSettings, ConfigError
 from voice_agent.phone_call import PhoneCall
+from voice_agent.prompts import load_prompts
 from voice_agent.services import load_local_models
 from voice_agent.twilio_stream import StreamRejected, read_stream_start
 
@@ -36,7 +37,9 @@ configure_logging(
         SETTINGS.stream_secret,
     ]
 )
-# Local models (keyless mode) load here, before the first call, and every call shares them.
+# Recorded prompts and local models (keyless mode) load here, before the first call, and
+# every call shares them.
+load_prompts()
 load_local_models(SETTINGS)
 
 

@@ -7,6 +7,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from voice_agent.prompts import PROMPTS_DIR, Prompt
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -40,17 +42,25 @@ def _local_modules_imported_by(path: Path) -> set[str]:
     return {n for n in names if (REPO / f"{n}.py").exists() or (REPO / n).is_dir()}
 
 
+def _copied_into_image() -> set[str]:
+    """The destinations of the Dockerfile's COPY lines, e.g. {"bot.py", "voice_agent"}."""
+    lines = (REPO / "Dockerfile").read_text().splitlines()
+    return {line.split()[-1].rstrip("/") for line in lines if line.startswith("COPY ")}
+
+
 def test_dockerfile_copies_every_local_module_bot_imports():
-    dockerfile = (REPO / "Dockerfile").read_text()
-    copied = {
-        line.split()[-1].rstrip("/").removesuffix(".py")
-        for line in dockerfile.splitlines()
-        if line.startswith("COPY ")
-    }
+    copied = {path.removesuffix(".py") for path in _copied_into_image()}
     local_modules = _local_modules_imported_by(REPO / "bot.py")
     assert "voice_agent" in local_modules
     assert local_modules <= copied, f"not copied: {local_modules - copied}"
     assert "bot" in copied
+
+
+def test_dockerfile_copies_the_recorded_prompts():
+    # The bot reads its prompts from beside its package at start-up; the image must have them.
+    assert PROMPTS_DIR.parent == REPO
+    assert PROMPTS_DIR.name in _copied_into_image()
+    assert all((PROMPTS_DIR / f"{prompt.value}.wav").is_file() for prompt in Prompt)
 
 
 def test_dockerfile_installs_from_the_lockfile_without_dev_or_local_groups():

@@ -28,12 +28,19 @@ class Prompt(Enum):
 
 @cache
 def prompt_audio(prompt: Prompt) -> bytes:
-    """The prompt's PCM, read once per process (a call never waits on the disk twice)."""
+    """The prompt's PCM, read from disk once per process and kept."""
     path = PROMPTS_DIR / f"{prompt.value}.wav"
     with wave.open(str(path), "rb") as wav:
         if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (8000, 1, 2):
             raise ValueError(f"{path} must be 8 kHz mono 16-bit PCM")
         return wav.readframes(wav.getnframes())
+
+
+def load_prompts() -> None:
+    """Read every prompt now, at start-up: a missing or malformed file stops the bot here,
+    not in the middle of a call, and no call reads the disk on the event loop."""
+    for prompt in Prompt:
+        prompt_audio(prompt)
 
 
 class PromptPlayer(FrameProcessor):
