@@ -4,7 +4,6 @@ import asyncio
 import json
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +12,6 @@ from tests.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Reply, ToolCall
 from tests.fakes.twilio_rest import FakeTwilio
 from voice_agent.simulated_caller import TEST_ACCOUNT_SID
 
-AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
 AUTH_TOKEN = "twilio-test-auth-token"
 STREAM_SECRET = "stream-test-secret-5f1c"
 CALLER_NUMBER = "+14155550123"
@@ -21,15 +19,6 @@ TRANSFER_NUMBER = "+14155550100"
 RECORDING_CALLBACK = "https://example.com/recordings"
 AGENT_NUMBER = "+14155550999"
 REPLY = "Sure, let me check that for you."
-
-
-def caller_line(name: str) -> str:
-    """The words of one of the recorded caller utterances in shared/audio."""
-    for line in (AUDIO / "lines.txt").read_text().splitlines():
-        key, _, text = line.partition("|")
-        if key == name:
-            return text
-    raise KeyError(name)
 
 
 def scripted_reply(request: dict) -> Reply | ToolCall:

@@ -3,13 +3,12 @@
 import asyncio
 import time
 
+from tests.caller_audio import AUDIO, caller_line
 from tests.conftest import (
     AGENT_NUMBER,
-    AUDIO,
     CALLER_NUMBER,
     RECORDING_CALLBACK,
     TRANSFER_NUMBER,
-    caller_line,
 )
 from tests.test_calls import rest_requests_for, wait_until
 from voice_agent.simulated_caller import SimulatedCaller

@@ -5,14 +5,13 @@ import base64
 import time
 
 from tests.bot_server import REPO, start_bot_server
+from tests.caller_audio import AUDIO, caller_line
 from tests.conftest import (
     AGENT_NUMBER,
-    AUDIO,
     AUTH_TOKEN,
     CALLER_NUMBER,
     REPLY,
     STREAM_SECRET,
-    caller_line,
     service_env,
 )
 from tests.fakes import Reply

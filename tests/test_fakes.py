@@ -8,7 +8,6 @@ import re
 import time
 import wave
 from array import array
-from pathlib import Path
 
 import openai
 import pytest
@@ -19,6 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import InvalidStatus
 
+from tests.caller_audio import AUDIO
 from tests.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Reply, ToolCall
 from voice_agent.simulated_caller import (
     FRAME_BYTES,
@@ -27,7 +27,6 @@ from voice_agent.simulated_caller import (
     read_wav_8k,
 )
 
-AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
 ORDER_STATUS = "Hi, I'm calling to check on the status of my order."
 LOOKUP_TOOL = {
     "type": "function",

@@ -9,7 +9,7 @@ import wave
 import pytest
 
 from tests.bot_server import REPO, BotServer, free_port, start_bot_server
-from tests.conftest import AUDIO, caller_line
+from tests.caller_audio import AUDIO, caller_line
 from voice_agent import local_models
 from voice_agent.config import DEFAULT_GREETING
 from voice_agent.simulated_caller import SAMPLE_RATE, SimulatedCaller, read_wav_8k

@@ -6,13 +6,12 @@ from types import SimpleNamespace
 import pytest
 
 from tests.bot_server import start_bot_server
+from tests.caller_audio import AUDIO, caller_line
 from tests.conftest import (
     AGENT_NUMBER,
-    AUDIO,
     AUTH_TOKEN,
     CALLER_NUMBER,
     TRANSFER_NUMBER,
-    caller_line,
     scripted_reply,
 )
 from tests.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI
