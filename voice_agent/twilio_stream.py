@@ -10,7 +10,8 @@ from typing import Any
 
 from fastapi import WebSocket
 from loguru import logger
-from pipecat.frames.frames import Frame
+from pipecat.audio.utils import ulaw_to_pcm
+from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
 # Twilio's own messages are a few hundred bytes (a 20 ms media message is about 300);
@@ -18,6 +19,10 @@ from pipecat.serializers.twilio import TwilioFrameSerializer
 MAX_MESSAGE_BYTES = 64 * 1024
 # The custom parameters of a TwiML <Stream>, as Pipecat Cloud forwards them, are small.
 MAX_CUSTOM_PARAMETERS_BYTES = 8 * 1024
+# Twilio sends the caller's audio in 20 ms messages. Every frame costs the same to move
+# through the pipeline whatever its length, so two go on together as one 40 ms frame:
+# half the per-frame work for every processor and the STT socket, 10 ms later on average.
+CALLER_FRAME_SECS = 0.04
 
 
 class StreamRejected(Exception):
@@ -115,7 +120,8 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
     The stock serializer lets a binary frame or a bad base64 payload raise, which
     ends the transport's receive loop and with it the call, and it logs unparsable
     text in full. Here each bad message is dropped with one short warning, so a
-    glitch costs a message, never the call.
+    glitch costs a message, never the call. The caller's audio comes out in 40 ms
+    frames instead of Twilio's 20 ms ones (``CALLER_FRAME_SECS``).
 
     pipecat sends audio faster than real time and Twilio buffers it, so "sent" is
     not "heard". ``mark_message``/``wait_for_mark`` use Twilio's marks, which come
@@ -128,11 +134,7 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
         super().__init__(*args, **kwargs)
         self._dropped_messages = 0
         self._marks: dict[str, asyncio.Event] = {}
-
-    @property
-    def dropped_messages(self) -> int:
-        """How many inbound messages were not Twilio's and were dropped."""
-        return self._dropped_messages
+        self._caller_audio = bytearray()
 
     def release_call(self) -> None:
         """Leave the call up when the pipeline ends (it was handed to someone else)."""
@@ -154,10 +156,17 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
         return True
 
     async def deserialize(self, data: str | bytes) -> Frame | None:
-        """Decode one inbound message, dropping anything Twilio would not send."""
-        message, problem = _inspect(data)
-        if problem:
-            self._drop(problem)
+        """Decode one inbound message, dropping anything Twilio would not send.
+
+        Each message is parsed once; the caller's audio comes out in frames of
+        ``CALLER_FRAME_SECS`` (every other media message yields one).
+        """
+        try:
+            message = _parse(data)
+            if message.get("event") == "media":
+                return await self._caller_audio_frame(_media_payload(message))
+        except _Malformed as problem:
+            self._drop(str(problem))
             return None
         if message.get("event") == "mark":
             mark = message.get("mark")
@@ -166,6 +175,15 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
                 waiter.set()
             return None
         return await super().deserialize(data)
+
+    async def _caller_audio_frame(self, ulaw: bytes) -> InputAudioRawFrame | None:
+        self._caller_audio += await ulaw_to_pcm(
+            ulaw, self._twilio_sample_rate, self._sample_rate, self._input_resampler
+        )
+        if len(self._caller_audio) < 2 * round(CALLER_FRAME_SECS * self._sample_rate):
+            return None
+        audio, self._caller_audio = bytes(self._caller_audio), bytearray()
+        return InputAudioRawFrame(audio=audio, num_channels=1, sample_rate=self._sample_rate)
 
     def _drop(self, problem: str) -> None:
         self._dropped_messages += 1
@@ -176,25 +194,32 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
             logger.warning("Dropping further malformed messages on this stream without logging")
 
 
-def _inspect(data: str | bytes) -> tuple[dict[str, Any], str | None]:
-    """The message as JSON, or what is wrong with it."""
+class _Malformed(Exception):
+    """An inbound message Twilio would not send; the message names what is wrong."""
+
+
+def _parse(data: str | bytes) -> dict[str, Any]:
+    """The message as a JSON object."""
     if isinstance(data, bytes):
-        return {}, "binary frame"
+        raise _Malformed("binary frame")
     if len(data) > MAX_MESSAGE_BYTES:
-        return {}, f"{len(data)}-byte message"
+        raise _Malformed(f"{len(data)}-byte message")
     try:
         message = json.loads(data)
     except json.JSONDecodeError:
-        return {}, "message that is not JSON"
+        raise _Malformed("message that is not JSON") from None
     if not isinstance(message, dict):
-        return {}, "JSON message that is not an object"
-    if message.get("event") == "media":
-        media = message.get("media")
-        payload = media.get("payload") if isinstance(media, dict) else None
-        if not isinstance(payload, str):
-            return message, "media message without a payload"
-        try:
-            base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            return message, "media message whose payload is not base64"
-    return message, None
+        raise _Malformed("JSON message that is not an object")
+    return message
+
+
+def _media_payload(message: dict[str, Any]) -> bytes:
+    """The mu-law audio of a ``media`` message."""
+    media = message.get("media")
+    payload = media.get("payload") if isinstance(media, dict) else None
+    if not isinstance(payload, str):
+        raise _Malformed("media message without a payload")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Malformed("media message whose payload is not base64") from None
