@@ -18,7 +18,7 @@ from voice_agent.call_log import configure_logging
 from voice_agent.config import BotSettings, ConfigError
 from voice_agent.phone_call import PhoneCall
 from voice_agent.prompts import load_prompts
-from voice_agent.services import load_local_models
+from voice_agent.services import prepare_services
 from voice_agent.twilio_stream import StreamRejected, read_stream_start
 
 # Locally, keys live in .env; on Pipecat Cloud they come from the secret set.
@@ -37,10 +37,10 @@ configure_logging(
         SETTINGS.stream_secret,
     ]
 )
-# Recorded prompts and local models (keyless mode) load here, before the first call, and
-# every call shares them.
+# Recorded prompts, local models (keyless mode) and the services' SDKs are made ready here,
+# before the first call; every call shares them.
 load_prompts()
-load_local_models(SETTINGS)
+prepare_services(SETTINGS)
 
 
 async def bot(runner_args: RunnerArguments) -> None:

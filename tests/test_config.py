@@ -176,9 +176,14 @@ def test_transfer_number_must_be_e164_and_flags_must_be_booleans():
     assert "RECORD_CALLS must be true or false" in str(error.value)
 
 
-def test_the_end_of_turn_wait_is_read_and_bounded():
+def test_the_turn_taking_times_are_read_and_bounded():
     assert BotSettings.from_env(SERVICE_KEYS).turn_end_silence_secs == 0.2
     settings = BotSettings.from_env(SERVICE_KEYS | {"TURN_END_SILENCE_SECS": "0.35"})
     assert settings.turn_end_silence_secs == 0.35
     with pytest.raises(ConfigError, match="TURN_END_SILENCE_SECS must be at least 0.1"):
         BotSettings.from_env(SERVICE_KEYS | {"TURN_END_SILENCE_SECS": "0.05"})
+    assert BotSettings.from_env(SERVICE_KEYS).speech_start_secs == 0.1
+    settings = BotSettings.from_env(SERVICE_KEYS | {"SPEECH_START_SECS": "0.25"})
+    assert settings.speech_start_secs == 0.25
+    with pytest.raises(ConfigError, match="SPEECH_START_SECS must be a number of seconds"):
+        BotSettings.from_env(SERVICE_KEYS | {"SPEECH_START_SECS": "fast"})

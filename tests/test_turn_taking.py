@@ -1,24 +1,24 @@
-"""Turn taking on shared models: per-call state, one model per process, early end-of-turn."""
-
-from pathlib import Path
+"""Shared per process: the turn-taking models (each call with its own state), the OpenAI client."""
 
 import pytest
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.vad.vad_analyzer import VADState
 from pipecat.frames.frames import InputAudioRawFrame, TextFrame
 from pipecat.tests.utils import run_test
+from threadpoolctl import threadpool_info
 
+from tests.caller_audio import AUDIO
 from voice_agent import turn_taking
 from voice_agent.config import BotSettings
 from voice_agent.services import build_llm
+from voice_agent.shared_clients import warm_up_openai_sdk
 from voice_agent.simulated_caller import read_wav_8k
 
-AUDIO = Path(__file__).resolve().parents[1].parent / "shared" / "audio"
 FRAME_BYTES = 320  # 20 ms of 8 kHz PCM16, as Twilio's media messages arrive
 
 
 def detection_for_one_call() -> tuple[turn_taking.SharedSileroVAD, turn_taking.SharedSmartTurn]:
-    detection = turn_taking.turn_detection(stop_secs=0.2)
+    detection = turn_taking.turn_detection(start_secs=0.1, stop_secs=0.2)
     vad = detection["vad_analyzer"]
     (stop,) = detection["user_turn_strategies"].stop
     vad.set_sample_rate(8000)
@@ -89,3 +89,14 @@ def test_calls_share_one_openai_client(base_url):
     first = build_llm(settings, system_instruction="a")
     second = build_llm(settings, system_instruction="b")
     assert first._client is second._client
+
+
+def test_the_process_does_numpy_matrix_work_on_one_blas_thread():
+    # Extra OpenBLAS threads spin after each small product of smart-turn's features,
+    # doubling the CPU an end-of-turn inference costs on a loaded machine.
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and all(pool["num_threads"] == 1 for pool in blas)
+
+
+def test_the_openai_sdk_warms_up_without_a_network():
+    assert warm_up_openai_sdk()

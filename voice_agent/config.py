@@ -230,6 +230,7 @@ class BotSettings:
     silence_prompt: str
     silence_timeout_secs: float
     turn_end_silence_secs: float
+    speech_start_secs: float
     max_call_secs: float
     outbound_greeting_delay_secs: float
     transfer_number: str | None
@@ -294,6 +295,9 @@ class BotSettings:
             silence_prompt=reader.text("SILENCE_PROMPT", DEFAULT_SILENCE_PROMPT),
             silence_timeout_secs=reader.seconds("SILENCE_TIMEOUT_SECS", 8.0, minimum=1.0),
             turn_end_silence_secs=reader.seconds("TURN_END_SILENCE_SECS", 0.2, minimum=0.1),
+            # 0.1 s of voice stops the bot for a caller who talks over it (pipecat's 0.2 s
+            # made barge-in take about 0.35 s); Silero's confidence gate keeps out line noise.
+            speech_start_secs=reader.seconds("SPEECH_START_SECS", 0.1, minimum=0.05),
             max_call_secs=reader.seconds("MAX_CALL_SECS", 900.0, minimum=10.0),
             outbound_greeting_delay_secs=reader.seconds("OUTBOUND_GREETING_DELAY_SECS", 2.0),
             transfer_number=reader.text("TRANSFER_NUMBER"),

@@ -136,7 +136,9 @@ class PhoneCall:
         self.user_turns, self.assistant_turns = LLMContextAggregatorPair(
             self.context,
             user_params=LLMUserAggregatorParams(
-                **turn_taking.turn_detection(stop_secs=settings.turn_end_silence_secs),
+                **turn_taking.turn_detection(
+                    start_secs=settings.speech_start_secs, stop_secs=settings.turn_end_silence_secs
+                ),
                 user_idle_timeout=settings.silence_timeout_secs,
                 # Once the call is ending, the caller's voice must not interrupt (and
                 # `clear`) the goodbye or the transfer notice.

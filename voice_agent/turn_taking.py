@@ -27,6 +27,7 @@ from pipecat.metrics.metrics import MetricsData
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from threadpoolctl import threadpool_limits
 
 SILERO_MODEL = files("pipecat.audio.vad.data") / "silero_vad.onnx"
 SMART_TURN_MODEL = files("pipecat.audio.turn.smart_turn.data") / "smart-turn-v3.2-cpu.onnx"
@@ -34,6 +35,10 @@ PHONE_RATE = 8000
 # End-of-turn inference takes 45-120 ms on two busy cores: start it once the caller has been
 # quiet for two VAD windows (64 ms), 128 ms before a 0.2 s stop is due.
 SPECULATION_LEAD_SECS = 0.14
+# Smart-turn's features are small numpy matrix products. OpenBLAS splits each over every core
+# and its idle threads then spin, which doubled the CPU of an end-of-turn inference (31 ms on
+# one thread, 62 ms with OpenBLAS's); one BLAS thread per process does the same work.
+threadpool_limits(limits=1, user_api="blas")
 
 
 def _session(model: Any, *, threads: int) -> ort.InferenceSession:
@@ -184,13 +189,14 @@ class TurnDetection(TypedDict):
     user_turn_strategies: UserTurnStrategies
 
 
-def turn_detection(*, stop_secs: float) -> TurnDetection:
+def turn_detection(*, start_secs: float, stop_secs: float) -> TurnDetection:
     """A call's turn detection: pipecat's default strategies, on the shared models.
 
-    ``stop_secs`` of quiet end the caller's speech (the end-of-turn wait); a turn
-    starts by voice or by transcript, and smart-turn decides whether a stop ends it.
+    ``start_secs`` of voice start the caller's speech (and interrupt the bot);
+    ``stop_secs`` of quiet end it (the end-of-turn wait). A turn starts by voice or
+    by transcript, and smart-turn decides whether a stop ends it.
     """
-    vad = SharedSileroVAD(params=VADParams(stop_secs=stop_secs))
+    vad = SharedSileroVAD(params=VADParams(start_secs=start_secs, stop_secs=stop_secs))
     smart_turn = TurnAnalyzerUserTurnStopStrategy(turn_analyzer=SharedSmartTurn(vad))
     return TurnDetection(
         vad_analyzer=vad, user_turn_strategies=UserTurnStrategies(stop=[smart_turn])
