@@ -1,0 +1,243 @@
+"""The benchmark's results: headline figures per bot, ratios, a table, JSON and a plot."""
+
+import os
+import platform
+import statistics
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from benchmarks.load import StepResult, percentile
+
+# Headline rows: (key, label, unit, better) where better says which way is good (None: no
+# ratio, the row only explains another).
+ROWS = [
+    ("greeting_ms", "greeting: start -> first bot media", "ms", "lower"),
+    ("first_call_greeting_ms", "  first call after start-up", "ms", "lower"),
+    ("turn_p50_ms", "turn latency p50", "ms", "lower"),
+    ("turn_p95_ms", "turn latency p95", "ms", "lower"),
+    ("first_call_turn_p50_ms", "  first call after start-up, p50", "ms", "lower"),
+    ("barge_in_p50_ms", "barge-in: speech onset -> clear, p50", "ms", "lower"),
+    ("barge_in_p95_ms", "barge-in p95", "ms", "lower"),
+    ("underruns", "underruns (gaps > 100 ms), calls one at a time", "", "lower"),
+    ("failed_calls", "failed calls, all steps", "", "lower"),
+    ("cpu_secs_per_call_minute", "CPU seconds per call-minute", "s", "lower"),
+    ("cpu_compared_at_calls", "  measured at concurrent calls", "", None),
+    ("peak_rss_mib", "peak RSS", "MiB", "lower"),
+    ("capacity", "capacity: concurrent calls", "", "higher"),
+]
+
+
+def machine_facts() -> dict[str, Any]:
+    """What the figures were measured on, and how busy it was when the run began."""
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line),
+        platform.processor(),
+    )
+    meminfo = Path("/proc/meminfo").read_text().split()
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "memory_gib": round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 2**20, 1),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "pipecat_ai": version("pipecat-ai"),
+    }
+
+
+@dataclass
+class Report:
+    machine: dict[str, Any]
+    options: dict[str, Any]
+    steps: dict[str, list[StepResult]] = field(default_factory=dict)
+    startup_rss_mib: dict[str, float] = field(default_factory=dict)
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    finished_at: str | None = None
+    load_average_at_end: list[float] | None = None
+
+    def add_step(self, bot: str, step: StepResult) -> None:
+        self.steps.setdefault(bot, []).append(step)
+
+    def finish(self) -> None:
+        self.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.load_average_at_end = [round(x, 2) for x in os.getloadavg()]
+
+    def machine_line(self) -> str:
+        m = self.machine
+        load = " ".join(f"{x:.2f}" for x in m["load_average_at_start"])
+        return (
+            f"Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB; "
+            f"load average {load}; pipecat-ai {m['pipecat_ai']}, Python {m['python']}"
+        )
+
+    @staticmethod
+    def step_line(bot: str, step: StepResult) -> str:
+        s = step.summary
+        how = f"{step.calls} at once"
+        if step.sequential:
+            how = f"{len(step.results)} one after another"
+        verdict = "ok" if s["within_capacity"] else "OVER"
+        disturbed = (
+            ""
+            if s["undisturbed"]
+            else f" (disturbed: other programs {s['background_cpu_cores']} cores,"
+            f" harness lag p99 {s['harness_lag_p99_ms']} ms)"
+        )
+        return (
+            f"{bot:>9} | {how:>20} | turn p50 {s['turn_p50_ms']} p95 {s['turn_p95_ms']} ms"
+            f" | greeting p50 {s['greeting_p50_ms']} | barge-in p50 {s['barge_in_p50_ms']}"
+            f" | underruns {s['underruns']} | failed {s['failed_calls']}"
+            f" | CPU {s['cpu_cores_used']} cores, {s['cpu_secs_per_call_minute']} s/call-min"
+            f" | RSS {s['peak_rss_mib']} MiB | {verdict}{disturbed}"
+        )
+
+    def headline(self, bot: str) -> dict[str, Any]:
+        steps = self.steps.get(bot, [])
+        sequential = next((s for s in steps if s.sequential), None)
+        figures: dict[str, Any] = {}
+        if sequential is not None:
+            figures |= _latency_figures(sequential)
+        cpu_calls = self.cpu_compared_at()
+        cpu_step = next((s for s in steps if _load(s) == cpu_calls), None)
+        if cpu_step is not None:
+            figures["cpu_secs_per_call_minute"] = cpu_step.summary["cpu_secs_per_call_minute"]
+            figures["cpu_compared_at_calls"] = cpu_calls
+        if sequential is not None:
+            figures["underruns"] = sequential.summary["underruns"]
+        figures["failed_calls"] = sum(s.summary["failed_calls"] for s in steps)
+        figures["peak_rss_mib"] = max((s.summary["peak_rss_mib"] for s in steps), default=None)
+        within = [_load(s) for s in steps if s.summary["within_capacity"]]
+        figures["capacity"] = max(within, default=0)
+        # A capacity equal to the last step tried is a lower bound, not a limit.
+        figures["capacity_is_lower_bound"] = bool(steps) and all(
+            s.summary["within_capacity"] for s in steps
+        )
+        return figures
+
+    def cpu_compared_at(self) -> int:
+        """The load whose CPU per call-minute is the headline: ``--cpu-at`` calls, or the
+        largest load below it that every bot was measured at (a bot stops stepping
+        once over capacity, and CPU per call is only comparable at equal load)."""
+        loads = [{_load(s) for s in steps} for steps in self.steps.values()]
+        common = set.intersection(*loads) if loads else set()
+        return max((n for n in common if n <= self.options["cpu_at"]), default=0)
+
+    def ratios(self) -> dict[str, float | None]:
+        """How many times better this bot is (reference / this; this / reference for capacity)."""
+        if not {"this", "reference"} <= self.steps.keys():
+            return {}
+        ours, theirs = self.headline("this"), self.headline("reference")
+        ratios: dict[str, float | None] = {}
+        for key, _, _, better in ROWS:
+            a, b = ours.get(key), theirs.get(key)
+            if not a or not b or better is None:
+                ratios[key] = None
+            else:
+                ratios[key] = round(b / a if better == "lower" else a / b, 2)
+        return ratios
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "machine": self.machine | {"load_average_at_end": self.load_average_at_end},
+            "options": self.options,
+            "bots": {
+                bot: {
+                    "headline": self.headline(bot),
+                    "startup_rss_mib": round(self.startup_rss_mib.get(bot, 0.0), 1),
+                    "steps": [s.summary | {"sequential": s.sequential} for s in steps],
+                }
+                for bot, steps in self.steps.items()
+            },
+            "ratios_times_better": self.ratios(),
+        }
+
+    def table(self) -> str:
+        bots = list(self.steps)
+        ratios = self.ratios()
+        header = ["figure", *bots] + (["times better"] if ratios else [])
+        rows = [header]
+        for key, label, unit, _ in ROWS:
+            cells = [label]
+            for bot in bots:
+                value = self.headline(bot).get(key)
+                suffix = (
+                    "+"
+                    if key == "capacity" and self.headline(bot)["capacity_is_lower_bound"]
+                    else ""
+                )
+                cells.append("-" if value is None else f"{value:g}{suffix} {unit}".strip())
+            if ratios:
+                cells.append("-" if ratios.get(key) is None else f"{ratios[key]:g}x")
+            rows.append(cells)
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines = [
+            "| "
+            + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            + " |"
+            for row in rows
+        ]
+        lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
+        return "\n".join(lines)
+
+    def plot(self, path: Path) -> None:
+        """Turn latency and CPU against concurrent calls, both bots on the same axes."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, (latency, cpu) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+        for bot, steps in self.steps.items():
+            calls = [_load(s) for s in steps]
+            p50 = [s.summary["turn_p50_ms"] for s in steps]
+            p95 = [s.summary["turn_p95_ms"] for s in steps]
+            (line,) = latency.plot(calls, p95, marker="o", label=f"{bot} p95")
+            latency.plot(
+                calls, p50, marker=".", linestyle="--", color=line.get_color(), label=f"{bot} p50"
+            )
+            cpu.plot(calls, [s.summary["cpu_cores_used"] for s in steps], marker="o", label=bot)
+        latency.axhline(1000, color="grey", linewidth=0.8, linestyle=":")
+        latency.set(xlabel="concurrent calls", ylabel="turn latency (ms)", title="Turn latency")
+        cpu.axhline(self.machine["cores"], color="grey", linewidth=0.8, linestyle=":")
+        cpu.set(xlabel="concurrent calls", ylabel="CPU cores used by the bot process", title="CPU")
+        for axes in (latency, cpu):
+            axes.grid(alpha=0.3)
+            axes.legend()
+        figure.suptitle(
+            f"Zero-delay fakes, {self.machine['cores']} cores ({self.machine['cpu']})", fontsize=9
+        )
+        figure.tight_layout()
+        figure.savefig(path)
+        plt.close(figure)
+
+
+def _load(step: StepResult) -> int:
+    """Concurrent calls during the step (calls placed one after another are a load of 1)."""
+    return 1 if step.sequential else step.calls
+
+
+def _latency_figures(step: StepResult) -> dict[str, Any]:
+    """Latency headline from calls placed one at a time, the first straight after start-up."""
+    ok = [r for r in step.results if r.error is None]
+    turns = [t for r in ok for t in r.turn_secs]
+    barge_ins = [r.barge_in_secs for r in ok if r.barge_in_secs is not None]
+    greetings = [r.greeting_secs for r in ok if r.greeting_secs is not None]
+    first = step.results[0]
+    return {
+        "greeting_ms": _ms(statistics.median(greetings)) if greetings else None,
+        "first_call_greeting_ms": _ms(first.greeting_secs),
+        "turn_p50_ms": _ms(percentile(turns, 0.5)),
+        "turn_p95_ms": _ms(percentile(turns, 0.95)),
+        "first_call_turn_p50_ms": _ms(percentile(first.turn_secs, 0.5)),
+        "barge_in_p50_ms": _ms(percentile(barge_ins, 0.5)),
+        "barge_in_p95_ms": _ms(percentile(barge_ins, 0.95)),
+    }
+
+
+def _ms(secs: float | None) -> float | None:
+    return None if secs is None else round(secs * 1000, 1)
