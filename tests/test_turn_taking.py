@@ -1,5 +1,6 @@
 """Shared per process: the turn-taking models (each call with its own state), the OpenAI client."""
 
+import numpy as np
 import pytest
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.vad.vad_analyzer import VADState
@@ -27,13 +28,19 @@ def detection_for_one_call() -> tuple[turn_taking.SharedSileroVAD, turn_taking.S
     return vad, smart_turn
 
 
+def rms(pcm: bytes) -> float:
+    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float64)
+    return float(np.sqrt(np.mean(samples**2)))
+
+
 async def feed(vad, smart_turn, pcm: bytes) -> list[tuple[int, VADState]]:
     """Play PCM through both analyzers as pipecat does; return (frame index, new VAD state)."""
     changes, state = [], vad._vad_state
     for index in range(0, len(pcm), FRAME_BYTES):
         frame = pcm[index : index + FRAME_BYTES]
         new_state = await vad.analyze_audio(frame)
-        smart_turn.append_audio(frame, new_state in (VADState.SPEAKING, VADState.STOPPING))
+        if smart_turn is not None:
+            smart_turn.append_audio(frame, new_state in (VADState.SPEAKING, VADState.STOPPING))
         if new_state != state:
             changes.append((index // FRAME_BYTES, new_state))
             state = new_state
@@ -70,6 +77,22 @@ async def test_speaking_again_drops_the_early_answer():
     assert smart_turn._speculation is not None
     await feed(vad, smart_turn, speech[:4000])  # the caller goes on talking
     assert vad.speaking and smart_turn._speculation is None
+
+
+@pytest.mark.parametrize("wait_secs", [0.2, 0.4])
+async def test_the_caller_hears_the_configured_quiet_before_their_speech_ends(wait_secs):
+    # Measured from the end of the words (the last 20 ms at -50 dBFS or louder), not from
+    # where Silero's confidence falls, which trails the words by about two windows.
+    for name in ["saturday", "order_status", "order_number", "agree", "human", "goodbye"]:
+        detection = turn_taking.turn_detection(start_secs=0.1, stop_secs=wait_secs)
+        vad = detection["vad_analyzer"]
+        vad.set_sample_rate(8000)
+        pcm = bytes(16000) + read_wav_8k(AUDIO / f"{name}.wav") + bytes(16000)
+        frames = [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
+        words_end = 1 + max(i for i, f in enumerate(frames) if rms(f) >= 100)
+        stops = [i for i, state in await feed(vad, None, pcm) if state == VADState.QUIET]
+        quiet_secs = (stops[-1] + 1 - words_end) * 0.02
+        assert abs(quiet_secs - wait_secs) <= 0.041, (name, quiet_secs)
 
 
 async def test_caller_audio_goes_no_further_than_turn_taking():

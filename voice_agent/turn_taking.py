@@ -32,9 +32,14 @@ from threadpoolctl import threadpool_limits
 SILERO_MODEL = files("pipecat.audio.vad.data") / "silero_vad.onnx"
 SMART_TURN_MODEL = files("pipecat.audio.turn.smart_turn.data") / "smart-turn-v3.2-cpu.onnx"
 PHONE_RATE = 8000
-# End-of-turn inference takes 45-120 ms on two busy cores: start it once the caller has been
-# quiet for two VAD windows (64 ms), 128 ms before a 0.2 s stop is due.
-SPECULATION_LEAD_SECS = 0.14
+# Silero's confidence stays above its threshold for about two 32 ms windows after the last
+# word (the VAD's stop came 240-280 ms after the words of every recorded test line, with a
+# 0.2 s stop time). The VAD waits that much less, so the quiet the caller hears before the
+# bot answers is the end-of-turn wait they configured.
+SILERO_TRAIL_SECS = 0.064
+# End-of-turn inference takes 25-120 ms on two cores, busy or not: start it once the caller
+# has been quiet for two VAD windows (64 ms), well before the stop is due.
+SPECULATION_AFTER_SECS = 0.064
 # Smart-turn's features are small numpy matrix products. OpenBLAS splits each over every core
 # and its idle threads then spin, which doubled the CPU of an end-of-turn inference (31 ms on
 # one thread, 62 ms with OpenBLAS's); one BLAS thread per process does the same work.
@@ -120,9 +125,9 @@ class SharedSmartTurn(LocalSmartTurnAnalyzerV3):
     """Smart-turn v3 for one call: its own audio buffer, the shared model and threads.
 
     It also decides early. The VAD reports a stop only after ``stop_secs`` of
-    quiet, and pipecat starts the 45-120 ms inference then, so every answer waits
-    for it. Here inference starts ``SPECULATION_LEAD_SECS`` before the stop is
-    due, on the audio so far. If the caller stays quiet and the guess is "done",
+    quiet, and pipecat starts the 25-120 ms inference then, so every answer waits
+    for it. Here inference starts after ``SPECULATION_AFTER_SECS`` of quiet, before
+    the stop is due, on the audio so far. If the caller stays quiet and the guess is "done",
     the answer is ready when the stop comes; if they speak again it is dropped;
     a guess of "not done" is checked again at the stop, as pipecat would.
     """
@@ -145,7 +150,7 @@ class SharedSmartTurn(LocalSmartTurnAnalyzerV3):
         elif (
             self._speculation is None
             and self._speech_triggered
-            and self._vad.pause_secs >= self._vad.params.stop_secs - SPECULATION_LEAD_SECS
+            and self._vad.pause_secs >= SPECULATION_AFTER_SECS
         ):
             self._speculation = self._model_executor.submit(
                 self._process_speech_segment, list(self._audio_buffer)
@@ -193,10 +198,12 @@ def turn_detection(*, start_secs: float, stop_secs: float) -> TurnDetection:
     """A call's turn detection: pipecat's default strategies, on the shared models.
 
     ``start_secs`` of voice start the caller's speech (and interrupt the bot);
-    ``stop_secs`` of quiet end it (the end-of-turn wait). A turn starts by voice or
-    by transcript, and smart-turn decides whether a stop ends it.
+    ``stop_secs`` of quiet after the caller's words end it (the end-of-turn wait,
+    counted from the words, not from Silero's trailing confidence). A turn starts
+    by voice or by transcript, and smart-turn decides whether a stop ends it.
     """
-    vad = SharedSileroVAD(params=VADParams(start_secs=start_secs, stop_secs=stop_secs))
+    vad_stop_secs = max(stop_secs - SILERO_TRAIL_SECS, SPECULATION_AFTER_SECS)
+    vad = SharedSileroVAD(params=VADParams(start_secs=start_secs, stop_secs=vad_stop_secs))
     smart_turn = TurnAnalyzerUserTurnStopStrategy(turn_analyzer=SharedSmartTurn(vad))
     return TurnDetection(
         vad_analyzer=vad, user_turn_strategies=UserTurnStrategies(stop=[smart_turn])
