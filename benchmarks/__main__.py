@@ -49,8 +49,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--cpu-at",
         type=int,
-        default=10,
-        help="the step whose CPU per call-minute is the headline (default: %(default)s)",
+        default=5,
+        help="concurrent calls per bot while all bots run at once for the CPU comparison "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--cpu-rounds",
+        type=int,
+        default=2,
+        help="how many times to run that comparison (default: %(default)s)",
     )
     parser.add_argument(
         "--budget-secs",
@@ -84,7 +91,8 @@ def parse_args() -> argparse.Namespace:
     )
     args = parser.parse_args()
     if args.local:
-        args.bots, args.steps = "this", [1]
+        # The local models serve calls one at a time: no load steps, no side-by-side CPU.
+        args.bots, args.steps, args.cpu_rounds = "this", [1], 0
     return args
 
 
@@ -184,6 +192,26 @@ async def measure_step(
     )
 
 
+async def measure_cpu_side_by_side(
+    args: argparse.Namespace,
+    bots: dict[str, RunningBot],
+    fakes: Fakes,
+    plan: CallPlan,
+    report: Report,
+) -> None:
+    """Every bot takes ``--cpu-at`` calls at the same moment, ``--cpu-rounds`` times over."""
+    for _ in range(args.cpu_rounds):
+        steps = await asyncio.gather(
+            *(
+                measure_step(bot, fakes, plan, calls=args.cpu_at, sequential=False)
+                for bot in bots.values()
+            )
+        )
+        for name, step in zip(bots, steps, strict=True):
+            report.add_cpu_round(name, step)
+            print(report.step_line(name, step) + "  (side by side, for CPU)", flush=True)
+
+
 async def benchmark(args: argparse.Namespace) -> Report:
     options = vars(args) | {
         "out": str(args.out),
@@ -230,6 +258,7 @@ async def benchmark(args: argparse.Namespace) -> Report:
                     print(f"    failed call: {error}", flush=True)
             if not any(bot.within_capacity for bot in bots.values()):
                 break
+        await measure_cpu_side_by_side(args, bots, fakes, plan, report)
         report.finish()
     return report
 
