@@ -1,5 +1,8 @@
 """The call's speech-to-text, LLM and text-to-speech services, built from the settings."""
 
+# The Deepgram SDK imports its streaming client on the first connect: 12 ms inside the first
+# caller's greeting. Importing it here moves that to start-up.
+import deepgram.listen.v1.client  # noqa: F401
 from pipecat.services.cartesia.tts import CartesiaTTSService
 from pipecat.services.deepgram.stt import DeepgramSTTService
 from pipecat.services.llm_service import LLMService
