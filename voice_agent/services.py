@@ -24,7 +24,7 @@ def prepare_services(settings: BotSettings) -> None:
     Each service is built once and dropped. That loads the chosen local models
     (kept for every call) and does the cloud SDKs' first-use work: the first
     Deepgram client alone took 0.13 s (later ones 20 ms), the shared OpenAI client 30 ms,
-    and the OpenAI SDK's first streamed request 30 ms more than later ones.
+    and the OpenAI SDK's first streamed request 35 ms more than later ones.
     """
     build_stt(settings)
     build_tts(settings)
