@@ -18,7 +18,7 @@ from benchmarks.process_usage import PeakRss, rss_bytes
 from benchmarks.reference_bot import generate_reference_bot
 from benchmarks.report import Report, machine_facts
 from tests.bot_server import BotServer, start_bot_server
-from tests.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Reply
+from tests.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes, Reply
 from tests.fakes.twilio_rest import FakeTwilio
 from voice_agent.simulated_caller import TEST_ACCOUNT_SID, new_sid
 
@@ -96,39 +96,33 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-@dataclass
-class Fakes:
-    deepgram: FakeDeepgram
-    openai: FakeOpenAI
-    cartesia: FakeCartesia
-    twilio: FakeTwilio
+def new_call(fakes: Fakes) -> str:
+    """A callSid Twilio's REST API knows, for a bot that looks its caller up."""
+    sid = new_sid("CA")
+    fakes.twilio.register_call(sid=sid, from_=CALLER_NUMBER, to=AGENT_NUMBER)
+    return sid
 
-    def new_call(self) -> str:
-        """A callSid Twilio's REST API knows, for a bot that looks its caller up."""
-        sid = new_sid("CA")
-        self.twilio.register_call(sid=sid, from_=CALLER_NUMBER, to=AGENT_NUMBER)
-        return sid
 
-    def env(self, *, keyless: bool) -> dict[str, str]:
-        """A bot's environment: the variables a user sets, each service pointing at its fake.
+def bot_env(fakes: Fakes, *, keyless: bool) -> dict[str, str]:
+    """A bot's environment: the variables a user sets, each service pointing at its fake.
 
-        ``keyless`` leaves the speech services out, so the bot runs its local stack.
-        """
-        twilio = {
-            "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_API_BASE_URL": self.twilio.base_url,
-        }
-        if keyless:
-            return twilio
-        return twilio | {
-            "OPENAI_API_KEY": self.openai.api_key,
-            "OPENAI_BASE_URL": self.openai.base_url,
-            "DEEPGRAM_API_KEY": self.deepgram.api_key,
-            "DEEPGRAM_BASE_URL": self.deepgram.base_url,
-            "CARTESIA_API_KEY": self.cartesia.api_key,
-            "CARTESIA_URL": self.cartesia.url,
-        }
+    ``keyless`` leaves the speech services out, so the bot runs its local stack.
+    """
+    twilio = {
+        "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": fakes.twilio.base_url,
+    }
+    if keyless:
+        return twilio
+    return twilio | {
+        "OPENAI_API_KEY": fakes.openai.api_key,
+        "OPENAI_BASE_URL": fakes.openai.base_url,
+        "DEEPGRAM_API_KEY": fakes.deepgram.api_key,
+        "DEEPGRAM_BASE_URL": fakes.deepgram.base_url,
+        "CARTESIA_API_KEY": fakes.cartesia.api_key,
+        "CARTESIA_URL": fakes.cartesia.url,
+    }
 
 
 @asynccontextmanager
@@ -165,7 +159,7 @@ async def start_bots(
     bots = {}
     for name in names:
         server = await start_bot_server(
-            fakes.env(keyless=args.local), log_path=work / f"{name}.log", script=scripts[name]
+            bot_env(fakes, keyless=args.local), log_path=work / f"{name}.log", script=scripts[name]
         )
         stack.push_async_callback(server.stop)
         rss = PeakRss(server.process.pid)
@@ -184,7 +178,7 @@ async def measure_step(
             server_pid=bot.server.process.pid,
             rss=bot.rss,
             plan=plan,
-            new_call=fakes.new_call,
+            new_call=lambda: new_call(fakes),
             calls=calls,
             sequential=sequential,
         ),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.bot_server import BotServer, start_bot_server
-from tests.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Reply, ToolCall
+from tests.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes, Reply, ToolCall
 from tests.fakes.twilio_rest import FakeTwilio
 from voice_agent.simulated_caller import TEST_ACCOUNT_SID
 
@@ -40,18 +40,6 @@ def scripted_reply(request: dict) -> Reply | ToolCall:
     if isinstance(said, str) and "real person" in said.lower():
         return ToolCall("transfer_call")
     return Reply(REPLY)
-
-
-@dataclass
-class Fakes:
-    deepgram: FakeDeepgram
-    openai: FakeOpenAI
-    cartesia: FakeCartesia
-    twilio: FakeTwilio
-
-    def connections(self) -> tuple[int, int, int]:
-        """Service connections opened so far (Deepgram, OpenAI, Cartesia)."""
-        return self.deepgram.connections, self.openai.connections, self.cartesia.connections
 
 
 @dataclass
