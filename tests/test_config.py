@@ -177,7 +177,7 @@ def test_transfer_number_must_be_e164_and_flags_must_be_booleans():
 
 
 def test_the_turn_taking_times_are_read_and_bounded():
-    assert BotSettings.from_env(SERVICE_KEYS).turn_end_silence_secs == 0.2
+    assert BotSettings.from_env(SERVICE_KEYS).turn_end_silence_secs == 0.25
     settings = BotSettings.from_env(SERVICE_KEYS | {"TURN_END_SILENCE_SECS": "0.35"})
     assert settings.turn_end_silence_secs == 0.35
     with pytest.raises(ConfigError, match="TURN_END_SILENCE_SECS must be at least 0.1"):

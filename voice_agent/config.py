@@ -294,7 +294,10 @@ class BotSettings:
             goodbye=reader.text("GOODBYE", DEFAULT_GOODBYE),
             silence_prompt=reader.text("SILENCE_PROMPT", DEFAULT_SILENCE_PROMPT),
             silence_timeout_secs=reader.seconds("SILENCE_TIMEOUT_SECS", 8.0, minimum=1.0),
-            turn_end_silence_secs=reader.seconds("TURN_END_SILENCE_SECS", 0.2, minimum=0.1),
+            # Quiet after the caller's last word before the bot may answer. Callers pause about
+            # 0.2 s between sentences; at 0.2 a two-sentence line was sometimes answered in
+            # the middle, so 0.25 (smart-turn then judges whether they are done).
+            turn_end_silence_secs=reader.seconds("TURN_END_SILENCE_SECS", 0.25, minimum=0.1),
             # 0.1 s of voice stops the bot for a caller who talks over it (pipecat's 0.2 s
             # made barge-in take about 0.35 s); Silero's confidence gate keeps out line noise.
             speech_start_secs=reader.seconds("SPEECH_START_SECS", 0.1, minimum=0.05),
