@@ -12,6 +12,7 @@ from fastapi import WebSocket
 from loguru import logger
 from pipecat.audio.utils import ulaw_to_pcm
 from pipecat.frames.frames import Frame, InputAudioRawFrame
+from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
 # Twilio's own messages are a few hundred bytes (a 20 ms media message is about 300);
@@ -135,6 +136,11 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
         self._dropped_messages = 0
         self._marks: dict[str, asyncio.Event] = {}
         self._caller_audio = bytearray()
+        self._caller_frame_bytes = 0
+
+    async def setup(self, setup: FrameProcessorSetup) -> None:
+        await super().setup(setup)
+        self._caller_frame_bytes = 2 * round(CALLER_FRAME_SECS * self._sample_rate)  # PCM16
 
     def release_call(self) -> None:
         """Leave the call up when the pipeline ends (it was handed to someone else)."""
@@ -158,7 +164,8 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
     async def deserialize(self, data: str | bytes) -> Frame | None:
         """Decode one inbound message, dropping anything Twilio would not send.
 
-        Each message is parsed once; the caller's audio comes out in frames of
+        A media message is parsed once (they are 50 a second; the rare others go
+        through pipecat's own decoding); the caller's audio comes out in frames of
         ``CALLER_FRAME_SECS`` (every other media message yields one).
         """
         try:
@@ -180,7 +187,7 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
         self._caller_audio += await ulaw_to_pcm(
             ulaw, self._twilio_sample_rate, self._sample_rate, self._input_resampler
         )
-        if len(self._caller_audio) < 2 * round(CALLER_FRAME_SECS * self._sample_rate):
+        if len(self._caller_audio) < self._caller_frame_bytes:
             return None
         audio, self._caller_audio = bytes(self._caller_audio), bytearray()
         return InputAudioRawFrame(audio=audio, num_channels=1, sample_rate=self._sample_rate)
