@@ -75,6 +75,13 @@ def parse_args() -> argparse.Namespace:
         help="the bot.py to measure as 'this' (e.g. an older checkout's; default: this one)",
     )
     parser.add_argument(
+        "--baseline-bot",
+        type=Path,
+        default=None,
+        help="also measure this bot.py, as 'baseline', side by side with the others (e.g. "
+        "main's checkout, to see what a change did to CPU)",
+    )
+    parser.add_argument(
         "--local",
         action="store_true",
         help="measure this bot in keyless mode (local Whisper, SmolLM2, Piper), calls one "
@@ -93,6 +100,8 @@ def parse_args() -> argparse.Namespace:
     if args.local:
         # The local models serve calls one at a time: no load steps, no side-by-side CPU.
         args.bots, args.steps, args.cpu_rounds = "this", [1], 0
+    elif args.baseline_bot:
+        args.bots += ",baseline"
     return args
 
 
@@ -154,6 +163,8 @@ async def start_bots(
     """Start each bot under the development runner; ``stack`` stops them (on Ctrl-C too)."""
     names = [name for name in args.bots.split(",") if name]
     scripts = {"this": args.this_bot.resolve()}
+    if args.baseline_bot:
+        scripts["baseline"] = args.baseline_bot.resolve()
     if "reference" in names:
         scripts["reference"] = generate_reference_bot(work, twilio_base_url=fakes.twilio.base_url)
     bots = {}
@@ -211,6 +222,7 @@ async def benchmark(args: argparse.Namespace) -> Report:
         "out": str(args.out),
         "logs": str(args.logs) if args.logs else None,
         "this_bot": str(args.this_bot),
+        "baseline_bot": str(args.baseline_bot) if args.baseline_bot else None,
     }
     report = Report(machine=machine_facts(), options=options)
     print(report.machine_line(), flush=True)

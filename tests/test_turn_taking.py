@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
-from pipecat.audio.vad.vad_analyzer import VADState
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 from pipecat.frames.frames import InputAudioRawFrame, TextFrame
 from pipecat.tests.utils import run_test
 from threadpoolctl import threadpool_info
@@ -13,7 +14,7 @@ from voice_agent import turn_taking
 from voice_agent.config import BotSettings
 from voice_agent.services import build_llm
 from voice_agent.shared_clients import warm_up_openai_sdk
-from voice_agent.simulated_caller import read_wav_8k
+from voice_agent.simulated_caller import pcm16_to_ulaw, read_wav_8k, ulaw_to_pcm16
 
 FRAME_BYTES = 320  # 20 ms of 8 kHz PCM16, as Twilio's media messages arrive
 
@@ -93,6 +94,30 @@ async def test_the_caller_hears_the_configured_quiet_before_their_speech_ends(wa
         stops = [i for i, state in await feed(vad, None, pcm) if state == VADState.QUIET]
         quiet_secs = (stops[-1] + 1 - words_end) * 0.02
         assert abs(quiet_secs - wait_secs) <= 0.041, (name, quiet_secs)
+
+
+async def test_a_listening_caller_costs_no_vad_model_runs_and_is_heard_as_before():
+    vad = turn_taking.turn_detection(start_secs=0.1, stop_secs=0.2)["vad_analyzer"]
+    vad.set_sample_rate(8000)
+    # pipecat's own Silero VAD, scoring every window, with the same stop time.
+    reference = SileroVADAnalyzer(params=VADParams(start_secs=0.1, stop_secs=vad.params.stop_secs))
+    reference.set_sample_rate(8000)
+    quiet = bytes(32000)  # two seconds of the line's silence
+    words = [read_wav_8k(AUDIO / f"{name}.wav") for name in ["saturday", "order_status", "agree"]]
+    call = ulaw_to_pcm16(pcm16_to_ulaw(quiet + quiet.join(words) + quiet))
+
+    ours, theirs = await feed(vad, None, call), await feed(reference, None, call)
+    assert [state for _, state in ours] == [state for _, state in theirs]
+    for (our_frame, state), (their_frame, _) in zip(ours, theirs, strict=True):
+        if state == VADState.STARTING:  # The caller's words are heard from the same frame.
+            assert our_frame == their_frame
+        else:  # Ends are judged with the model's state of that call; a frame apart at most.
+            assert abs(our_frame - their_frame) <= 2, (state, our_frame, their_frame)
+
+    # While the caller listens in silence, the model is not run at all.
+    state_before = vad._model._state
+    assert await feed(vad, None, quiet) == []
+    assert vad._model._state is state_before
 
 
 async def test_caller_audio_goes_no_further_than_turn_taking():

@@ -130,6 +130,10 @@ class PhoneCall:
                 session_timeout=int(settings.max_call_secs),
                 # Endings wait for Twilio's mark echo, which proves the goodbye was heard.
                 audio_out_end_silence_secs=0,
+                # The bot's audio goes to Twilio in 80 ms media messages, not pipecat's
+                # 40 ms: half the messages for the same audio cut a call's CPU by about 6%;
+                # a barge-in still stops the audio at once (`clear` empties Twilio's buffer).
+                audio_out_10ms_chunks=8,
             ),
         )
         self.context = LLMContext(tools=ToolsSchema(standard_tools=self._tools()))

@@ -40,6 +40,13 @@ SILERO_TRAIL_SECS = 0.064
 # End-of-turn inference takes 25-120 ms on two cores, busy or not: start it once the caller
 # has been quiet for two VAD windows (64 ms), well before the stop is due.
 SPECULATION_AFTER_SECS = 0.064
+# A window this quiet (RMS below -70 dBFS: line silence, quieter than any voice) cannot
+# start speech, so while the caller is quiet the VAD does not run its model on it. (At
+# -60 dBFS it missed the faint start of some words and heard them 40-80 ms late.)
+SILENT_WINDOW_RMS = 32768 * 10 ** (-70 / 20)
+# After a reset the model is run on this many silent windows, so that it meets the caller's
+# next sound in the state it would be in had it heard all the quiet.
+SETTLING_WINDOWS = 8
 # Smart-turn's features are small numpy matrix products. OpenBLAS splits each over every core
 # and its idle threads then spin, which doubled the CPU of an end-of-turn inference (31 ms on
 # one thread, 62 ms with OpenBLAS's); one BLAS thread per process does the same work.
@@ -98,6 +105,12 @@ class SharedSileroVAD(SileroVADAnalyzer):
     pipecat hands every 20 ms of audio to a thread of its own per call; scoring a
     32 ms window takes about a tenth of a millisecond, far less than the hand-off
     (and its context switches), so scoring inline costs the process less.
+
+    While the caller is quiet, silent windows are not scored at all: most of a call
+    is the caller listening, and the model was the largest single CPU cost of a
+    call. The model resumes at the next sound from the state it had when the
+    quiet began (starting afresh instead made barge-in a window slower); windows
+    during and just after speech are always scored, so when a turn ends is unchanged.
     """
 
     def __init__(self, *, params: VADParams | None = None) -> None:
@@ -105,6 +118,7 @@ class SharedSileroVAD(SileroVADAnalyzer):
         self._model = _SileroState()
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
+        self._silent_windows = 0
 
     @property
     def speaking(self) -> bool:
@@ -120,6 +134,24 @@ class SharedSileroVAD(SileroVADAnalyzer):
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
         return self._run_analyzer(buffer)
+
+    def voice_confidence(self, buffer: bytes) -> float:
+        if self._vad_state != VADState.QUIET or _rms(buffer) >= SILENT_WINDOW_RMS:
+            self._silent_windows = 0
+            return super().voice_confidence(buffer)
+        if self._silent_windows == 0:
+            # What pipecat does every 2 s of quiet: start the model afresh.
+            self._model.reset_states()
+            self._windows_since_reset = 0
+        self._silent_windows += 1
+        if self._silent_windows <= SETTLING_WINDOWS:
+            return super().voice_confidence(buffer)
+        return 0.0
+
+
+def _rms(pcm16: bytes) -> float:
+    samples = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32)
+    return float(np.sqrt(np.dot(samples, samples) / len(samples)))
 
 
 class SharedSmartTurn(LocalSmartTurnAnalyzerV3):
