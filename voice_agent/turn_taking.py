@@ -32,11 +32,11 @@ from threadpoolctl import threadpool_limits
 SILERO_MODEL = files("pipecat.audio.vad.data") / "silero_vad.onnx"
 SMART_TURN_MODEL = files("pipecat.audio.turn.smart_turn.data") / "smart-turn-v3.2-cpu.onnx"
 PHONE_RATE = 8000
-# Silero's confidence stays above its threshold for about two 32 ms windows after the last
-# word (the VAD's stop came 240-280 ms after the words of every recorded test line, with a
-# 0.2 s stop time). The VAD waits that much less, so the quiet the caller hears before the
-# bot answers is the end-of-turn wait they configured.
-SILERO_TRAIL_SECS = 0.064
+# The VAD hears the end of the words this much late: Silero's confidence trails them by two
+# or three 32 ms windows, and the audio arrives in 40 ms frames (over all the recorded test
+# lines, a 192 ms stop time came 50-110 ms, 80 on average, after the words). The VAD waits
+# that much less, so the quiet after the caller's words is the end-of-turn wait they set.
+SILERO_TRAIL_SECS = 0.08
 # End-of-turn inference takes 25-120 ms on two cores, busy or not: start it once the caller
 # has been quiet for two VAD windows (64 ms), well before the stop is due.
 SPECULATION_AFTER_SECS = 0.064
