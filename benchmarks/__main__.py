@@ -28,7 +28,7 @@ CALLER_NUMBER = "+14155550123"
 AGENT_NUMBER = "+14155550999"
 # Concurrent calls per step. The first step places a few calls one after another instead, the
 # first of them straight after start-up.
-DEFAULT_STEPS = (1, 5, 10, 15, 20, 30, 40, 50, 75)
+DEFAULT_STEPS = (1, 5, 10, 15, 20, 25, 30, 40, 50, 75)
 STEP_TIMEOUT_SECS = 180.0
 
 

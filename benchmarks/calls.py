@@ -48,7 +48,7 @@ class Line:
 
     @classmethod
     def load(cls, name: str, *, from_secs: float = 0.0) -> "Line":
-        """A recording from shared/audio, optionally from ``from_secs`` on."""
+        """A recording from tests/audio, optionally from ``from_secs`` on."""
         pcm = read_wav_8k(AUDIO / f"{name}.wav")[round(from_secs * 8000) * 2 :]
         frame = FRAME_BYTES * 2  # 20 ms of PCM16
         loud = [
