@@ -44,8 +44,8 @@ SPECULATION_AFTER_SECS = 0.064
 # start speech, so while the caller is quiet the VAD does not run its model on it. (At
 # -60 dBFS it missed the faint start of some words and heard them 40-80 ms late.)
 SILENT_WINDOW_RMS = 32768 * 10 ** (-70 / 20)
-# After a reset the model is run on this many silent windows, so that it meets the caller's
-# next sound in the state it would be in had it heard all the quiet.
+# After its reset the model is run on this many silent windows (a quarter second), so that
+# it meets the caller's next sound having heard quiet, as it would have scoring every window.
 SETTLING_WINDOWS = 8
 # Smart-turn's features are small numpy matrix products. OpenBLAS splits each over every core
 # and its idle threads then spin, which doubled the CPU of an end-of-turn inference (31 ms on
@@ -106,11 +106,13 @@ class SharedSileroVAD(SileroVADAnalyzer):
     32 ms window takes about a tenth of a millisecond, far less than the hand-off
     (and its context switches), so scoring inline costs the process less.
 
-    While the caller is quiet, silent windows are not scored at all: most of a call
-    is the caller listening, and the model was the largest single CPU cost of a
-    call. The model resumes at the next sound from the state it had when the
-    quiet began (starting afresh instead made barge-in a window slower); windows
-    during and just after speech are always scored, so when a turn ends is unchanged.
+    While the caller is quiet, silent windows are mostly not scored: most of a call
+    is the caller listening (about 4% of a call's CPU). When the quiet starts, the
+    model is reset, as pipecat does every 2 s of quiet, and run on a few silent
+    windows; then it rests until the next sound. Resetting there also keeps
+    pipecat's periodic reset from falling on the first sound of the caller's next
+    words, which made barge-in a window or two slower. Windows during and just
+    after speech are always scored, so when a turn ends is unchanged.
     """
 
     def __init__(self, *, params: VADParams | None = None) -> None:
