@@ -111,8 +111,8 @@ class SharedSileroVAD(SileroVADAnalyzer):
     model is reset, as pipecat does every 2 s of quiet, and run on a few silent
     windows; then it rests until the next sound. Resetting there also keeps
     pipecat's periodic reset from falling on the first sound of the caller's next
-    words, which made barge-in a window or two slower. Windows during and just
-    after speech are always scored, so when a turn ends is unchanged.
+    words. Windows during and just after speech are always scored, so when a turn
+    ends is unchanged.
     """
 
     def __init__(self, *, params: VADParams | None = None) -> None:
