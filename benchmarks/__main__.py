@@ -12,7 +12,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.calls import HEARD, REPLY, CallPlan
+from benchmarks.calls import AGENT_NUMBER, CALLER_NUMBER, HEARD, REPLY, CallPlan
 from benchmarks.load import StepResult, run_step
 from benchmarks.process_usage import PeakRss, rss_bytes
 from benchmarks.reference_bot import generate_reference_bot
@@ -24,8 +24,6 @@ from voice_agent.simulated_caller import TEST_ACCOUNT_SID, new_sid
 
 REPO = Path(__file__).resolve().parents[1]
 AUTH_TOKEN = "bench-auth-token"
-CALLER_NUMBER = "+14155550123"
-AGENT_NUMBER = "+14155550999"
 # Concurrent calls per step. The first step places a few calls one after another instead, the
 # first of them straight after start-up.
 DEFAULT_STEPS = (1, 5, 10, 15, 20, 25, 30, 40, 50, 75)
@@ -117,21 +115,10 @@ def bot_env(fakes: Fakes, *, keyless: bool) -> dict[str, str]:
 
     ``keyless`` leaves the speech services out, so the bot runs its local stack.
     """
-    twilio = {
-        "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_API_BASE_URL": fakes.twilio.base_url,
-    }
+    twilio = {"TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
     if keyless:
-        return twilio
-    return twilio | {
-        "OPENAI_API_KEY": fakes.openai.api_key,
-        "OPENAI_BASE_URL": fakes.openai.base_url,
-        "DEEPGRAM_API_KEY": fakes.deepgram.api_key,
-        "DEEPGRAM_BASE_URL": fakes.deepgram.base_url,
-        "CARTESIA_API_KEY": fakes.cartesia.api_key,
-        "CARTESIA_URL": fakes.cartesia.url,
-    }
+        return twilio | {"TWILIO_API_BASE_URL": fakes.twilio.base_url}
+    return twilio | fakes.service_env()
 
 
 @asynccontextmanager

@@ -3,22 +3,11 @@
 import asyncio
 import bisect
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)  # audioop, as in simulated_caller
-    import audioop
-
-from tests.caller_audio import AUDIO
-from voice_agent.simulated_caller import (
-    FRAME_BYTES,
-    FRAME_SECS,
-    SimulatedCaller,
-    Utterance,
-    read_wav_8k,
-)
+from tests.caller_audio import AUDIO, words_span
+from voice_agent.simulated_caller import SimulatedCaller, Utterance, read_wav_8k
 
 CALLER_NUMBER = "+14155550123"
 AGENT_NUMBER = "+14155550999"
@@ -27,9 +16,6 @@ REPLY = "Sure, I can help with that. Let me look it up for you, it will only tak
 # What the fake STT hears for every caller line (many calls share one fake). One phrase, so
 # a Finalize always gets all of it and no late final arrives to interrupt the answer.
 HEARD = "What time do you open on Saturday?"
-# A 20 ms frame at or above this RMS (about -50 dBFS) is speech, to find where the words are
-# inside a recording that has a little silence before and after them.
-SPEECH_RMS = 100
 # How long the bot must be quiet before the caller takes it as the end of its turn.
 QUIET_SECS = 0.6
 # The caller barges in this long after the bot's answer started playing.
@@ -50,15 +36,7 @@ class Line:
     def load(cls, name: str, *, from_secs: float = 0.0) -> "Line":
         """A recording from tests/audio, optionally from ``from_secs`` on."""
         pcm = read_wav_8k(AUDIO / f"{name}.wav")[round(from_secs * 8000) * 2 :]
-        frame = FRAME_BYTES * 2  # 20 ms of PCM16
-        loud = [
-            i
-            for i in range(len(pcm) // frame)
-            if audioop.rms(pcm[i * frame : (i + 1) * frame], 2) >= SPEECH_RMS
-        ]
-        if not loud:
-            raise ValueError(f"{name}.wav holds no speech")
-        return cls(name, pcm, loud[0] * FRAME_SECS, (loud[-1] + 1) * FRAME_SECS)
+        return cls(name, pcm, *words_span(pcm))
 
 
 @dataclass(frozen=True)

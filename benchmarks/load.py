@@ -58,13 +58,13 @@ class StepResult:
         return {
             "calls": self.calls,
             "failed_calls": failed,
-            "greeting_p50_ms": _ms(percentile(greetings, 0.5)),
-            "greeting_max_ms": _ms(max(greetings, default=None)),
-            "turn_p50_ms": _ms(percentile(turns, 0.5)),
-            "turn_p95_ms": _ms(turn_p95),
+            "greeting_p50_ms": ms(percentile(greetings, 0.5)),
+            "greeting_max_ms": ms(max(greetings, default=None)),
+            "turn_p50_ms": ms(percentile(turns, 0.5)),
+            "turn_p95_ms": ms(turn_p95),
             "turns": len(turns),
-            "barge_in_p50_ms": _ms(percentile(barge_ins, 0.5)),
-            "barge_in_p95_ms": _ms(percentile(barge_ins, 0.95)),
+            "barge_in_p50_ms": ms(percentile(barge_ins, 0.5)),
+            "barge_in_p95_ms": ms(percentile(barge_ins, 0.95)),
             "underruns": underruns,
             "cpu_cores_used": round(self.cpu_secs / self.wall_secs, 3),
             "cpu_secs_per_call_minute": round(self.cpu_secs / call_minutes, 3)
@@ -73,7 +73,7 @@ class StepResult:
             "peak_rss_mib": round(self.peak_rss_bytes / 2**20, 1),
             "harness_cpu_cores": round(self.harness_cpu_secs / self.wall_secs, 3),
             "background_cpu_cores": round(self.background_cpu_secs / self.wall_secs, 3),
-            "harness_lag_p99_ms": _ms(self.harness_lag_p99_secs),
+            "harness_lag_p99_ms": ms(self.harness_lag_p99_secs),
             "undisturbed": self.harness_lag_p99_secs <= HARNESS_LAG_LIMIT_SECS
             and self.background_cpu_secs / self.wall_secs <= BACKGROUND_LIMIT_CORES,
             "within_capacity": failed == 0
@@ -87,7 +87,8 @@ class StepResult:
         return [r.error for r in self.results if r.error]
 
 
-def _ms(secs: float | None) -> float | None:
+def ms(secs: float | None) -> float | None:
+    """Seconds as milliseconds to 0.1 ms, for the report."""
     return None if secs is None else round(secs * 1000, 1)
 
 

@@ -2,14 +2,13 @@
 
 import os
 import platform
-import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from benchmarks.load import StepResult, percentile
+from benchmarks.load import StepResult, ms, percentile
 
 # Headline rows: (key, label, unit, better) where better says which way is good (None: no
 # ratio, the row only explains another).
@@ -228,21 +227,13 @@ def _load(step: StepResult) -> int:
 
 def _latency_figures(step: StepResult) -> dict[str, Any]:
     """Latency headline from calls placed one at a time, the first straight after start-up."""
-    ok = [r for r in step.results if r.error is None]
-    turns = [t for r in ok for t in r.turn_secs]
-    barge_ins = [r.barge_in_secs for r in ok if r.barge_in_secs is not None]
-    greetings = [r.greeting_secs for r in ok if r.greeting_secs is not None]
-    first = step.results[0]
+    summary, first = step.summary, step.results[0]
     return {
-        "greeting_ms": _ms(statistics.median(greetings)) if greetings else None,
-        "first_call_greeting_ms": _ms(first.greeting_secs),
-        "turn_p50_ms": _ms(percentile(turns, 0.5)),
-        "turn_p95_ms": _ms(percentile(turns, 0.95)),
-        "first_call_turn_p50_ms": _ms(percentile(first.turn_secs, 0.5)),
-        "barge_in_p50_ms": _ms(percentile(barge_ins, 0.5)),
-        "barge_in_p95_ms": _ms(percentile(barge_ins, 0.95)),
+        "greeting_ms": summary["greeting_p50_ms"],
+        "first_call_greeting_ms": ms(first.greeting_secs),
+        "turn_p50_ms": summary["turn_p50_ms"],
+        "turn_p95_ms": summary["turn_p95_ms"],
+        "first_call_turn_p50_ms": ms(percentile(first.turn_secs, 0.5)),
+        "barge_in_p50_ms": summary["barge_in_p50_ms"],
+        "barge_in_p95_ms": summary["barge_in_p95_ms"],
     }
-
-
-def _ms(secs: float | None) -> float | None:
-    return None if secs is None else round(secs * 1000, 1)

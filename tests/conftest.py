@@ -76,16 +76,7 @@ def fresh_script(request):
 
 
 def service_env(fakes: Fakes) -> dict[str, str]:
-    return {
-        "OPENAI_API_KEY": fakes.openai.api_key,
-        "OPENAI_BASE_URL": fakes.openai.base_url,
-        "OPENAI_MODEL": "gpt-test",
-        "DEEPGRAM_API_KEY": fakes.deepgram.api_key,
-        "DEEPGRAM_BASE_URL": fakes.deepgram.base_url,
-        "CARTESIA_API_KEY": fakes.cartesia.api_key,
-        "CARTESIA_URL": fakes.cartesia.url,
-        "TWILIO_API_BASE_URL": fakes.twilio.base_url,
-    }
+    return fakes.service_env() | {"OPENAI_MODEL": "gpt-test"}
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 import statistics
 
-import numpy as np
 import pytest
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
 from pipecat.audio.vad.silero import SileroVADAnalyzer
@@ -11,7 +10,7 @@ from pipecat.frames.frames import InputAudioRawFrame, TextFrame
 from pipecat.tests.utils import run_test
 from threadpoolctl import threadpool_info
 
-from tests.caller_audio import AUDIO
+from tests.caller_audio import AUDIO, words_span
 from voice_agent import turn_taking
 from voice_agent.config import BotSettings
 from voice_agent.services import build_llm
@@ -30,11 +29,6 @@ def detection_for_one_call() -> tuple[turn_taking.SharedSileroVAD, turn_taking.S
     smart_turn = stop._turn_analyzer
     smart_turn.set_sample_rate(8000)
     return vad, smart_turn
-
-
-def rms(pcm: bytes) -> float:
-    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float64)
-    return float(np.sqrt(np.mean(samples**2)))
 
 
 async def feed(
@@ -95,10 +89,7 @@ async def test_the_caller_hears_the_configured_quiet_before_their_speech_ends(wa
     quiet = {}
     for name in ["saturday", "order_status", "order_number", "agree", "human", "goodbye", "long"]:
         words = read_wav_8k(AUDIO / f"{name}.wav")
-        words_end = 0.02 * (
-            1
-            + max(i for i in range(len(words) // 320) if rms(words[i * 320 : i * 320 + 320]) >= 100)
-        )
+        _, words_end = words_span(words)
         after_words = []
         for offset_ms in range(0, 40, 5):
             lead_secs = 1 + offset_ms / 1000
@@ -132,7 +123,7 @@ async def test_a_listening_caller_costs_no_vad_model_runs_and_is_heard_as_before
     for (our_frame, state), (their_frame, _) in zip(ours, theirs, strict=True):
         if state == VADState.STARTING:  # The caller's words are heard from the same frame.
             assert our_frame == their_frame
-        else:  # Ends are judged with the model's state of that call; a frame apart at most.
+        else:  # Ends are judged with the model's state of that call: within 40 ms.
             assert abs(our_frame - their_frame) <= 2, (state, our_frame, their_frame)
 
     # While the caller listens in silence, the model is not run at all.
