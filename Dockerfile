@@ -16,5 +16,5 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # The base image runs app.py, which does `from bot import bot`: copy bot.py, every local
 # module it imports, and the recorded prompts it plays (loaded at start-up).
 COPY ./bot.py bot.py
-COPY ./voice_agent voice_agent
+COPY ./bot_runtime bot_runtime
 COPY ./prompts prompts

@@ -12,14 +12,15 @@ from fastapi import WebSocket
 from loguru import logger
 from pipecat.runner.types import RunnerArguments, WebSocketRunnerArguments
 
-from voice_agent.authorization import refusal_reason
-from voice_agent.call_facts import CallFacts, look_up_numbers
-from voice_agent.call_log import configure_logging
-from voice_agent.config import BotSettings, ConfigError
-from voice_agent.phone_call import PhoneCall
-from voice_agent.prompts import load_prompts
-from voice_agent.services import prepare_services
-from voice_agent.twilio_stream import StreamRejected, read_stream_start
+from bot_runtime.authorization import refusal_reason
+from bot_runtime.call_control import look_up_numbers
+from bot_runtime.call_facts import CallFacts
+from bot_runtime.logs import configure_logging
+from bot_runtime.phone_call import PhoneCall
+from bot_runtime.prompts import load_prompts
+from bot_runtime.services import prepare_services
+from bot_runtime.settings import BotSettings, ConfigError, secrets_of
+from bot_runtime.twilio_stream import StreamRejected, read_stream_start
 
 # Locally, keys live in .env; on Pipecat Cloud they come from the secret set.
 load_dotenv(override=False)
@@ -27,16 +28,7 @@ try:
     SETTINGS = BotSettings.from_env()
 except ConfigError as error:
     raise SystemExit(f"Configuration error:\n{error}") from None
-configure_logging(
-    secrets=[
-        SETTINGS.openai_api_key,
-        SETTINGS.deepgram_api_key,
-        SETTINGS.cartesia_api_key,
-        SETTINGS.twilio.auth_token,
-        SETTINGS.twilio.api_secret,
-        SETTINGS.stream_secret,
-    ]
-)
+configure_logging(secrets=secrets_of(SETTINGS))
 # Recorded prompts, local models (keyless mode) and the services' SDKs are made ready here,
 # before the first call; every call shares them.
 load_prompts()

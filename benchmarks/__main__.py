@@ -17,10 +17,10 @@ from benchmarks.load import StepResult, run_step
 from benchmarks.process_usage import PeakRss, rss_bytes
 from benchmarks.reference_bot import generate_reference_bot
 from benchmarks.report import Report, machine_facts
-from tests.bot_server import BotServer, start_bot_server
-from tests.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes, Reply
-from tests.fakes.twilio_rest import FakeTwilio
-from voice_agent.simulated_caller import TEST_ACCOUNT_SID, new_sid
+from testkit.bot_server import BotServer, start_bot_server
+from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes, Reply
+from testkit.fakes.twilio_rest import FakeTwilio
+from testkit.simulated_caller import TEST_ACCOUNT_SID, new_sid
 
 REPO = Path(__file__).resolve().parents[1]
 AUTH_TOKEN = "bench-auth-token"

@@ -6,8 +6,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tests.caller_audio import AUDIO, words_span
-from voice_agent.simulated_caller import SimulatedCaller, Utterance, read_wav_8k
+from testkit.caller_audio import AUDIO, words_span
+from testkit.simulated_caller import SimulatedCaller, Utterance, read_wav_8k
 
 CALLER_NUMBER = "+14155550123"
 AGENT_NUMBER = "+14155550999"

@@ -20,15 +20,11 @@ import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# `uv run scripts/call.py` runs this file directly and the project is not an installed
-# package, so the repository root goes on the path for `voice_agent`.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from dotenv import load_dotenv
 from loguru import logger
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from voice_agent.simulated_caller import (
+from testkit.simulated_caller import (
     DTMF_DIGITS,
     FRAME_SECS,
     QUIET_RMS,
@@ -184,7 +180,7 @@ def _check_files(lines: list[tuple[str, str]], record: Path | None) -> None:
 def _local_models():
     """The local speech stack, or a one-line error naming how to install it."""
     try:
-        from voice_agent import local_models
+        from bot_runtime import local_models
     except ImportError as error:
         raise UsageError(
             f"the local speech stack is not installed ({error}): run `uv sync --group local`"

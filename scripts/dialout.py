@@ -12,18 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-# `uv run scripts/dialout.py` runs this file directly and the project is not an
-# installed package, so the repository root goes on the path for `voice_agent`.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import aiohttp
 from dotenv import load_dotenv
-from twilio.base.exceptions import TwilioException
+from twilio.base.exceptions import TwilioRestException
 
-from voice_agent.config import ConfigError, TwilioSettings
-from voice_agent.phone_numbers import is_e164, mask
-from voice_agent.twilio_rest import close_client, twilio_client
-from voice_agent.twiml import (
+from bot_runtime.phone_numbers import is_e164, mask
+from bot_runtime.settings import ConfigError, TwilioSettings
+from bot_runtime.twilio_rest import describe_rest_error, rest_error_code, twilio_client
+from operator_tools.twiml import (
     MAX_INLINE_TWIML_CHARS,
     REGIONS,
     StreamTarget,
@@ -324,11 +320,12 @@ class TwilioApi:
         self.url = _api_url(settings)
 
     async def __aenter__(self) -> "TwilioApi":
-        self.client = twilio_client(self.settings)
+        self._client_scope = twilio_client(self.settings)
+        self.client = await self._client_scope.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await close_client(self.client)
+        await self._client_scope.__aexit__(*exc_info)
 
     async def create(self, fields: Mapping[str, str | int]):
         arguments = {SDK_ARGUMENTS[name]: value for name, value in fields.items()}
@@ -340,12 +337,10 @@ class TwilioApi:
     async def _request(self, request):
         try:
             return await request
-        except TwilioException as exc:
-            code = getattr(exc, "code", None)
-            if getattr(exc, "status", None) == 401:
-                code = 20003
+        except TwilioRestException as exc:
             raise TwilioFailure(
-                _describe_twilio_error(exc, code), account_wide=code in ACCOUNT_WIDE_CODES
+                describe_rest_error(exc, fixes=TWILIO_FIXES),
+                account_wide=rest_error_code(exc) in ACCOUNT_WIDE_CODES,
             ) from None
         except aiohttp.ClientConnectorError as exc:
             raise TwilioFailure(
@@ -357,15 +352,6 @@ class TwilioApi:
                 f"no answer from Twilio at {self.url} ({str(exc) or type(exc).__name__})",
                 sent=True,
             ) from None
-
-
-def _describe_twilio_error(exc: TwilioException, code: int | None) -> str:
-    fix = TWILIO_FIXES.get(code)
-    if fix:
-        return f"Twilio error {code}: {fix}"
-    detail = getattr(exc, "msg", None) or getattr(exc, "detail", None) or getattr(exc, "title", "")
-    detail = re.sub(r"\+[1-9]\d{5,14}", lambda m: mask(m.group()), str(detail))
-    return f"Twilio error {code}: {detail} (https://www.twilio.com/docs/errors/{code})"
 
 
 def _api_url(settings: TwilioSettings) -> str:

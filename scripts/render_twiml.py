@@ -6,13 +6,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-# `uv run scripts/render_twiml.py` runs this file directly and the project is not an
-# installed package, so the repository root goes on the path for `voice_agent`.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from dotenv import load_dotenv
 
-from voice_agent.twiml import (
+from operator_tools.twiml import (
     REGIONS,
     TwimlError,
     cloud_target,

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.bot_server import BotServer, start_bot_server
-from tests.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes, Reply, ToolCall
-from tests.fakes.twilio_rest import FakeTwilio
-from voice_agent.simulated_caller import TEST_ACCOUNT_SID
+from testkit.bot_server import BotServer, start_bot_server
+from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes, Reply, ToolCall
+from testkit.fakes.twilio_rest import FakeTwilio
+from testkit.simulated_caller import TEST_ACCOUNT_SID
 
 AUTH_TOKEN = "twilio-test-auth-token"
 STREAM_SECRET = "stream-test-secret-5f1c"

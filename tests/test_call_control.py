@@ -3,7 +3,8 @@
 import asyncio
 import time
 
-from tests.caller_audio import AUDIO, caller_line
+from testkit.caller_audio import AUDIO, caller_line
+from testkit.simulated_caller import SimulatedCaller
 from tests.conftest import (
     AGENT_NUMBER,
     CALLER_NUMBER,
@@ -11,7 +12,6 @@ from tests.conftest import (
     TRANSFER_NUMBER,
 )
 from tests.test_calls import rest_requests_for, wait_until
-from voice_agent.simulated_caller import SimulatedCaller
 
 INBOUND = {"from_number": CALLER_NUMBER, "to_number": AGENT_NUMBER}
 DIAL = f"<Dial>{TRANSFER_NUMBER}</Dial>"

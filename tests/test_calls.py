@@ -4,8 +4,10 @@ import asyncio
 import base64
 import time
 
-from tests.bot_server import REPO, start_bot_server
-from tests.caller_audio import AUDIO, caller_line
+from testkit.bot_server import REPO, start_bot_server
+from testkit.caller_audio import AUDIO, caller_line
+from testkit.fakes import Reply
+from testkit.simulated_caller import TEST_ACCOUNT_SID, SimulatedCaller
 from tests.conftest import (
     AGENT_NUMBER,
     AUTH_TOKEN,
@@ -14,8 +16,6 @@ from tests.conftest import (
     STREAM_SECRET,
     service_env,
 )
-from tests.fakes import Reply
-from voice_agent.simulated_caller import TEST_ACCOUNT_SID, SimulatedCaller
 
 INBOUND = {"from_number": CALLER_NUMBER, "to_number": AGENT_NUMBER}
 GOODBYE = "Thanks for calling. Goodbye!"
@@ -355,7 +355,7 @@ async def test_bot_runs_with_the_arguments_pipecat_cloud_passes(fakes, tmp_path)
     env = {**service_env(fakes), "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID}
     env["TWILIO_AUTH_TOKEN"] = AUTH_TOKEN
     server = await start_bot_server(
-        env, log_path=tmp_path / "cloud.log", script=REPO / "tests" / "cloud_host.py"
+        env, log_path=tmp_path / "cloud.log", script=REPO / "testkit" / "cloud_host.py"
     )
     try:
         async with SimulatedCaller(server.url, custom_parameters=INBOUND) as caller:

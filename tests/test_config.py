@@ -2,8 +2,8 @@
 
 import pytest
 
-from voice_agent import config
-from voice_agent.config import BotSettings, ConfigError, TwilioSettings
+from bot_runtime import settings as config
+from bot_runtime.settings import BotSettings, ConfigError, TwilioSettings
 
 ACCOUNT_SID = "AC" + "1" * 32
 SERVICE_KEYS = {"OPENAI_API_KEY": "sk-o", "DEEPGRAM_API_KEY": "dg", "CARTESIA_API_KEY": "ca"}

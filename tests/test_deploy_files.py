@@ -7,7 +7,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from voice_agent.prompts import PROMPTS_DIR, Prompt
+from bot_runtime.prompts import PROMPTS_DIR, Prompt
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def _local_modules_imported_by(path: Path) -> set[str]:
 
 
 def _copied_into_image() -> set[str]:
-    """The destinations of the Dockerfile's COPY lines, e.g. {"bot.py", "voice_agent"}."""
+    """The destinations of the Dockerfile's COPY lines, e.g. {"bot.py", "bot_runtime"}."""
     lines = (REPO / "Dockerfile").read_text().splitlines()
     return {line.split()[-1].rstrip("/") for line in lines if line.startswith("COPY ")}
 
@@ -51,7 +51,7 @@ def _copied_into_image() -> set[str]:
 def test_dockerfile_copies_every_local_module_bot_imports():
     copied = {path.removesuffix(".py") for path in _copied_into_image()}
     local_modules = _local_modules_imported_by(REPO / "bot.py")
-    assert "voice_agent" in local_modules
+    assert "bot_runtime" in local_modules
     assert local_modules <= copied, f"not copied: {local_modules - copied}"
     assert "bot" in copied
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from scripts import dialout
-from tests.fakes.twilio_rest import ACCOUNT_SID, API_KEY, API_SECRET, AUTH_TOKEN, FakeTwilio
+from testkit.fakes.twilio_rest import ACCOUNT_SID, API_KEY, API_SECRET, AUTH_TOKEN, FakeTwilio
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "dialout.py"

@@ -18,9 +18,9 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import InvalidStatus
 
-from tests.caller_audio import AUDIO
-from tests.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Reply, ToolCall
-from voice_agent.simulated_caller import (
+from testkit.caller_audio import AUDIO
+from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Reply, ToolCall
+from testkit.simulated_caller import (
     FRAME_BYTES,
     SimulatedCaller,
     pcm16_to_ulaw,

@@ -8,11 +8,11 @@ import wave
 
 import pytest
 
-from tests.bot_server import REPO, BotServer, free_port, start_bot_server
-from tests.caller_audio import AUDIO, caller_line
-from voice_agent import local_models
-from voice_agent.config import DEFAULT_GREETING
-from voice_agent.simulated_caller import SAMPLE_RATE, SimulatedCaller, read_wav_8k
+from bot_runtime import local_models
+from bot_runtime.settings import DEFAULT_GREETING
+from testkit.bot_server import REPO, BotServer, free_port, start_bot_server
+from testkit.caller_audio import AUDIO, caller_line
+from testkit.simulated_caller import SAMPLE_RATE, SimulatedCaller, read_wav_8k
 
 INBOUND = {"from_number": "+15555550123", "to_number": "+15555550199"}
 # Generous: two calls, three models and this test's own Whisper share two cores.

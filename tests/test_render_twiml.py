@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from operator_tools.twiml import REGIONS
 from scripts import render_twiml
-from voice_agent.twiml import REGIONS
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "render_twiml.py"

@@ -5,8 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.bot_server import start_bot_server
-from tests.caller_audio import AUDIO, caller_line
+from testkit.bot_server import start_bot_server
+from testkit.caller_audio import AUDIO, caller_line
+from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI
+from testkit.simulated_caller import TEST_ACCOUNT_SID, SimulatedCaller
 from tests.conftest import (
     AGENT_NUMBER,
     AUTH_TOKEN,
@@ -14,9 +16,7 @@ from tests.conftest import (
     TRANSFER_NUMBER,
     scripted_reply,
 )
-from tests.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI
 from tests.test_calls import wait_until
-from voice_agent.simulated_caller import TEST_ACCOUNT_SID, SimulatedCaller
 
 INBOUND = {"from_number": CALLER_NUMBER, "to_number": AGENT_NUMBER}
 FALLBACK_SECS = 2.26  # prompts/fallback.wav

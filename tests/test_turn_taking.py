@@ -10,13 +10,13 @@ from pipecat.frames.frames import InputAudioRawFrame, TextFrame
 from pipecat.tests.utils import run_test
 from threadpoolctl import threadpool_info
 
-from tests.caller_audio import AUDIO, words_span
-from voice_agent import turn_taking
-from voice_agent.config import BotSettings
-from voice_agent.services import build_llm
-from voice_agent.shared_clients import warm_up_openai_sdk
-from voice_agent.simulated_caller import pcm16_to_ulaw, read_wav_8k, ulaw_to_pcm16
-from voice_agent.twilio_stream import CALLER_FRAME_SECS
+from bot_runtime import turn_taking
+from bot_runtime.services import build_llm
+from bot_runtime.settings import BotSettings
+from bot_runtime.shared_clients import warm_up_openai_sdk
+from bot_runtime.twilio_stream import CALLER_FRAME_SECS
+from testkit.caller_audio import AUDIO, words_span
+from testkit.simulated_caller import pcm16_to_ulaw, read_wav_8k, ulaw_to_pcm16
 
 FRAME_BYTES = 320  # 20 ms of 8 kHz PCM16, as Twilio's media messages arrive
 

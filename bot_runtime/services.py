@@ -10,8 +10,8 @@ from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
-from voice_agent.config import LOCAL, BotSettings
-from voice_agent.shared_clients import SharedClientOpenAILLMService, warm_up_openai_sdk
+from bot_runtime.settings import LOCAL, BotSettings
+from bot_runtime.shared_clients import SharedClientOpenAILLMService, warm_up_openai_sdk
 
 # Phone audio is 8 kHz end to end: asking every service for 8 kHz means nothing on the path
 # resamples (resampling 20 ms chunks is what makes phone bots sound choppy).
@@ -36,7 +36,7 @@ def prepare_services(settings: BotSettings) -> None:
 def build_stt(settings: BotSettings) -> STTService:
     """Deepgram streaming speech-to-text at the phone's sample rate, or local Whisper."""
     if settings.stt_provider == LOCAL:
-        from voice_agent import local_models
+        from bot_runtime import local_models
 
         return local_models.LocalWhisperSTTService(model=local_models.whisper())
     return DeepgramSTTService(
@@ -54,7 +54,7 @@ def build_llm(settings: BotSettings, *, system_instruction: str) -> LLMService:
     instructions, and every prompt token delays its first word on a CPU.
     """
     if settings.llm_provider == LOCAL:
-        from voice_agent import local_models
+        from bot_runtime import local_models
 
         return local_models.LocalLLMService(
             llm=local_models.smollm2(), system_instruction=settings.system_prompt
@@ -71,7 +71,7 @@ def build_llm(settings: BotSettings, *, system_instruction: str) -> LLMService:
 def build_tts(settings: BotSettings) -> TTSService:
     """Cartesia streaming text-to-speech, producing 8 kHz audio directly, or local Piper."""
     if settings.tts_provider == LOCAL:
-        from voice_agent import local_models
+        from bot_runtime import local_models
 
         return local_models.LocalPiperTTSService(voice=local_models.piper_voice())
     options = {"url": settings.cartesia_url} if settings.cartesia_url else {}

@@ -6,16 +6,13 @@ can check bot.py against the arguments Pipecat Cloud passes, not only the dev ru
 """
 
 import argparse
-import sys
 import uuid
-from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, WebSocket
 from pipecatcloud.agent import WebSocketSessionArguments
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bot.py, as in /app.
-from bot import bot  # noqa: E402
+from bot import bot
 
 app = FastAPI()
 

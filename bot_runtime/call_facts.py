@@ -1,15 +1,10 @@
-"""What the bot knows about a call: TwiML parameters as facts for the LLM, and a caller lookup."""
+"""What the bot knows about a call: the TwiML parameters, as facts for the LLM and the logs."""
 
-import asyncio
 from dataclasses import dataclass, field
 
-import aiohttp
 from loguru import logger
-from twilio.base.exceptions import TwilioRestException
 
-from voice_agent.config import TwilioSettings
-from voice_agent.phone_numbers import mask
-from voice_agent.twilio_rest import close_client, twilio_client
+from bot_runtime.phone_numbers import mask
 
 # Parameters with a meaning of their own; the rest are passed to the LLM as they are.
 ROUTING_PARAMETERS = {"_pipecatCloudServiceHost", "stream_secret"}
@@ -78,30 +73,3 @@ class CallFacts:
         if self.dropped:
             parts.append(f"{self.dropped} parameters over the limit dropped")
         return "; ".join(parts)
-
-
-async def look_up_numbers(
-    settings: TwilioSettings, call_sid: str, *, timeout_secs: float = 5.0
-) -> tuple[str | None, str | None] | None:
-    """The call's From and To numbers from Twilio's REST API, or None if that failed.
-
-    Used when the TwiML did not pass ``from_number``. It runs beside the call,
-    never before the greeting, and a failure only costs the personalisation.
-    """
-    if settings.missing_credentials:
-        logger.info("Caller lookup skipped: no Twilio credentials")
-        return None
-    client = twilio_client(settings, timeout_secs=timeout_secs)
-    try:
-        call = await asyncio.wait_for(client.calls(call_sid).fetch_async(), timeout_secs)
-    except TwilioRestException as error:
-        logger.warning(f"Caller lookup failed: Twilio error {error.code} (HTTP {error.status})")
-        return None
-    except (TimeoutError, aiohttp.ClientError, OSError) as error:
-        logger.warning(f"Caller lookup failed: {type(error).__name__} {error}")
-        return None
-    finally:
-        await close_client(client)
-    # The SDK names the field `_from`, since `from` is a Python keyword.
-    logger.info(f"Caller lookup: from {mask(call._from)} to {mask(call.to)}")
-    return call._from, call.to

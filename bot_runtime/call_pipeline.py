@@ -1,0 +1,191 @@
+"""One call's pipeline: the Twilio transport, turn taking, the three services and prompts."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import WebSocket
+from loguru import logger
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.classifiers.llm.classifier import LLMClassifier
+from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
+from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMAssistantAggregator,
+    LLMContextAggregatorPair,
+    LLMUserAggregator,
+    LLMUserAggregatorParams,
+)
+from pipecat.services.llm_service import LLMService
+from pipecat.services.stt_service import STTService
+from pipecat.services.tts_service import TTSService
+from pipecat.transports.websocket.fastapi import (
+    FastAPIWebsocketParams,
+    FastAPIWebsocketTransport,
+)
+
+from bot_runtime import turn_taking
+from bot_runtime.call_ending import CallEnding, MuteWhileEnding
+from bot_runtime.call_facts import CallFacts
+from bot_runtime.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
+from bot_runtime.prompts import PromptPlayer
+from bot_runtime.services import PHONE_SAMPLE_RATE, build_llm, build_stt, build_tts
+from bot_runtime.settings import BotSettings, TwilioSettings
+from bot_runtime.twilio_stream import GuardedTwilioSerializer, StreamStart
+
+KEYPAD_INSTRUCTION = (
+    f"Key presses on the caller's phone keypad reach you as messages starting with "
+    f"'{DTMF_PREFIX.strip()}', for example an order number followed by the pound key."
+)
+
+
+@dataclass
+class CallPipeline:
+    """The parts of one call's pipeline that the rest of the call talks to."""
+
+    serializer: GuardedTwilioSerializer
+    transport: FastAPIWebsocketTransport
+    user_turns: LLMUserAggregator
+    assistant_turns: LLMAssistantAggregator
+    stt: STTService
+    llm: LLMService
+    tts: TTSService
+    prompts: PromptPlayer
+    voicemail: VoicemailDetector | None
+    latency: UserBotLatencyObserver
+    worker: PipelineWorker
+
+
+def build_call_pipeline(
+    websocket: WebSocket,
+    *,
+    start: StreamStart,
+    facts: CallFacts,
+    settings: BotSettings,
+    tools: ToolsSchema,
+    ending: CallEnding,
+    on_transfer_key: Callable[[], Awaitable[None]],
+) -> CallPipeline:
+    """Build the call's processors and worker; services connect when the worker starts."""
+    serializer = build_serializer(start, settings.twilio)
+    transport = _transport(websocket, serializer, max_call_secs=settings.max_call_secs)
+    user_turns, assistant_turns = _turn_aggregators(settings, tools=tools, ending=ending)
+    instruction = f"{settings.system_prompt}\n{KEYPAD_INSTRUCTION}\n\nAbout this call:\n"
+    stt, tts = build_stt(settings), build_tts(settings)
+    llm = build_llm(settings, system_instruction=instruction + facts.describe())
+    # On outbound calls, listen first: a person, or a voicemail greeting? Until that is
+    # decided, the detector's gate holds the bot's speech back.
+    voicemail = VoicemailDetector(classifier=LLMClassifier(llm=llm)) if facts.outbound else None
+    prompts = PromptPlayer()
+    pipeline = Pipeline(
+        [
+            transport.input(),
+            stt,
+            *([voicemail.detector()] if voicemail else []),
+            TransferKey(on_transfer_key),
+            keypad_to_text(),
+            user_turns,
+            turn_taking.CallerAudioEnd(),
+            llm,
+            tts,
+            *([voicemail.gate()] if voicemail else []),
+            prompts,
+            transport.output(),
+            assistant_turns,
+        ]
+    )
+    latency = UserBotLatencyObserver()
+    worker = PipelineWorker(
+        pipeline,
+        params=PipelineParams(
+            audio_in_sample_rate=PHONE_SAMPLE_RATE,
+            audio_out_sample_rate=PHONE_SAMPLE_RATE,
+            enable_metrics=True,
+        ),
+        enable_rtvi=False,  # Twilio rejects any JSON that is not Media Streams (error 31951).
+        # Two observers that would see every frame: nothing here uses turn tracking, and
+        # silence and MAX_CALL_SECS end idle calls.
+        enable_turn_tracking=False,
+        idle_timeout_secs=None,
+        observers=[latency],
+    )
+    return CallPipeline(
+        serializer,
+        transport,
+        user_turns,
+        assistant_turns,
+        stt,
+        llm,
+        tts,
+        prompts,
+        voicemail,
+        latency,
+        worker,
+    )
+
+
+def build_serializer(start: StreamStart, twilio: TwilioSettings) -> GuardedTwilioSerializer:
+    """The stream's serializer, with auto hang-up when there are credentials to hang up with.
+
+    Without credentials the call still runs (a missing secret must not cost the
+    caller the call), but ending the pipeline cannot end the phone call, so say
+    once, clearly, what is missing.
+    """
+    auto_hang_up = not twilio.missing_credentials
+    if not auto_hang_up:
+        logger.warning(
+            "No auto hang-up on this call: set "
+            + " and ".join(twilio.missing_credentials)
+            + " so the bot can end calls through Twilio's REST API"
+        )
+    return GuardedTwilioSerializer(
+        start.stream_sid,
+        call_sid=start.call_sid,
+        account_sid=twilio.account_sid,
+        auth_token=twilio.auth_token,
+        api_key_sid=twilio.api_key,
+        api_key_secret=twilio.api_secret,
+        region=twilio.region,
+        edge=twilio.edge,
+        base_url=twilio.api_base_url,
+        params=GuardedTwilioSerializer.InputParams(auto_hang_up=auto_hang_up),
+    )
+
+
+def _transport(
+    websocket: WebSocket, serializer: GuardedTwilioSerializer, *, max_call_secs: float
+) -> FastAPIWebsocketTransport:
+    return FastAPIWebsocketTransport(
+        websocket,
+        FastAPIWebsocketParams(
+            audio_in_enabled=True,
+            audio_out_enabled=True,
+            serializer=serializer,
+            session_timeout=int(max_call_secs),
+            # Endings wait for Twilio's mark echo, which proves the goodbye was heard.
+            audio_out_end_silence_secs=0,
+            # The bot's audio goes to Twilio in 80 ms media messages, not pipecat's
+            # 40 ms: half the messages for the same audio cut a call's CPU by about 6%;
+            # a barge-in still stops the audio at once (`clear` empties Twilio's buffer).
+            audio_out_10ms_chunks=8,
+        ),
+    )
+
+
+def _turn_aggregators(
+    settings: BotSettings, *, tools: ToolsSchema, ending: CallEnding
+) -> tuple[LLMUserAggregator, LLMAssistantAggregator]:
+    return LLMContextAggregatorPair(
+        LLMContext(tools=tools),
+        user_params=LLMUserAggregatorParams(
+            **turn_taking.turn_detection(
+                start_secs=settings.speech_start_secs, stop_secs=settings.turn_end_silence_secs
+            ),
+            user_idle_timeout=settings.silence_timeout_secs,
+            # Once the call is ending, the caller's voice must not interrupt (and
+            # `clear`) the goodbye or the transfer notice.
+            user_mute_strategies=[MuteWhileEnding(ending)],
+        ),
+    )

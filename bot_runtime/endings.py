@@ -1,0 +1,78 @@
+"""The ways the bot ends a call: a goodbye, a voicemail message, or the fallback apology."""
+
+from pipecat.frames.frames import EndWorkerFrame
+from pipecat.pipeline.worker import PipelineWorker
+from pipecat.processors.frame_processor import FrameProcessor
+
+from bot_runtime.call_ending import CallEnding
+from bot_runtime.playout import Playout
+from bot_runtime.prompts import Prompt
+from bot_runtime.side_tasks import SideTasks
+from bot_runtime.transfer import Transfer
+
+
+class Endings:
+    """Each ending takes the call's latch, has its last words heard, then ends the pipeline.
+
+    Ending the pipeline makes the serializer hang the call up through Twilio's REST
+    API (a transfer lets go instead; see transfer.py). Nothing is cut short: the
+    pipeline ends only once Twilio confirms the caller heard the last words.
+    """
+
+    def __init__(
+        self,
+        *,
+        ending: CallEnding,
+        playout: Playout,
+        worker: PipelineWorker,
+        transfer: Transfer,
+        goodbye: str,
+        tasks: SideTasks,
+    ) -> None:
+        self._ending = ending
+        self._playout = playout
+        self._worker = worker
+        self._transfer = transfer
+        self._goodbye = goodbye
+        self._tasks = tasks
+
+    def say_goodbye(self, reason: str) -> None:
+        """Say goodbye, and end the call once the caller has heard it."""
+        if self._ending.begin(reason):
+            self._tasks.start(self._leave_with(self._goodbye, reason=reason))
+
+    def leave_voicemail(self, message: str, *, detector: FrameProcessor) -> None:
+        """Leave ``message`` on the answering machine, then hang up.
+
+        The detector waits for the machine's greeting to end before letting the
+        message through, and past its verdict it passes nothing from upstream, so
+        the message starts from the detector itself.
+        """
+        if self._ending.begin("left a voicemail"):
+            self._tasks.start(self._leave_with(message, reason="left a voicemail", via=detector))
+
+    def fall_back(self, cause: str) -> None:
+        """Play the recorded apology, then hand the caller to a person or hang up."""
+        if self._ending.begin(f"service failure ({cause})"):
+            self._tasks.start(self._apologise_and_leave())
+
+    async def caller_hung_up(self) -> None:
+        """Nobody is listening any more: stop at once (the serializer sends no hang-up, since
+        the socket is already closed)."""
+        self._ending.begin("caller hung up")
+        await self._worker.cancel(reason="caller hung up")
+
+    async def _leave_with(
+        self, last_words: str, *, reason: str, via: FrameProcessor | None = None
+    ) -> None:
+        await self._playout.say_last_words(last_words, via=via)
+        await self._worker.queue_frame(EndWorkerFrame(reason=reason))
+
+    async def _apologise_and_leave(self) -> None:
+        # Prompts bypass the speech services: they play when the TTS is what failed.
+        await self._playout.play(Prompt.FALLBACK, interrupt=True)
+        if self._transfer.available:
+            await self._transfer.hand_over()
+        else:
+            await self._playout.play(Prompt.CALL_BACK)
+            await self._worker.queue_frame(EndWorkerFrame(reason="service failure"))

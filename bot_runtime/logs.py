@@ -1,0 +1,42 @@
+"""Logs: each line of a call tagged with its callSid, phone numbers masked, secrets redacted."""
+
+import re
+import sys
+from collections.abc import Callable, Iterable
+
+from loguru import logger
+
+from bot_runtime.phone_numbers import mask
+
+# An E.164 number anywhere in a log line, whoever wrote it (our code or a library's).
+_PHONE_NUMBER = re.compile(r"(?<![\w+])\+[1-9]\d{6,14}(?!\d)")
+# Shorter values are not worth redacting (and would mangle ordinary words).
+_MIN_SECRET_CHARS = 6
+
+
+def configure_logging(*, secrets: Iterable[str | None], level: str = "INFO") -> None:
+    """Send logs to stderr, every line passing through the scrubber below.
+
+    The scrubber is installed as loguru's patcher, so it applies to every sink,
+    including any a hosting process adds later.
+    """
+    logger.remove()
+    logger.configure(patcher=_scrubber([s for s in secrets if s]))
+    logger.add(
+        sys.stderr,
+        level=level,
+        format="{time:HH:mm:ss.SSS} | {level: <7} | {name}:{line} - {message}",
+    )
+
+
+def _scrubber(secrets: list[str]) -> Callable[[dict], None]:
+    redactable = [s for s in secrets if len(s) >= _MIN_SECRET_CHARS]
+
+    def scrub(record: dict) -> None:
+        message = _PHONE_NUMBER.sub(lambda match: mask(match.group()), record["message"])
+        for secret in redactable:
+            message = message.replace(secret, "[redacted]")
+        call_sid = record["extra"].get("call_sid")
+        record["message"] = f"[{call_sid}] {message}" if call_sid else message
+
+    return scrub

@@ -1,0 +1,201 @@
+"""One phone call: its parts put together, the pipeline's events sent to them, run to the end."""
+
+from collections.abc import Awaitable
+
+from fastapi import WebSocket
+from loguru import logger
+from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
+from pipecat.frames.frames import ErrorFrame, LLMMessagesAppendFrame
+from pipecat.processors.aggregators.llm_response_universal import UserTurnStoppedMessage
+from pipecat.workers.runner import WorkerRunner
+
+from bot_runtime.call_ending import CallEnding
+from bot_runtime.call_facts import CallFacts
+from bot_runtime.call_opening import CallOpening
+from bot_runtime.call_pipeline import build_call_pipeline
+from bot_runtime.call_record import CallRecord
+from bot_runtime.endings import Endings
+from bot_runtime.no_dead_air import STT, NoDeadAir
+from bot_runtime.playout import Playout
+from bot_runtime.settings import BotSettings
+from bot_runtime.side_tasks import SideTasks
+from bot_runtime.tools import call_tools
+from bot_runtime.transfer import Transfer
+from bot_runtime.twilio_stream import StreamStart
+
+
+class PhoneCall:
+    """A conversation on one Twilio Media Stream, from greeting to hang-up.
+
+    The call owns its parts: the pipeline (call_pipeline.py), the opening
+    (call_opening.py), the endings and their latch (endings.py, transfer.py,
+    call_ending.py), the no-dead-air watch (no_dead_air.py) and the record of what
+    happened (call_record.py). This class wires the pipeline's events to them.
+    """
+
+    def __init__(
+        self, websocket: WebSocket, *, start: StreamStart, facts: CallFacts, settings: BotSettings
+    ):
+        self._settings = settings
+        self._facts = facts
+        self._silence_prompts = 0
+        self.record = CallRecord(start.call_sid)
+        self.ending = CallEnding()
+        self.tasks = SideTasks()
+        tools = call_tools(
+            end_call=self._say_goodbye,
+            transfer_call=self._transfer if settings.transfer_number else None,
+        )
+        self.pipeline = p = build_call_pipeline(
+            websocket,
+            start=start,
+            facts=facts,
+            settings=settings,
+            tools=tools,
+            ending=self.ending,
+            on_transfer_key=self._on_transfer_key,
+        )
+        self.playout = Playout(worker=p.worker, serializer=p.serializer, prompts=p.prompts)
+        self.transfer = Transfer(
+            number=settings.transfer_number,
+            twilio=settings.twilio,
+            call_sid=start.call_sid,
+            ending=self.ending,
+            playout=self.playout,
+            serializer=p.serializer,
+            worker=p.worker,
+            tasks=self.tasks,
+        )
+        self.endings = Endings(
+            ending=self.ending,
+            playout=self.playout,
+            worker=p.worker,
+            transfer=self.transfer,
+            goodbye=settings.goodbye,
+            tasks=self.tasks,
+        )
+        self.opening = CallOpening(
+            settings=settings,
+            outbound=facts.outbound,
+            record=self.record,
+            playout=self.playout,
+            voicemail=p.voicemail,
+            tasks=self.tasks,
+        )
+        self.no_dead_air = NoDeadAir(
+            services={p.stt: STT, p.llm: "LLM", p.tts: "text-to-speech"},
+            worker=p.worker,
+            ending=self.ending,
+            endings=self.endings,
+            response_timeout_secs=settings.response_timeout_secs,
+            tasks=self.tasks,
+        )
+        self._handle_events()
+
+    async def run(self, *, handle_sigint: bool = False) -> None:
+        """Run the conversation until the call ends, then log its summary."""
+        runner = WorkerRunner(handle_sigint=handle_sigint)
+        await runner.add_workers(self.pipeline.worker)
+        try:
+            await runner.run()
+        finally:
+            self.tasks.cancel_all()
+            logger.info(self.record.summary(ended_by=self.ending.reason))
+
+    def learn_caller_numbers(self, lookup: Awaitable[tuple[str | None, str | None] | None]) -> None:
+        """Tell the LLM the caller's numbers once ``lookup`` finds them, without waiting for it."""
+        self.tasks.start(self._add_looked_up_numbers(lookup))
+
+    def _handle_events(self) -> None:
+        p = self.pipeline
+        handlers = [
+            (p.transport, "on_client_connected", self._on_connected),
+            (p.transport, "on_client_disconnected", self._on_caller_hung_up),
+            (p.transport, "on_session_timeout", self._on_max_duration),
+            (p.user_turns, "on_user_turn_started", self._on_caller_spoke),
+            (p.user_turns, "on_user_turn_stopped", self._on_caller_turn_ended),
+            (p.user_turns, "on_user_turn_idle", self._on_caller_silent),
+            (p.worker, "on_pipeline_error", self._on_pipeline_error),
+            (p.latency, "on_first_bot_speech_latency", self._on_first_speech),
+            (p.latency, "on_latency_measured", self._on_turn_latency),
+        ]
+        if p.voicemail:
+            handlers += [
+                (p.voicemail, "on_voicemail_detected", self._on_voicemail),
+                (p.voicemail, "on_conversation_detected", self._on_person),
+            ]
+        for source, event, handler in handlers:
+            source.add_event_handler(event, handler)
+
+    # --- the pipeline's events ------------------------------------------------------------
+
+    async def _on_connected(self, _transport, _websocket) -> None:
+        await self.opening.open()
+
+    async def _on_caller_spoke(self, *_args) -> None:
+        self._silence_prompts = 0
+        self.no_dead_air.caller_spoke()
+        self.opening.caller_spoke()
+
+    async def _on_caller_turn_ended(self, _aggregator, _strategy, message: UserTurnStoppedMessage):
+        if message.content:
+            self.no_dead_air.caller_finished_a_turn()
+
+    async def _on_caller_silent(self, *_args) -> None:
+        self._silence_prompts += 1
+        if self._silence_prompts == 1:
+            await self.playout.say(self._settings.silence_prompt)
+        else:
+            self.endings.say_goodbye("caller silent")
+
+    async def _on_first_speech(self, _observer, latency: float) -> None:
+        self.record.greeting_latency_secs = latency
+        logger.info(f"First bot speech {latency * 1000:.0f} ms after the stream started")
+
+    async def _on_turn_latency(self, _observer, latency: float) -> None:
+        self.record.add_turn_latency(latency)
+        self.no_dead_air.bot_was_heard()
+
+    async def _on_pipeline_error(self, _worker, frame: ErrorFrame) -> None:
+        await self.no_dead_air.service_failed(frame)
+
+    async def _on_transfer_key(self) -> None:
+        self._transfer("keypad 0")
+
+    async def _on_max_duration(self, _transport, _websocket) -> None:
+        self.endings.say_goodbye(f"maximum duration {self._settings.max_call_secs:g} s")
+
+    async def _on_caller_hung_up(self, _transport, _websocket) -> None:
+        await self.endings.caller_hung_up()
+
+    async def _on_person(self, _detector) -> None:
+        self.record.answered_by = "person"
+        logger.info("Outbound call answered by a person")
+
+    async def _on_voicemail(self, detector: VoicemailDetector) -> None:
+        self.record.answered_by = "machine"
+        message = self._facts.extra.get("voicemail_message") or self._settings.voicemail_message
+        self.endings.leave_voicemail(message, detector=detector)
+
+    # --- actions the LLM's tools and the keypad ask for ---------------------------------
+
+    def _say_goodbye(self, reason: str) -> None:
+        self.endings.say_goodbye(reason)
+
+    def _transfer(self, reason: str) -> None:
+        self.transfer.request(reason)
+
+    async def _add_looked_up_numbers(
+        self, lookup: Awaitable[tuple[str | None, str | None] | None]
+    ) -> None:
+        numbers = await lookup
+        if numbers is None:
+            return
+        from_number, to_number = numbers
+        fact = (
+            f"Looked up for this call: caller number (From) {from_number}, "
+            f"called number (To) {to_number}."
+        )
+        await self.pipeline.worker.queue_frame(
+            LLMMessagesAppendFrame(messages=[{"role": "system", "content": fact}], run_llm=False)
+        )

@@ -1,0 +1,71 @@
+"""Handing the caller to a person: from the request (tool, keypad 0, fallback) to letting go."""
+
+from loguru import logger
+from pipecat.frames.frames import EndWorkerFrame
+from pipecat.pipeline.worker import PipelineWorker
+
+from bot_runtime import call_control
+from bot_runtime.call_ending import CallEnding
+from bot_runtime.phone_numbers import mask
+from bot_runtime.playout import Playout
+from bot_runtime.prompts import Prompt
+from bot_runtime.settings import TwilioSettings
+from bot_runtime.side_tasks import SideTasks
+from bot_runtime.twilio_rest import REST_ERRORS, describe_rest_error
+from bot_runtime.twilio_stream import GuardedTwilioSerializer
+
+
+class Transfer:
+    """Transfers the call to TRANSFER_NUMBER with a REST redirect to ``<Dial>``.
+
+    A transfer is asked for by the LLM's ``transfer_call`` tool, by keypad 0, or by
+    the fallback after a service failure. The caller hears "Connecting you now" and
+    a hold tone; the redirect ends this media stream, and the bot must then let go
+    of the call: hanging it up would drop the caller from the new leg.
+    """
+
+    def __init__(
+        self,
+        *,
+        number: str | None,
+        twilio: TwilioSettings,
+        call_sid: str,
+        ending: CallEnding,
+        playout: Playout,
+        serializer: GuardedTwilioSerializer,
+        worker: PipelineWorker,
+        tasks: SideTasks,
+    ) -> None:
+        self.number = number
+        self._twilio = twilio
+        self._call_sid = call_sid
+        self._ending = ending
+        self._playout = playout
+        self._serializer = serializer
+        self._worker = worker
+        self._tasks = tasks
+
+    @property
+    def available(self) -> bool:
+        return self.number is not None
+
+    def request(self, reason: str) -> None:
+        """Transfer the call, unless it is already ending (or there is nowhere to send it)."""
+        if self.available and self._ending.begin(f"transferred ({reason})"):
+            self._tasks.start(self.hand_over())
+
+    async def hand_over(self) -> None:
+        """Tell the caller, redirect the call, then end the pipeline without a hang-up."""
+        assert self.number is not None
+        await self._playout.play(Prompt.CONNECTING, interrupt=True)
+        await self._playout.start_playing(Prompt.HOLD_TONE)
+        try:
+            await call_control.redirect_to(self._twilio, self._call_sid, number=self.number)
+        except REST_ERRORS as error:
+            logger.error(f"Transfer to {mask(self.number)} failed: {describe_rest_error(error)}")
+            await self._playout.play(Prompt.CALL_BACK)
+            await self._worker.queue_frame(EndWorkerFrame(reason="transfer failed"))
+            return
+        self._serializer.release_call()
+        logger.info(f"Call transferred to {mask(self.number)}")
+        await self._worker.queue_frame(EndWorkerFrame(reason="transferred"))
