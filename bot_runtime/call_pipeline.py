@@ -31,9 +31,9 @@ from bot_runtime.call_ending import CallEnding, MuteWhileEnding
 from bot_runtime.call_facts import CallFacts
 from bot_runtime.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
 from bot_runtime.prompts import PromptPlayer
-from bot_runtime.services import PHONE_SAMPLE_RATE, build_llm, build_stt, build_tts
+from bot_runtime.services import build_llm, build_stt, build_tts
 from bot_runtime.settings import BotSettings, TwilioSettings
-from bot_runtime.twilio_stream import GuardedTwilioSerializer, StreamStart
+from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE, GuardedTwilioSerializer, StreamStart
 
 KEYPAD_INSTRUCTION = (
     f"Key presses on the caller's phone keypad reach you as messages starting with "

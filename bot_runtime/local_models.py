@@ -1,17 +1,15 @@
-"""The keyless local speech stack: Whisper, SmolLM2 and Piper, loaded once per process, shared."""
+"""The keyless local speech stack's models: Whisper, SmolLM2 and Piper, loaded once per process."""
 
 import asyncio
 import functools
 import os
-import re
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from importlib.util import find_spec
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import ctranslate2
@@ -22,17 +20,6 @@ from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 from llama_cpp import Llama
 from loguru import logger
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from pipecat.frames.frames import Frame, TranscriptionFrame
-from pipecat.services.openai.llm import OpenAILLMService
-from pipecat.services.piper.tts import PiperTTSService
-from pipecat.services.settings import STTSettings
-from pipecat.services.stt_service import SegmentedSTTService
-from pipecat.services.tts_service import TTSService
-from pipecat.transcriptions.language import Language
-from pipecat.utils.text.base_text_aggregator import Aggregation, TextType
-from pipecat.utils.text.simple_text_aggregator import SimpleTextAggregator
-from pipecat.utils.time import time_now_iso8601
 from piper import PiperVoice
 
 WHISPER_SAMPLE_RATE = 16000
@@ -46,28 +33,11 @@ NO_SPEECH_PROB = 0.4
 SHORT_WINDOW_SECS = 10
 MAX_TOKENS_PER_SEC = 8
 LOOP_TOKENS = 6
-# pipecat's end-of-turn logic waits this long, less the VAD's 0.2 s, for words that arrive
-# after the turn they belong to was given up (a caller who paused mid-sentence). Whisper
-# here takes 0.2-0.5 s per utterance and its transcripts are always final.
-WHISPER_TTFS_P99_SECS = 0.6
 # Both cores: a call's inference runs one step at a time, and the event loop needs little.
 CPU_THREADS = min(4, os.cpu_count() or 1)
 PIPER_VOICE = "en_US-joe-medium"
-# A clause this long (in words) is voiced on its own, without waiting for the sentence's end.
-MIN_CLAUSE_WORDS = 4
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_CONTEXT_TOKENS = 2048
-# Only the caller's last words go to SmolLM2, after the system prompt (which every call
-# shares, so llama.cpp keeps it evaluated): the model makes little use of a history (it
-# mostly repeats its own earlier replies), and each prompt token costs about 4 ms of CPU
-# before the first word of the reply.
-SMOLLM2_HISTORY_MESSAGES = 1
-MAX_REPLY_TOKENS = 40
-# A sentence has ended when the next piece of text starts with a space.
-_SENTENCE_END = re.compile(r"[.!?][\"')]*$")
-# Sampling options that llama.cpp takes as the OpenAI API does; others (tools, service tier,
-# stream options) mean nothing to SmolLM2, which cannot call functions.
-LLAMA_OPTIONS = ("temperature", "top_p", "max_tokens", "seed", "stop")
 
 
 def cache_dir() -> Path:
@@ -133,7 +103,7 @@ def whisper() -> WhisperModel:
     model = WhisperModel(
         str(whisper_model_dir()), device="cpu", compute_type="int8", cpu_threads=CPU_THREADS
     )
-    _transcribe(model, bytes(WHISPER_SAMPLE_RATE * 2), sample_rate=WHISPER_SAMPLE_RATE)
+    transcribe_with(model, bytes(WHISPER_SAMPLE_RATE * 2), sample_rate=WHISPER_SAMPLE_RATE)
     _log_loaded("STT model Whisper base", started)
     return model
 
@@ -229,150 +199,6 @@ class LocalLLM:
             stop.set()
 
 
-def _prompt(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The system prompt and the latest exchanges, as plain text messages."""
-    plain = []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, list):  # Content parts: keep the text ones.
-            content = " ".join(p.get("text", "") for p in content if p.get("type") == "text")
-        if message.get("role") in ("system", "user", "assistant") and content:
-            plain.append({"role": message["role"], "content": content})
-    system = [m for m in plain if m["role"] == "system"][:1]
-    history = [m for m in plain if m["role"] != "system"][-SMOLLM2_HISTORY_MESSAGES:]
-    return system + history
-
-
-class _InProcessCompletions:
-    """``chat.completions.create`` of AsyncOpenAI, answered by a LocalLLM.
-
-    A streamed reply stops after its first sentence: SmolLM2 wanders (and contradicts
-    itself) after that, and a short reply lets the voice start sooner.
-    """
-
-    def __init__(self, llm: LocalLLM):
-        self._llm = llm
-
-    async def create(
-        self, *, messages: list[dict[str, Any]], stream: bool = False, **params: Any
-    ) -> ChatCompletion | AsyncIterator[ChatCompletionChunk]:
-        options = {
-            name: params[name]
-            for name in LLAMA_OPTIONS
-            if isinstance(params.get(name), int | float | str | list)
-        }
-        if not stream:
-            return ChatCompletion.model_validate(
-                await self._llm.complete(_prompt(messages), **options)
-            )
-        return self._chunks(_prompt(messages), options)
-
-    async def _chunks(
-        self, messages: list[dict[str, str]], options: dict[str, Any]
-    ) -> AsyncGenerator[ChatCompletionChunk, None]:
-        said = ""
-        async for chunk in self._llm.stream(messages, **options):
-            choices = chunk.get("choices") or [{}]
-            text = choices[0].get("delta", {}).get("content") or ""
-            if text[:1].isspace() and _SENTENCE_END.search(said):
-                return
-            said += text
-            yield ChatCompletionChunk.model_validate(chunk)
-
-
-class LocalLLMService(OpenAILLMService):
-    """pipecat's OpenAI LLM service, with SmolLM2 in this process in place of the API.
-
-    Everything else (context, streaming to TTS, interruptions, metrics) is pipecat's
-    own; only the client is replaced, by the one method of it the service uses.
-    """
-
-    def __init__(self, *, llm: LocalLLM, system_instruction: str, **kwargs: Any):
-        self._local_llm = llm
-        super().__init__(
-            api_key="in-process",
-            settings=OpenAILLMService.Settings(
-                model=llm.name,
-                system_instruction=system_instruction,
-                max_tokens=MAX_REPLY_TOKENS,
-                temperature=0.3,
-            ),
-            **kwargs,
-        )
-
-    def create_client(self, **_kwargs: Any) -> SimpleNamespace:
-        return SimpleNamespace(
-            chat=SimpleNamespace(completions=_InProcessCompletions(self._local_llm))
-        )
-
-
-class LocalWhisperSTTService(SegmentedSTTService):
-    """Whisper on the shared model, one segment per caller utterance (cut by the VAD).
-
-    pipecat's WhisperSTTService loads a model per instance (a call would wait for it)
-    and decodes a 30 s window with a beam of five; see ``_transcribe`` for the faster
-    decoding used here.
-    """
-
-    def __init__(self, *, model: WhisperModel, **kwargs: Any):
-        super().__init__(
-            settings=STTSettings(model="base", language=Language.EN),
-            ttfs_p99_latency=WHISPER_TTFS_P99_SECS,
-            **kwargs,
-        )
-        self._whisper = model
-
-    @property
-    def wants_wav_segments(self) -> bool:
-        return False  # Raw PCM16, read directly.
-
-    def can_generate_metrics(self) -> bool:
-        return True
-
-    async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
-        await self.start_processing_metrics()
-        text = await asyncio.to_thread(
-            _transcribe, self._whisper, audio, sample_rate=self.sample_rate
-        )
-        await self.stop_processing_metrics()
-        if text:
-            yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), Language.EN)
-
-
-class LocalPiperTTSService(PiperTTSService):
-    """pipecat's Piper service speaking with the shared voice, clause by clause."""
-
-    def __init__(self, *, voice: PiperVoice, **kwargs: Any):
-        # PiperTTSService.__init__ loads (or downloads) a voice for each instance, so a call
-        # would wait for it: set up the TTSService part only, with the voice loaded at start.
-        TTSService.__init__(
-            self,
-            push_start_frame=True,
-            push_stop_frames=True,
-            settings=PiperTTSService.Settings(model=None, voice=PIPER_VOICE, language=None),
-            **kwargs,
-        )
-        self._voice = voice
-        self._text_aggregator = _ClauseAggregator(language=self._text_aggregator.language)
-
-
-class _ClauseAggregator(SimpleTextAggregator):
-    """Sentences, and the clauses of long ones.
-
-    Piper voices a piece of text only once it has all of it, and SmolLM2's first
-    sentence is often long: voicing its first clause alone starts the reply about
-    half a second sooner, and a comma is a pause in speech anyway.
-    """
-
-    async def aggregate(self, text: str) -> AsyncIterator[Aggregation]:
-        async for sentence in super().aggregate(text):
-            yield sentence
-        clause_end = self._text.find(", ")
-        if clause_end > 0 and len(self._text[:clause_end].split()) >= MIN_CLAUSE_WORDS:
-            clause, self._text = self._text[: clause_end + 1], self._text[clause_end + 2 :]
-            yield Aggregation(text=clause.strip(), type=TextType.SENTENCE)
-
-
 def resample(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
     """Resample a whole clip of 16-bit PCM (not a stream of chunks: no seams)."""
     if from_rate == to_rate:
@@ -380,12 +206,7 @@ def resample(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
     return soxr.resample(np.frombuffer(pcm, dtype=np.int16), from_rate, to_rate).tobytes()
 
 
-def transcribe(pcm: bytes, *, sample_rate: int) -> str:
-    """What Whisper hears in a clip of 16-bit PCM; blocking, so run it in a thread."""
-    return _transcribe(whisper(), pcm, sample_rate=sample_rate)
-
-
-def _transcribe(model: WhisperModel, pcm: bytes, *, sample_rate: int) -> str:
+def transcribe_with(model: WhisperModel, pcm: bytes, *, sample_rate: int) -> str:
     """Phone audio is upsampled to the 16 kHz Whisper reads, the whole clip at once."""
     pcm16k = resample(pcm, sample_rate, WHISPER_SAMPLE_RATE)
     audio = np.frombuffer(pcm16k, dtype=np.int16).astype(np.float32) / 32768.0
@@ -422,10 +243,3 @@ def _transcribe_short(model: WhisperModel, audio: np.ndarray) -> str | None:
     if len(tokens) >= most_tokens - 1 or len(set(runs)) < len(runs):
         return None
     return tokenizer.decode(tokens).strip()
-
-
-def synthesize(text: str, *, sample_rate: int) -> bytes:
-    """``text`` spoken by Piper as 16-bit PCM; blocking, so run it in a thread."""
-    voice = piper_voice()
-    pcm = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text))
-    return resample(pcm, voice.config.sample_rate, sample_rate)

@@ -12,8 +12,9 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
+from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
+
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
-PROMPT_SAMPLE_RATE = 8000
 
 
 class Prompt(Enum):
@@ -31,7 +32,11 @@ def prompt_audio(prompt: Prompt) -> bytes:
     """The prompt's PCM, read from disk once per process and kept."""
     path = PROMPTS_DIR / f"{prompt.value}.wav"
     with wave.open(str(path), "rb") as wav:
-        if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (8000, 1, 2):
+        if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (
+            PHONE_SAMPLE_RATE,
+            1,
+            2,
+        ):
             raise ValueError(f"{path} must be 8 kHz mono 16-bit PCM")
         return wav.readframes(wav.getnframes())
 
@@ -67,7 +72,7 @@ class PromptPlayer(FrameProcessor):
             await self.push_frame(InterruptionFrame(), FrameDirection.UPSTREAM)
             await self.push_frame(InterruptionFrame())
         audio = OutputAudioRawFrame(
-            audio=prompt_audio(prompt), sample_rate=PROMPT_SAMPLE_RATE, num_channels=1
+            audio=prompt_audio(prompt), sample_rate=PHONE_SAMPLE_RATE, num_channels=1
         )
         audio.interruptible = False  # Prompts carry what the caller must hear in full.
         await self.push_frame(audio)

@@ -12,10 +12,7 @@ from pipecat.services.tts_service import TTSService
 
 from bot_runtime.settings import LOCAL, BotSettings
 from bot_runtime.shared_clients import SharedClientOpenAILLMService, warm_up_openai_sdk
-
-# Phone audio is 8 kHz end to end: asking every service for 8 kHz means nothing on the path
-# resamples (resampling 20 ms chunks is what makes phone bots sound choppy).
-PHONE_SAMPLE_RATE = 8000
+from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
 
 
 def prepare_services(settings: BotSettings) -> None:
@@ -34,11 +31,15 @@ def prepare_services(settings: BotSettings) -> None:
 
 
 def build_stt(settings: BotSettings) -> STTService:
-    """Deepgram streaming speech-to-text at the phone's sample rate, or local Whisper."""
-    if settings.stt_provider == LOCAL:
-        from bot_runtime import local_models
+    """Deepgram streaming speech-to-text at the phone's sample rate, or local Whisper.
 
-        return local_models.LocalWhisperSTTService(model=local_models.whisper())
+    Phone audio is 8 kHz end to end: asking every service for 8 kHz means nothing on
+    the path resamples (resampling 20 ms chunks is what makes phone bots sound choppy).
+    """
+    if settings.stt_provider == LOCAL:
+        from bot_runtime import local_models, local_services
+
+        return local_services.LocalWhisperSTTService(model=local_models.whisper())
     return DeepgramSTTService(
         api_key=settings.deepgram_api_key,
         base_url=settings.deepgram_base_url or "",
@@ -54,9 +55,9 @@ def build_llm(settings: BotSettings, *, system_instruction: str) -> LLMService:
     instructions, and every prompt token delays its first word on a CPU.
     """
     if settings.llm_provider == LOCAL:
-        from bot_runtime import local_models
+        from bot_runtime import local_models, local_services
 
-        return local_models.LocalLLMService(
+        return local_services.LocalLLMService(
             llm=local_models.smollm2(), system_instruction=settings.system_prompt
         )
     return SharedClientOpenAILLMService(
@@ -71,9 +72,9 @@ def build_llm(settings: BotSettings, *, system_instruction: str) -> LLMService:
 def build_tts(settings: BotSettings) -> TTSService:
     """Cartesia streaming text-to-speech, producing 8 kHz audio directly, or local Piper."""
     if settings.tts_provider == LOCAL:
-        from bot_runtime import local_models
+        from bot_runtime import local_models, local_services
 
-        return local_models.LocalPiperTTSService(voice=local_models.piper_voice())
+        return local_services.LocalPiperTTSService(voice=local_models.piper_voice())
     options = {"url": settings.cartesia_url} if settings.cartesia_url else {}
     return CartesiaTTSService(
         api_key=settings.cartesia_api_key,

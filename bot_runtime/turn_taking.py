@@ -29,9 +29,10 @@ from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from threadpoolctl import threadpool_limits
 
+from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
+
 SILERO_MODEL = files("pipecat.audio.vad.data") / "silero_vad.onnx"
 SMART_TURN_MODEL = files("pipecat.audio.turn.smart_turn.data") / "smart-turn-v3.2-cpu.onnx"
-PHONE_RATE = 8000
 # The VAD hears the end of the words this much late: Silero's confidence trails them by two
 # or three 32 ms windows, and the audio arrives in 40 ms frames (over all the recorded test
 # lines, a 192 ms stop time came 50-110 ms, 80 on average, after the words). The VAD waits
@@ -252,11 +253,11 @@ def prepare_models() -> None:
     that cost at start-up instead of into the first caller's greeting and turn.
     """
     vad = SharedSileroVAD()
-    vad.set_sample_rate(PHONE_RATE)
+    vad.set_sample_rate(PHONE_SAMPLE_RATE)
     vad.voice_confidence(bytes(2 * vad.num_frames_required()))
     smart_turn = SharedSmartTurn(vad)
-    smart_turn.set_sample_rate(PHONE_RATE)
-    smart_turn._predict_endpoint(np.zeros(PHONE_RATE, dtype=np.float32))
+    smart_turn.set_sample_rate(PHONE_SAMPLE_RATE)
+    smart_turn._predict_endpoint(np.zeros(PHONE_SAMPLE_RATE, dtype=np.float32))
 
 
 prepare_models()

@@ -181,11 +181,12 @@ def _local_models():
     """The local speech stack, or a one-line error naming how to install it."""
     try:
         from bot_runtime import local_models
+        from testkit import local_speech
     except ImportError as error:
         raise UsageError(
             f"the local speech stack is not installed ({error}): run `uv sync --group local`"
         ) from None
-    return local_models
+    return local_models, local_speech
 
 
 def _read_wav(path: str) -> bytes:
@@ -202,7 +203,7 @@ def _read_wav(path: str) -> bytes:
         pcm = audioop.tomono(pcm, 2, 0.5, 0.5)
     elif channels != 1:
         raise UsageError(f"--wav {path}: need mono or stereo, got {channels} channels")
-    return _local_models().resample(pcm, rate, SAMPLE_RATE)
+    return _local_models()[0].resample(pcm, rate, SAMPLE_RATE)
 
 
 def _with_silence(pcm: bytes) -> bytes:
@@ -212,14 +213,14 @@ def _with_silence(pcm: bytes) -> bytes:
 
 
 async def _prepare(kind: str, value: str) -> Line:
-    models = _local_models()
+    _, speech = _local_models()
     if kind == "digits":
         return Line(label=f"[keys {value}]", digits=value)
     if kind == "say":
-        pcm = await asyncio.to_thread(models.synthesize, value, sample_rate=SAMPLE_RATE)
+        pcm = await speech.synthesize(value, sample_rate=SAMPLE_RATE)
         return Line(label=value, pcm=_with_silence(pcm))
     pcm = _read_wav(value)
-    words = await asyncio.to_thread(models.transcribe, pcm, sample_rate=SAMPLE_RATE)
+    words = await speech.transcribe(pcm, sample_rate=SAMPLE_RATE)
     return Line(label=f"{words} ({Path(value).name})", pcm=_with_silence(pcm))
 
 
@@ -235,7 +236,7 @@ def _speech_secs(pcm: bytes) -> float:
 
 
 async def _run(args: argparse.Namespace, parameters: dict[str, str]) -> int:
-    models = _local_models()
+    models, _ = _local_models()
     print("Loading the local speech models...", flush=True)
     await asyncio.to_thread(models.whisper)
     script = [await _prepare(kind, value) for kind, value in args.lines or []]
@@ -329,7 +330,7 @@ async def _hear_reply(
     except TimeoutError:
         until = None
     pcm = caller.heard_pcm(first, until)
-    words = await asyncio.to_thread(_local_models().transcribe, pcm, sample_rate=SAMPLE_RATE)
+    words = await _local_models()[1].transcribe(pcm, sample_rate=SAMPLE_RATE)
     timing = f" ({latency:.2f} s)" if latency is not None else " (greeting)"
     log.say(f"bot{timing}", words or "(nothing intelligible)")
 

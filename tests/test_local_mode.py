@@ -10,6 +10,7 @@ import pytest
 
 from bot_runtime import local_models
 from bot_runtime.settings import DEFAULT_GREETING
+from testkit import local_speech
 from testkit.bot_server import REPO, BotServer, free_port, start_bot_server
 from testkit.caller_audio import AUDIO, caller_line
 from testkit.simulated_caller import SAMPLE_RATE, SimulatedCaller, read_wav_8k
@@ -37,7 +38,7 @@ async def transcriber():
     await asyncio.to_thread(local_models.whisper)
 
     async def transcribe(pcm: bytes) -> str:
-        return await asyncio.to_thread(local_models.transcribe, pcm, sample_rate=SAMPLE_RATE)
+        return await local_speech.transcribe(pcm, sample_rate=SAMPLE_RATE)
 
     return transcribe
 
