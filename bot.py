@@ -79,6 +79,6 @@ async def _close(websocket: WebSocket, *, code: int) -> None:
 
 
 if __name__ == "__main__":
-    from pipecat.runner.run import main
+    from bot_runtime.dev_runner import run_dev_runner
 
-    main()
+    run_dev_runner(log_secrets=secrets_of(SETTINGS))

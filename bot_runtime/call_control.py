@@ -6,8 +6,8 @@ from loguru import logger
 from twilio.twiml.voice_response import VoiceResponse
 
 from bot_runtime.phone_numbers import mask
-from bot_runtime.settings import TwilioSettings
 from bot_runtime.twilio_rest import REST_ERRORS, describe_rest_error, twilio_client
+from bot_runtime.twilio_settings import TwilioSettings
 
 
 def dial_twiml(number: str) -> str:

@@ -72,9 +72,8 @@ def build_call_pipeline(
     serializer = build_serializer(start, settings.twilio)
     transport = _transport(websocket, serializer, max_call_secs=settings.max_call_secs)
     user_turns, assistant_turns = _turn_aggregators(settings, tools=tools, ending=ending)
-    instruction = f"{settings.system_prompt}\n{KEYPAD_INSTRUCTION}\n\nAbout this call:\n"
     stt, tts = build_stt(settings), build_tts(settings)
-    llm = build_llm(settings, system_instruction=instruction + facts.describe())
+    llm = build_llm(settings, system_instruction=system_instruction(settings.system_prompt, facts))
     # On outbound calls, listen first: a person, or a voicemail greeting? Until that is
     # decided, the detector's gate holds the bot's speech back.
     voicemail = VoicemailDetector(classifier=LLMClassifier(llm=llm)) if facts.outbound else None
@@ -97,33 +96,24 @@ def build_call_pipeline(
         ]
     )
     latency = UserBotLatencyObserver()
-    worker = PipelineWorker(
-        pipeline,
-        params=PipelineParams(
-            audio_in_sample_rate=PHONE_SAMPLE_RATE,
-            audio_out_sample_rate=PHONE_SAMPLE_RATE,
-            enable_metrics=True,
-        ),
-        enable_rtvi=False,  # Twilio rejects any JSON that is not Media Streams (error 31951).
-        # Two observers that would see every frame: nothing here uses turn tracking, and
-        # silence and MAX_CALL_SECS end idle calls.
-        enable_turn_tracking=False,
-        idle_timeout_secs=None,
-        observers=[latency],
-    )
     return CallPipeline(
-        serializer,
-        transport,
-        user_turns,
-        assistant_turns,
-        stt,
-        llm,
-        tts,
-        prompts,
-        voicemail,
-        latency,
-        worker,
+        serializer=serializer,
+        transport=transport,
+        user_turns=user_turns,
+        assistant_turns=assistant_turns,
+        stt=stt,
+        llm=llm,
+        tts=tts,
+        prompts=prompts,
+        voicemail=voicemail,
+        latency=latency,
+        worker=_worker(pipeline, latency),
     )
+
+
+def system_instruction(prompt: str, facts: CallFacts) -> str:
+    """The LLM's instruction for this call: the prompt, the keypad, and the call's facts."""
+    return f"{prompt}\n{KEYPAD_INSTRUCTION}\n\nAbout this call:\n{facts.describe()}"
 
 
 def build_serializer(start: StreamStart, twilio: TwilioSettings) -> GuardedTwilioSerializer:
@@ -171,6 +161,23 @@ def _transport(
             # a barge-in still stops the audio at once (`clear` empties Twilio's buffer).
             audio_out_10ms_chunks=8,
         ),
+    )
+
+
+def _worker(pipeline: Pipeline, latency: UserBotLatencyObserver) -> PipelineWorker:
+    return PipelineWorker(
+        pipeline,
+        params=PipelineParams(
+            audio_in_sample_rate=PHONE_SAMPLE_RATE,
+            audio_out_sample_rate=PHONE_SAMPLE_RATE,
+            enable_metrics=True,
+        ),
+        enable_rtvi=False,  # Twilio rejects any JSON that is not Media Streams (error 31951).
+        # Two observers that would see every frame: nothing here uses turn tracking, and
+        # silence and MAX_CALL_SECS end idle calls.
+        enable_turn_tracking=False,
+        idle_timeout_secs=None,
+        observers=[latency],
     )
 
 

@@ -112,6 +112,9 @@ class LocalLLMService(OpenAILLMService):
             **kwargs,
         )
 
+    def append_system_instruction(self, instruction: str) -> None:
+        """Ignored: SmolLM2 gets the short system prompt alone (facts only delay its reply)."""
+
     def create_client(self, **_kwargs: Any) -> SimpleNamespace:
         return SimpleNamespace(
             chat=SimpleNamespace(completions=_InProcessCompletions(self._local_llm))
@@ -148,6 +151,8 @@ class LocalWhisperSTTService(SegmentedSTTService):
         )
         await self.stop_processing_metrics()
         if text:
+            # pipecat: private. The user id STTService keeps for its transcriptions (its own
+            # segmented services read it the same way).
             yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), Language.EN)
 
 
@@ -155,8 +160,9 @@ class LocalPiperTTSService(PiperTTSService):
     """pipecat's Piper service speaking with the shared voice, clause by clause."""
 
     def __init__(self, *, voice: PiperVoice, **kwargs: Any):
-        # PiperTTSService.__init__ loads (or downloads) a voice for each instance, so a call
-        # would wait for it: set up the TTSService part only, with the voice loaded at start.
+        # pipecat: skipped constructor. PiperTTSService's loads (or downloads) a voice for each
+        # instance, so a call would wait for it: set up the TTSService part only, then the
+        # one private field it sets, with the voice loaded at start-up.
         TTSService.__init__(
             self,
             push_start_frame=True,
@@ -165,6 +171,7 @@ class LocalPiperTTSService(PiperTTSService):
             **kwargs,
         )
         self._voice = voice
+        # pipecat: private. TTSService takes no aggregator of one's own; clauses need one.
         self._text_aggregator = _ClauseAggregator(language=self._text_aggregator.language)
 
 
@@ -179,6 +186,7 @@ class _ClauseAggregator(SimpleTextAggregator):
     async def aggregate(self, text: str) -> AsyncIterator[Aggregation]:
         async for sentence in super().aggregate(text):
             yield sentence
+        # pipecat: private. The text SimpleTextAggregator holds back, to cut a clause from.
         clause_end = self._text.find(", ")
         if clause_end > 0 and len(self._text[:clause_end].split()) >= MIN_CLAUSE_WORDS:
             clause, self._text = self._text[: clause_end + 1], self._text[clause_end + 2 :]

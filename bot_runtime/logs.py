@@ -12,6 +12,16 @@ from bot_runtime.phone_numbers import mask
 _PHONE_NUMBER = re.compile(r"(?<![\w+])\+[1-9]\d{6,14}(?!\d)")
 # Shorter values are not worth redacting (and would mangle ordinary words).
 _MIN_SECRET_CHARS = 6
+# Library warnings that say nothing an operator can act on, by logger name and text, so that a
+# warning in the log always means something. TurnAnalyzerUserTurnStopStrategy warns once per
+# call that the VAD's stop time is not its 0.2 s: by design here, since the VAD's stop is
+# counted from the caller's words (turn_taking.SILERO_TRAIL_SECS).
+_EXPECTED_WARNINGS = [
+    (
+        "pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy",
+        "differs from the recommended default",
+    ),
+]
 
 
 def configure_logging(*, secrets: Iterable[str | None], level: str = "INFO") -> None:
@@ -26,6 +36,13 @@ def configure_logging(*, secrets: Iterable[str | None], level: str = "INFO") -> 
         sys.stderr,
         level=level,
         format="{time:HH:mm:ss.SSS} | {level: <7} | {name}:{line} - {message}",
+        filter=_worth_showing,
+    )
+
+
+def _worth_showing(record: dict) -> bool:
+    return not any(
+        record["name"] == name and text in record["message"] for name, text in _EXPECTED_WARNINGS
     )
 
 

@@ -5,7 +5,7 @@ from collections.abc import Awaitable
 from fastapi import WebSocket
 from loguru import logger
 from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
-from pipecat.frames.frames import ErrorFrame, LLMMessagesAppendFrame
+from pipecat.frames.frames import ErrorFrame
 from pipecat.processors.aggregators.llm_response_universal import UserTurnStoppedMessage
 from pipecat.workers.runner import WorkerRunner
 
@@ -46,7 +46,7 @@ class PhoneCall:
             end_call=self._say_goodbye,
             transfer_call=self._transfer if settings.transfer_number else None,
         )
-        self.pipeline = p = build_call_pipeline(
+        self.pipeline = build_call_pipeline(
             websocket,
             start=start,
             facts=facts,
@@ -55,11 +55,17 @@ class PhoneCall:
             ending=self.ending,
             on_transfer_key=self._on_transfer_key,
         )
+        self._build_parts()
+        self._handle_events()
+
+    def _build_parts(self) -> None:
+        """The parts that act on the running pipeline: what is heard, endings, the watch."""
+        p, settings = self.pipeline, self._settings
         self.playout = Playout(worker=p.worker, serializer=p.serializer, prompts=p.prompts)
         self.transfer = Transfer(
             number=settings.transfer_number,
             twilio=settings.twilio,
-            call_sid=start.call_sid,
+            call_sid=self.record.call_sid,
             ending=self.ending,
             playout=self.playout,
             serializer=p.serializer,
@@ -76,7 +82,7 @@ class PhoneCall:
         )
         self.opening = CallOpening(
             settings=settings,
-            outbound=facts.outbound,
+            outbound=self._facts.outbound,
             record=self.record,
             playout=self.playout,
             voicemail=p.voicemail,
@@ -90,7 +96,6 @@ class PhoneCall:
             response_timeout_secs=settings.response_timeout_secs,
             tasks=self.tasks,
         )
-        self._handle_events()
 
     async def run(self, *, handle_sigint: bool = False) -> None:
         """Run the conversation until the call ends, then log its summary."""
@@ -192,10 +197,7 @@ class PhoneCall:
         if numbers is None:
             return
         from_number, to_number = numbers
-        fact = (
+        self.pipeline.llm.append_system_instruction(
             f"Looked up for this call: caller number (From) {from_number}, "
             f"called number (To) {to_number}."
-        )
-        await self.pipeline.worker.queue_frame(
-            LLMMessagesAppendFrame(messages=[{"role": "system", "content": fact}], run_llm=False)
         )

@@ -10,6 +10,7 @@ from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
+from bot_runtime import turn_taking
 from bot_runtime.settings import LOCAL, BotSettings
 from bot_runtime.shared_clients import SharedClientOpenAILLMService, warm_up_openai_sdk
 from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
@@ -18,11 +19,13 @@ from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
 def prepare_services(settings: BotSettings) -> None:
     """Do now, once per process, the set-up that would otherwise make the first call slow.
 
-    Each service is built once and dropped. That loads the chosen local models
+    The turn-taking models are loaded and run once. Each service is built once and
+    dropped. That loads the chosen local models
     (kept for every call) and does the cloud SDKs' first-use work: the first
     Deepgram client alone took 0.13 s (later ones 20 ms), the shared OpenAI client 30 ms,
     and the OpenAI SDK's first streamed request 35 ms more than later ones.
     """
+    turn_taking.prepare_models()
     build_stt(settings)
     build_tts(settings)
     build_llm(settings, system_instruction=settings.system_prompt)

@@ -9,9 +9,9 @@ from bot_runtime.call_ending import CallEnding
 from bot_runtime.phone_numbers import mask
 from bot_runtime.playout import Playout
 from bot_runtime.prompts import Prompt
-from bot_runtime.settings import TwilioSettings
 from bot_runtime.side_tasks import SideTasks
 from bot_runtime.twilio_rest import REST_ERRORS, describe_rest_error
+from bot_runtime.twilio_settings import TwilioSettings
 from bot_runtime.twilio_stream import GuardedTwilioSerializer
 
 

@@ -94,7 +94,9 @@ def smart_turn_threads() -> ThreadPoolExecutor:
 class _SileroState(SileroOnnxModel):
     """One call's Silero recurrent state, run on the shared session."""
 
-    def __init__(self) -> None:  # Deliberately not super().__init__: it loads the model.
+    def __init__(self) -> None:
+        # pipecat: skipped constructor. SileroOnnxModel's loads a model per call; this one
+        # sets what it sets (tests/test_pipecat_internals.py checks the list) on the shared one.
         self.session = silero_session()
         self.sample_rates = [8000, 16000]
         self.reset_states()
@@ -117,7 +119,9 @@ class SharedSileroVAD(SileroVADAnalyzer):
     """
 
     def __init__(self, *, params: VADParams | None = None) -> None:
-        VADAnalyzer.__init__(self, params=params)  # Not SileroVADAnalyzer's: it loads the model.
+        # pipecat: skipped constructor. SileroVADAnalyzer's loads the model per call; the
+        # three private fields below are the ones it sets, used by its voice_confidence().
+        VADAnalyzer.__init__(self, params=params)
         self._model = _SileroState()
         self._windows_since_reset = 0
         self._low_confidence_windows = 0
@@ -126,6 +130,7 @@ class SharedSileroVAD(SileroVADAnalyzer):
     @property
     def speaking(self) -> bool:
         """Whether the VAD hears the caller now (neither pausing nor stopped)."""
+        # pipecat: private. VADAnalyzer has no public state between its frame results.
         return self._vad_state == VADState.SPEAKING
 
     @property
@@ -133,9 +138,11 @@ class SharedSileroVAD(SileroVADAnalyzer):
         """How long the caller has been quiet while the VAD waits to call it a stop."""
         if self._vad_state != VADState.STOPPING:
             return 0.0
+        # pipecat: private. How far into its stop time the VAD is, public nowhere.
         return self._vad_stopping_count * self.num_frames_required() / self.sample_rate
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
+        # pipecat: private. The public method runs the same analysis on a thread per call.
         return self._run_analyzer(buffer)
 
     def voice_confidence(self, buffer: bytes) -> float:
@@ -143,7 +150,7 @@ class SharedSileroVAD(SileroVADAnalyzer):
             self._silent_windows = 0
             return super().voice_confidence(buffer)
         if self._silent_windows == 0:
-            # What pipecat does every 2 s of quiet: start the model afresh.
+            # What pipecat does every 2 s of quiet (with its private counter): start afresh.
             self._model.reset_states()
             self._windows_since_reset = 0
         self._silent_windows += 1
@@ -169,7 +176,9 @@ class SharedSmartTurn(LocalSmartTurnAnalyzerV3):
     """
 
     def __init__(self, vad: SharedSileroVAD) -> None:
-        BaseSmartTurn.__init__(self)  # Not LocalSmartTurnAnalyzerV3's: it loads the model.
+        # pipecat: skipped constructor. LocalSmartTurnAnalyzerV3's loads the model per call;
+        # the two private fields it sets are set here, on the shared session.
+        BaseSmartTurn.__init__(self)
         self._log_data = False
         self._session = smart_turn_session()
         self._vad = vad
@@ -177,12 +186,15 @@ class SharedSmartTurn(LocalSmartTurnAnalyzerV3):
 
     @property
     def _model_executor(self) -> ThreadPoolExecutor:
+        # pipecat: private. Where BaseSmartTurn runs inferences; no public way to share one.
         return smart_turn_threads()
 
     def append_audio(self, buffer: bytes, is_speech: bool) -> EndOfTurnState:
         state = super().append_audio(buffer, is_speech)
         if self._vad.speaking:
             self._speculation = None  # The caller spoke again: that guess no longer holds.
+        # pipecat: private. BaseSmartTurn keeps the turn's audio and whether speech began
+        # to itself; speculating needs both, and its per-segment inference.
         elif (
             self._speculation is None
             and self._speech_triggered
@@ -205,6 +217,7 @@ class SharedSmartTurn(LocalSmartTurnAnalyzerV3):
         return await super().analyze_end_of_turn()
 
     def _clear(self, turn_state: EndOfTurnState) -> None:
+        # pipecat: private. BaseSmartTurn's end-of-turn reset, the one moment to drop a guess.
         super()._clear(turn_state)
         self._speculation = None
 
@@ -257,7 +270,5 @@ def prepare_models() -> None:
     vad.voice_confidence(bytes(2 * vad.num_frames_required()))
     smart_turn = SharedSmartTurn(vad)
     smart_turn.set_sample_rate(PHONE_SAMPLE_RATE)
+    # pipecat: private. The model's one inference, without a turn around it.
     smart_turn._predict_endpoint(np.zeros(PHONE_SAMPLE_RATE, dtype=np.float32))
-
-
-prepare_models()

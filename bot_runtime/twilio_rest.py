@@ -10,7 +10,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from bot_runtime.phone_numbers import mask
-from bot_runtime.settings import TwilioSettings
+from bot_runtime.twilio_settings import TwilioSettings
 
 # What a REST request can fail with; each is described by describe_rest_error().
 REST_ERRORS = (TwilioRestException, aiohttp.ClientError, TimeoutError, OSError)

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import WebSocket
 from loguru import logger
-from pipecat.audio.utils import ulaw_to_pcm
+from pipecat.audio.utils import create_stream_resampler, ulaw_to_pcm
 from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.serializers.twilio import TwilioFrameSerializer
@@ -133,25 +133,31 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
     ``release_call()`` stops the hang-up that ending the pipeline would send.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def __init__(self, stream_sid: str, **options: Any):
+        super().__init__(stream_sid, **options)
+        self.stream_sid = stream_sid
         self._dropped_messages = 0
         self._marks: dict[str, asyncio.Event] = {}
         self._caller_audio = bytearray()
+        self._caller_resampler = create_stream_resampler()
+        self._pipeline_rate = PHONE_SAMPLE_RATE
         self._caller_frame_bytes = 0
 
     async def setup(self, setup: FrameProcessorSetup) -> None:
         await super().setup(setup)
-        self._caller_frame_bytes = 2 * round(CALLER_FRAME_SECS * self._sample_rate)  # PCM16
+        self._pipeline_rate = setup.audio_in_sample_rate
+        self._caller_frame_bytes = 2 * round(CALLER_FRAME_SECS * self._pipeline_rate)  # PCM16
 
     def release_call(self) -> None:
         """Leave the call up when the pipeline ends (it was handed to someone else)."""
+        # pipecat: private. The serializer hangs up on EndFrame unless it already tried;
+        # it has no public way to leave a call it does not own any more.
         self._hangup_attempted = True
 
     def mark_message(self, name: str) -> dict[str, Any]:
         """A ``mark`` to send after some audio; ``wait_for_mark(name)`` then waits for its echo."""
         self._marks[name] = asyncio.Event()
-        return {"event": "mark", "streamSid": self._stream_sid, "mark": {"name": name}}
+        return {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
 
     async def wait_for_mark(self, name: str, *, timeout_secs: float) -> bool:
         """Wait until Twilio echoes mark ``name``: the audio before it has been played."""
@@ -187,12 +193,12 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
 
     async def _caller_audio_frame(self, ulaw: bytes) -> InputAudioRawFrame | None:
         self._caller_audio += await ulaw_to_pcm(
-            ulaw, self._twilio_sample_rate, self._sample_rate, self._input_resampler
+            ulaw, PHONE_SAMPLE_RATE, self._pipeline_rate, self._caller_resampler
         )
         if len(self._caller_audio) < self._caller_frame_bytes:
             return None
         audio, self._caller_audio = bytes(self._caller_audio), bytearray()
-        return InputAudioRawFrame(audio=audio, num_channels=1, sample_rate=self._sample_rate)
+        return InputAudioRawFrame(audio=audio, num_channels=1, sample_rate=self._pipeline_rate)
 
     def _drop(self, problem: str) -> None:
         self._dropped_messages += 1

@@ -1,0 +1,75 @@
+"""Reading settings from the environment: every problem collected, then named at once."""
+
+import dataclasses
+from collections.abc import Mapping
+
+# Marks a setting whose value must never reach a log line; see secrets_of().
+SECRET = {"secret": True}
+
+
+class ConfigError(ValueError):
+    """The environment is misconfigured; the message lists every problem, one per line."""
+
+
+class EnvReader:
+    """Reads variables from one environment and collects problems instead of stopping."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.problems: list[str] = []
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name} must be true or false, got {raw!r}")
+        return default
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or default
+
+    def seconds(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a number of seconds, got {raw!r}")
+            return default
+        if value < minimum:
+            self.problems.append(f"{name} must be at least {minimum:g}, got {raw}")
+            return default
+        return value
+
+    def url(self, name: str, schemes: tuple[str, ...], default: str | None = None) -> str | None:
+        value = self.text(name, default)
+        if value is not None and not value.startswith(schemes):
+            choices = " or ".join(f"{s}//" for s in schemes)
+            self.problems.append(f"{name} must start with {choices}, got {value!r}")
+        return value
+
+    def raise_if_problems(self) -> None:
+        if self.problems:
+            raise ConfigError("\n".join(self.problems))
+
+
+def secrets_of(settings: object) -> list[str]:
+    """Every value marked SECRET in ``settings`` and the settings inside it (for log redaction).
+
+    A new key added to the settings with ``metadata=SECRET`` is redacted from the
+    logs without anyone having to remember a list.
+    """
+    found = []
+    for each in dataclasses.fields(settings):
+        value = getattr(settings, each.name)
+        if dataclasses.is_dataclass(value):
+            found += secrets_of(value)
+        elif each.metadata.get("secret") and value:
+            found.append(value)
+    return found

@@ -1,0 +1,121 @@
+"""Canary: every private pipecat name the runtime relies on, checked against the installed pipecat.
+
+pipecat is pinned, but an upgrade may rename a private attribute or give a
+constructor the runtime skips a new field; this fails naming the one that changed.
+Each use in bot_runtime/ carries a "pipecat: private" or "pipecat: skipped
+constructor" comment saying why the public API does not serve.
+"""
+
+import ast
+import inspect
+import re
+import textwrap
+
+import pytest
+from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer
+from pipecat.serializers.twilio import TwilioFrameSerializer
+from pipecat.services.piper.tts import PiperTTSService
+from pipecat.services.stt_service import STTService
+from pipecat.services.tts_service import TTSService
+from pipecat.utils.text.simple_text_aggregator import SimpleTextAggregator
+
+from bot_runtime import local_services, turn_taking, twilio_stream
+
+RUNTIME_MODULES = [turn_taking, twilio_stream, local_services]
+
+# (pipecat class, private name, where the runtime uses it)
+PRIVATE_NAMES = [
+    (VADAnalyzer, "_vad_state", "turn_taking.SharedSileroVAD"),
+    (VADAnalyzer, "_vad_stopping_count", "turn_taking.SharedSileroVAD.pause_secs"),
+    (VADAnalyzer, "_run_analyzer", "turn_taking.SharedSileroVAD.analyze_audio"),
+    (SileroVADAnalyzer, "_model", "turn_taking.SharedSileroVAD"),
+    (SileroVADAnalyzer, "_windows_since_reset", "turn_taking.SharedSileroVAD"),
+    (SileroVADAnalyzer, "_low_confidence_windows", "turn_taking.SharedSileroVAD"),
+    (BaseSmartTurn, "_speech_triggered", "turn_taking.SharedSmartTurn.append_audio"),
+    (BaseSmartTurn, "_audio_buffer", "turn_taking.SharedSmartTurn.append_audio"),
+    (BaseSmartTurn, "_process_speech_segment", "turn_taking.SharedSmartTurn.append_audio"),
+    (BaseSmartTurn, "_model_executor", "turn_taking.SharedSmartTurn._model_executor"),
+    (BaseSmartTurn, "_clear", "turn_taking.SharedSmartTurn._clear"),
+    (LocalSmartTurnAnalyzerV3, "_session", "turn_taking.SharedSmartTurn"),
+    (LocalSmartTurnAnalyzerV3, "_log_data", "turn_taking.SharedSmartTurn"),
+    (LocalSmartTurnAnalyzerV3, "_predict_endpoint", "turn_taking.prepare_models"),
+    (TwilioFrameSerializer, "_hangup_attempted", "twilio_stream.GuardedTwilioSerializer"),
+    (STTService, "_user_id", "local_services.LocalWhisperSTTService.run_stt"),
+    (TTSService, "_text_aggregator", "local_services.LocalPiperTTSService"),
+    (PiperTTSService, "_voice", "local_services.LocalPiperTTSService"),
+    (SimpleTextAggregator, "_text", "local_services._ClauseAggregator"),
+]
+
+# Constructors the runtime skips (they load a model per call), and every field each one sets:
+# the runtime's stand-in must set the same ones.
+SKIPPED_CONSTRUCTORS = [
+    (SileroOnnxModel, {"session", "sample_rates"}, "turn_taking._SileroState"),
+    (
+        SileroVADAnalyzer,
+        {"_model", "_windows_since_reset", "_low_confidence_windows"},
+        "turn_taking.SharedSileroVAD",
+    ),
+    (LocalSmartTurnAnalyzerV3, {"_session", "_log_data"}, "turn_taking.SharedSmartTurn"),
+    (PiperTTSService, {"_voice"}, "local_services.LocalPiperTTSService"),
+]
+
+
+def defines(cls: type, name: str) -> bool:
+    """Whether ``cls`` (or a pipecat class it inherits from) still has ``name``."""
+    if any(name in vars(klass) for klass in cls.__mro__):
+        return True
+    pattern = re.compile(rf"\bself\.{re.escape(name)}\b")
+    return any(
+        pattern.search(inspect.getsource(klass))
+        for klass in cls.__mro__
+        if klass.__module__.startswith("pipecat.")
+    )
+
+
+def fields_set_by(constructor) -> set[str]:
+    tree = ast.parse(textwrap.dedent(inspect.getsource(constructor)))
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Store)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+    }
+
+
+@pytest.mark.parametrize(("owner", "name", "used_by"), PRIVATE_NAMES)
+def test_private_pipecat_names_the_runtime_uses_still_exist(owner, name, used_by):
+    assert defines(owner, name), (
+        f"pipecat's {owner.__name__} no longer has {name!r}, which bot_runtime.{used_by} "
+        "relies on: find what replaced it in the installed pipecat and update the runtime"
+    )
+
+
+@pytest.mark.parametrize(("owner", "fields", "stand_in"), SKIPPED_CONSTRUCTORS)
+def test_skipped_constructors_still_set_only_what_the_runtime_sets(owner, fields, stand_in):
+    now = fields_set_by(owner.__init__)
+    assert now == fields, (
+        f"{owner.__name__}.__init__, which bot_runtime.{stand_in} skips, now sets "
+        f"{sorted(now - fields)} and no longer sets {sorted(fields - now)}: set the same "
+        "fields in the stand-in, then update this list"
+    )
+
+
+def test_every_private_pipecat_name_a_runtime_subclass_uses_is_listed():
+    # A new private use without a canary entry is what this file exists to prevent.
+    listed = {name for _, name, _ in PRIVATE_NAMES}
+    for module in RUNTIME_MODULES:
+        for cls in vars(module).values():
+            if not inspect.isclass(cls) or cls.__module__ != module.__name__:
+                continue
+            pipecat_bases = [k for k in cls.__mro__[1:] if k.__module__.startswith("pipecat.")]
+            for name in set(re.findall(r"\bself\.(_[a-z]\w*)", inspect.getsource(cls))):
+                inherited = any(defines(base, name) for base in pipecat_bases)
+                assert not inherited or name in listed, (
+                    f"{cls.__qualname__} uses pipecat's private {name!r}: add it to "
+                    "PRIVATE_NAMES, with a '# pipecat: private' comment on why, where it is used"
+                )
