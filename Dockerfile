@@ -13,8 +13,11 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
     uv sync --locked --no-install-project --no-default-groups
 
-# The base image runs app.py, which does `from bot import bot`: copy bot.py, every local
-# module it imports, and the recorded prompts it plays (loaded at start-up).
+# The base image runs app.py, which does `from bot import bot`: copy bot.py, the runtime
+# package (only it: the operator's tools and the test kit stay out), the recorded prompts it
+# plays, and the agent file with its Python tools (all read at start-up).
 COPY ./bot.py bot.py
 COPY ./bot_runtime bot_runtime
 COPY ./prompts prompts
+COPY ./agent.toml agent.toml
+COPY ./agent_tools.py agent_tools.py

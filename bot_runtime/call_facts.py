@@ -1,6 +1,8 @@
 """What the bot knows about a call: the TwiML parameters, as facts for the LLM and the logs."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from loguru import logger
 
@@ -73,3 +75,37 @@ class CallFacts:
         if self.dropped:
             parts.append(f"{self.dropped} parameters over the limit dropped")
         return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """The call as the business's own code sees it: its tools and its call record.
+
+    Unlike the logs, this holds the whole phone numbers: it only goes to the
+    business's own code and endpoints.
+    """
+
+    call_sid: str
+    direction: str
+    from_number: str | None
+    to_number: str | None
+    parameters: Mapping[str, str]
+
+    @classmethod
+    def of(cls, call_sid: str, facts: CallFacts, parameters: Mapping[str, str]) -> "CallInfo":
+        """The call's info; the parameters without the stream secret and Pipecat Cloud's own."""
+        shared = {
+            name: value
+            for name, value in parameters.items()
+            if name != "stream_secret" and not name.startswith("_")
+        }
+        return cls(call_sid, facts.direction, facts.from_number, facts.to_number, shared)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "call_sid": self.call_sid,
+            "direction": self.direction,
+            "from": self.from_number,
+            "to": self.to_number,
+            "parameters": dict(self.parameters),
+        }

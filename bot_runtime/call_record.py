@@ -3,6 +3,7 @@
 import statistics
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from loguru import logger
 
@@ -17,6 +18,20 @@ class CallRecord:
     turn_latencies_secs: list[float] = field(default_factory=list)
     recording_sid: str | None = None
     answered_by: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_tool_call(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        ms: int,
+        result: Any = None,
+        error: str | None = None,
+    ) -> None:
+        """A tool the LLM called: what with, what came back (or what went wrong), how long."""
+        outcome = {"error": error} if error is not None else {"result": result}
+        self.tool_calls.append({"name": name, "arguments": arguments, **outcome, "ms": ms})
 
     def add_turn_latency(self, secs: float) -> None:
         self.turn_latencies_secs.append(secs)

@@ -68,8 +68,9 @@ def secrets_of(settings: object) -> list[str]:
     found = []
     for each in dataclasses.fields(settings):
         value = getattr(settings, each.name)
-        if dataclasses.is_dataclass(value):
-            found += secrets_of(value)
-        elif each.metadata.get("secret") and value:
-            found.append(value)
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if dataclasses.is_dataclass(item):
+                found += secrets_of(item)
+            elif each.metadata.get("secret") and item:
+                found.append(item)
     return found

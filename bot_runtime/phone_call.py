@@ -1,6 +1,7 @@
 """One phone call: its parts put together, the pipeline's events sent to them, run to the end."""
 
 from collections.abc import Awaitable
+from dataclasses import replace
 
 from fastapi import WebSocket
 from loguru import logger
@@ -9,8 +10,9 @@ from pipecat.frames.frames import ErrorFrame
 from pipecat.processors.aggregators.llm_response_universal import UserTurnStoppedMessage
 from pipecat.workers.runner import WorkerRunner
 
+from bot_runtime.business_tools import business_tool_schemas
 from bot_runtime.call_ending import CallEnding
-from bot_runtime.call_facts import CallFacts
+from bot_runtime.call_facts import CallFacts, CallInfo
 from bot_runtime.call_opening import CallOpening
 from bot_runtime.call_pipeline import build_call_pipeline
 from bot_runtime.call_record import CallRecord
@@ -42,9 +44,16 @@ class PhoneCall:
         self.record = CallRecord(start.call_sid)
         self.ending = CallEnding()
         self.tasks = SideTasks()
+        # What the business's tools are told about the call (the numbers may be looked up).
+        self.call_info = CallInfo.of(start.call_sid, facts, start.custom_parameters)
         tools = call_tools(
             end_call=self._say_goodbye,
             transfer_call=self._transfer if settings.transfer_number else None,
+            business=business_tool_schemas(
+                [*settings.agent.tools, *settings.agent.python_tools],
+                call_info=lambda: self.call_info,
+                record=self.record,
+            ),
         )
         self.pipeline = build_call_pipeline(
             websocket,
@@ -197,6 +206,7 @@ class PhoneCall:
         if numbers is None:
             return
         from_number, to_number = numbers
+        self.call_info = replace(self.call_info, from_number=from_number, to_number=to_number)
         self.pipeline.llm.append_system_instruction(
             f"Looked up for this call: caller number (From) {from_number}, "
             f"called number (To) {to_number}."

@@ -7,12 +7,15 @@ the logs redact.
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
+from bot_runtime.agent_file import DEFAULT_AGENT_FILE, AgentFile, read_agent_file
 from bot_runtime.env_reader import SECRET, ConfigError, EnvReader, secrets_of
 from bot_runtime.phone_numbers import is_e164
+from bot_runtime.python_tools import load_python_tools
 from bot_runtime.twilio_settings import TwilioSettings
 
 __all__ = ["BotSettings", "ConfigError", "TwilioSettings", "secrets_of"]
@@ -69,6 +72,7 @@ class BotSettings:
     cartesia_voice_id: str
     twilio: TwilioSettings
     stream_secret: str | None = field(metadata=SECRET)
+    agent: AgentFile
     system_prompt: str
     greeting: str
     goodbye: str
@@ -90,11 +94,13 @@ class BotSettings:
         """Read and validate the whole environment; raises ConfigError naming every problem."""
         reader = EnvReader(env)
         services = _read_services(reader)
+        agent = _read_agent_file(reader)
         settings = cls(
             **services,
             twilio=TwilioSettings.read(reader),
             stream_secret=reader.text("STREAM_SECRET"),
-            **_read_conversation(reader, local_llm=services["llm_provider"] == LOCAL),
+            agent=agent,
+            **_read_conversation(reader, agent=agent, local_llm=services["llm_provider"] == LOCAL),
             **_read_call_control(reader),
         )
         _check_call_control(settings, reader.problems)
@@ -140,14 +146,37 @@ def _read_services(reader: EnvReader) -> dict[str, Any]:
     }
 
 
-def _read_conversation(reader: EnvReader, *, local_llm: bool) -> dict[str, Any]:
-    """What the bot says and when: prompts, turn taking, silence and the time limit."""
-    default_prompt = DEFAULT_LOCAL_SYSTEM_PROMPT if local_llm else DEFAULT_SYSTEM_PROMPT
+def _read_agent_file(reader: EnvReader) -> AgentFile:
+    """The agent file: AGENT_FILE, else agent.toml at the project root (optional)."""
+    named = reader.text("AGENT_FILE")
+    path = Path(named) if named else DEFAULT_AGENT_FILE
+    agent = read_agent_file(path, env=reader.env, required=bool(named), problems=reader.problems)
+    python_tools = load_python_tools(path.parent, problems=reader.problems)
+    declared = {spec.name for spec in agent.tools}
+    for spec in python_tools:
+        if spec.name in declared:
+            reader.problems.append(f"tool {spec.name!r} is both in {path.name} and agent_tools.py")
+    return replace(agent, python_tools=python_tools)
+
+
+def _read_conversation(reader: EnvReader, *, agent: AgentFile, local_llm: bool) -> dict[str, Any]:
+    """What the bot says and when: prompts, turn taking, silence and the time limit.
+
+    Each text comes from its environment variable, else the agent file, else the default.
+    """
+    defaults = {
+        "system_prompt": DEFAULT_LOCAL_SYSTEM_PROMPT if local_llm else DEFAULT_SYSTEM_PROMPT,
+        "greeting": DEFAULT_GREETING,
+        "goodbye": DEFAULT_GOODBYE,
+        "silence_prompt": DEFAULT_SILENCE_PROMPT,
+        "voicemail_message": DEFAULT_VOICEMAIL_MESSAGE,
+    }
+    texts = {
+        key: reader.text(key.upper(), agent.texts.get(key, default))
+        for key, default in defaults.items()
+    }
     return {
-        "system_prompt": reader.text("SYSTEM_PROMPT", default_prompt),
-        "greeting": reader.text("GREETING", DEFAULT_GREETING),
-        "goodbye": reader.text("GOODBYE", DEFAULT_GOODBYE),
-        "silence_prompt": reader.text("SILENCE_PROMPT", DEFAULT_SILENCE_PROMPT),
+        **texts,
         "silence_timeout_secs": reader.seconds("SILENCE_TIMEOUT_SECS", 8.0, minimum=1.0),
         # Quiet after the caller's last word before the bot may answer. Callers pause about
         # 0.2 s between sentences; at 0.2 a two-sentence line was sometimes answered in the
@@ -158,7 +187,6 @@ def _read_conversation(reader: EnvReader, *, local_llm: bool) -> dict[str, Any]:
         "speech_start_secs": reader.seconds("SPEECH_START_SECS", 0.1, minimum=0.05),
         "max_call_secs": reader.seconds("MAX_CALL_SECS", 900.0, minimum=10.0),
         "outbound_greeting_delay_secs": reader.seconds("OUTBOUND_GREETING_DELAY_SECS", 2.0),
-        "voicemail_message": reader.text("VOICEMAIL_MESSAGE", DEFAULT_VOICEMAIL_MESSAGE),
         "response_timeout_secs": reader.seconds("RESPONSE_TIMEOUT_SECS", 5.0, minimum=0.5),
     }
 

@@ -1,4 +1,4 @@
-"""The functions the LLM may call during a call: end it, and transfer it to a person."""
+"""The functions the LLM may call: end the call, transfer it, and the business's own tools."""
 
 from collections.abc import Callable
 
@@ -12,12 +12,16 @@ TRANSFER_CALL = "transfer_call"
 
 
 def call_tools(
-    *, end_call: Callable[[str], None], transfer_call: Callable[[str], None] | None
+    *,
+    end_call: Callable[[str], None],
+    transfer_call: Callable[[str], None] | None,
+    business: list[FunctionSchema],
 ) -> ToolsSchema:
-    """The call-control tools; ``transfer_call`` is offered only with somewhere to transfer to.
+    """The call-control tools, then the business's (agent file and agent_tools.py).
 
-    Each action takes the reason to log; the LLM is not run again after either,
-    since the call is ending.
+    ``transfer_call`` is offered only with somewhere to transfer to. Each action
+    takes the reason to log; the LLM is not run again after either, since the
+    call is ending.
     """
     tools = [
         _tool(
@@ -38,7 +42,7 @@ def call_tools(
                 action=transfer_call,
             )
         )
-    return ToolsSchema(standard_tools=tools)
+    return ToolsSchema(standard_tools=tools + business)
 
 
 def _tool(name: str, description: str, *, status: str, action: Callable[[str], None]):

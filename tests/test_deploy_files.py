@@ -74,3 +74,31 @@ def test_dockerfile_installs_from_the_lockfile_without_dev_or_local_groups():
     assert "--no-default-groups" in sync
     assert not {"--group", "--all-groups", "--dev", "--only-group"} & set(sync)
     assert (REPO / "uv.lock").exists()
+
+
+def test_the_image_gets_the_runtime_and_nothing_for_other_audiences():
+    # The operator's tools and the test kit are not for the bot: they stay out of the image.
+    assert _copied_into_image() == {
+        "bot.py",
+        "bot_runtime",
+        "prompts",
+        "agent.toml",
+        "agent_tools.py",
+    }
+
+
+def test_the_runtime_imports_nothing_from_the_operator_tools_or_the_test_kit():
+    runtime = [REPO / "bot.py", REPO / "agent_tools.py", *(REPO / "bot_runtime").glob("*.py")]
+    for path in runtime:
+        tree = ast.parse(path.read_text())
+        imported = {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        } | {
+            node.module.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
+        assert not imported & {"operator_tools", "testkit", "tests", "scripts", "benchmarks"}, path

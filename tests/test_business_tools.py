@@ -1,0 +1,312 @@
+"""The business's own tools, declared in the agent file (HTTP) or in Python, on real calls."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from testkit.bot_server import REPO, free_port, start_bot_server
+from testkit.caller_audio import AUDIO
+from testkit.fakes import Reply, ToolCall
+from testkit.fakes.business_server import Answer, FakeBusinessServer
+from testkit.simulated_caller import TEST_ACCOUNT_SID, SimulatedCaller
+
+ORDERS_TOKEN = "orders-token-7c1e9a"
+CALLER = "+14155550123"
+AGENT = "+14155550999"
+PARAMETERS = {
+    "from_number": CALLER,
+    "to_number": AGENT,
+    "customer_id": "cust-42",
+    "stream_secret": "never-forwarded",
+}
+EXAMPLE_AGENT = REPO / "examples" / "order_desk" / "agent.toml"
+FAILING_TOOLS = """
+[[tools]]
+name = "slow_lookup"
+description = "A lookup that takes too long."
+url = "${ORDERS_API_URL}/slow"
+timeout_secs = 1
+
+[[tools]]
+name = "broken_lookup"
+description = "A lookup whose server fails."
+url = "${ORDERS_API_URL}/broken"
+
+[[tools]]
+name = "offline_lookup"
+description = "A lookup whose server is down."
+url = "http://127.0.0.1:${OFFLINE_PORT}/orders"
+
+[[tools]]
+name = "garbled_lookup"
+description = "A lookup whose server answers garbage."
+url = "${ORDERS_API_URL}/garbled"
+method = "GET"
+
+[tools.parameters.order_id]
+type = "string"
+required = true
+"""
+# What the caller says (the fake STT's transcript) -> the tool the fake LLM calls.
+ROUTES = {
+    "order 4567": ToolCall("lookup_order", {"order_id": "4567"}),
+    "order forty": ToolCall("lookup_order", {"order_id": 40}),  # not a string: refused
+    "open on Saturday": ToolCall("check_opening_hours", {"day": "Saturday"}),
+    "slow": ToolCall("slow_lookup"),
+    "broken": ToolCall("broken_lookup"),
+    "offline": ToolCall("offline_lookup"),
+    "garbled": ToolCall("garbled_lookup", {"order_id": "1"}),
+}
+
+
+def order_desk_llm(request: dict) -> Reply | ToolCall:
+    """Calls the tool the caller's words ask for; then reads its result back to the caller."""
+    last = request["messages"][-1]
+    if last["role"] == "tool":
+        return Reply(f"Here is what I found: {last['content']}")
+    said = last.get("content") if last["role"] == "user" else ""
+    for words, tool_call in ROUTES.items():
+        if isinstance(said, str) and words in said:
+            return tool_call
+    return Reply("How can I help?")
+
+
+@pytest.fixture(scope="module")
+async def orders_api():
+    async with FakeBusinessServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def order_desk(fakes, orders_api, tmp_path_factory):
+    """Two bots on the fakes: the repo's example agent, and one with tools that fail."""
+    folder = tmp_path_factory.mktemp("agents")
+    (folder / "agent.toml").write_text(FAILING_TOOLS)
+    env = fakes.service_env() | {
+        "OPENAI_MODEL": "gpt-test",
+        "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": "business-tools-test-token",
+        "ORDERS_API_URL": orders_api.url(),
+        "ORDERS_TOKEN": ORDERS_TOKEN,
+        "OFFLINE_PORT": str(free_port()),  # Nothing listens there: connection refused.
+    }
+    example, failing = await asyncio.gather(
+        start_bot_server(env | {"AGENT_FILE": str(EXAMPLE_AGENT)}, log_path=folder / "ex.log"),
+        start_bot_server(
+            env | {"AGENT_FILE": str(folder / "agent.toml")}, log_path=folder / "f.log"
+        ),
+    )
+    yield example, failing
+    await asyncio.gather(example.stop(), failing.stop())
+
+
+@asynccontextmanager
+async def greeted_call(bot):
+    async with SimulatedCaller(bot.url, custom_parameters=PARAMETERS) as caller:
+        await caller.wait_for_bot_audio(timeout=10)
+        await caller.wait_for_bot_silence(timeout=10)
+        yield caller
+
+
+async def ask(caller: SimulatedCaller, fakes, words: str) -> float:
+    """Say a line the STT hears as ``words``; return how long the caller waited for an answer."""
+    fakes.deepgram.transcripts.append(words)
+    spoken = await caller.say(AUDIO / "saturday.wav")
+    heard_at = await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=10)
+    await caller.wait_for_bot_silence(timeout=15)
+    return heard_at - spoken.ended_at
+
+
+def last_tool_result(fakes) -> dict:
+    """The newest tool result the LLM was given."""
+    messages = fakes.openai.requests[-1]["messages"]
+    return json.loads([m for m in messages if m["role"] == "tool"][-1]["content"])
+
+
+async def test_declared_and_python_tools_answer_the_caller(fakes, orders_api, order_desk):
+    fakes.openai.responder = order_desk_llm
+    orders_api.script(
+        "/orders/status",
+        Answer(body={"order_id": "4567", "status": "shipped"}),
+        Answer(body={"order_id": "4567", "status": "packed"}, delay_secs=1.8),
+    )
+    example, _ = order_desk
+    async with greeted_call(example) as caller:
+        # A declared tool: the request carries the arguments, the call's facts, the token.
+        await ask(caller, fakes, "Where is order 4567?")
+        (request,) = orders_api.requests_to("/orders/status")
+        assert request.method == "POST"
+        assert request.headers["Authorization"] == f"Bearer {ORDERS_TOKEN}"
+        assert request.json() == {
+            "tool": "lookup_order",
+            "arguments": {"order_id": "4567"},
+            "call": {
+                "call_sid": caller.call_sid,
+                "direction": "inbound",
+                "from": CALLER,
+                "to": AGENT,
+                "parameters": {"from_number": CALLER, "to_number": AGENT, "customer_id": "cust-42"},
+            },
+        }
+        assert last_tool_result(fakes) == {"order_id": "4567", "status": "shipped"}
+        assert "shipped" in fakes.cartesia.transcripts[-1]  # The answer, made of the result.
+
+        # A Python tool, from the example's agent_tools.py.
+        await ask(caller, fakes, "What time do you open on Saturday?")
+        assert last_tool_result(fakes) == {"day": "Saturday", "hours": "10 am to 4 pm"}
+        tools = {t["function"]["name"] for t in fakes.openai.requests[-1]["tools"]}
+        assert tools == {"end_call", "lookup_order", "check_opening_hours"}
+
+        # Bad arguments never reach the API; the LLM hears why and answers at once.
+        waited = await ask(caller, fakes, "Check order forty please")
+        assert len(orders_api.requests_to("/orders/status")) == 1
+        error = last_tool_result(fakes)["error"]
+        assert "invalid arguments" in error and "order_id" in error
+        assert waited < 2.5
+
+        # A slow API: the filler is said while it works, then the answer.
+        spoken_before = len(fakes.cartesia.transcripts)
+        waited = await ask(caller, fakes, "Where is order 4567?")
+        spoken = fakes.cartesia.transcripts[spoken_before:]
+        deadline = time.monotonic() + 10
+        while len(spoken) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            spoken = fakes.cartesia.transcripts[spoken_before:]
+    assert spoken[0] == "One moment, let me check." and "packed" in spoken[1]
+    assert waited < 1.8  # The filler came before the API's answer.
+    assert ORDERS_TOKEN not in example.logs()
+
+
+async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, order_desk):
+    fakes.openai.responder = order_desk_llm
+    orders_api.script("/slow", Answer(body={"status": "late"}, delay_secs=3))
+    orders_api.script("/broken", Answer(status=500, body="Internal Server Error"))
+    orders_api.script("/garbled", Answer(body=b"\xff\xfe{", content_type="application/json"))
+    _, failing = order_desk
+    async with greeted_call(failing) as caller:
+        for words, reason in [
+            ("It is slow", "no answer within 1 s"),
+            ("It is broken", "the service answered HTTP 500"),
+            ("It is offline", "could not connect to the service"),
+            ("It is garbled", "the answer could not be read"),
+        ]:
+            waited = await ask(caller, fakes, words)
+            assert reason in last_tool_result(fakes)["error"], words
+            # The caller heard the LLM say so; nothing was left hanging.
+            assert "could not be done now" in fakes.cartesia.transcripts[-1], words
+            assert waited < 2.5, words
+    # A GET tool sends the arguments and the call's sid as query parameters.
+    (request,) = orders_api.requests_to("/garbled")
+    assert request.method == "GET"
+    assert request.query == {"order_id": "1", "call_sid": caller.call_sid}
+    assert "Traceback" not in failing.logs()
+
+
+def test_agent_file_problems_stop_the_bot_at_start_up_one_line_each(tmp_path):
+    (tmp_path / "agent.toml").write_text(
+        """
+greting = "Hi"
+system_prompt = 42
+
+[[tools]]
+name = "end_call"
+description = "Mine now."
+url = "https://api.example.com/end"
+
+[[tools]]
+name = "lookup"
+description = "Look up."
+url = "https://api.example.com/a"
+
+[[tools]]
+name = "lookup"
+description = "Look up again."
+url = "https://api.example.com/b"
+
+[[tools]]
+name = "notify"
+description = "Tell someone."
+url = "https://api.example.com/notify"
+headers = { Authorization = "Bearer ${MISSING_TOKEN}" }
+
+[tools.parameters.kind]
+type = "text"
+"""
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHON_DOTENV_DISABLED": "1",
+        "AGENT_FILE": str(tmp_path / "agent.toml"),
+    }
+    result = subprocess.run(
+        [sys.executable, "bot.py", "-t", "twilio", "--port", str(free_port())],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    start = lines.index("Configuration error:")
+    assert lines[start + 1 :] == [
+        "agent.toml: unknown key 'greting' (known: system_prompt, greeting, goodbye, "
+        "silence_prompt, voicemail_message, tools, analysis)",
+        "agent.toml: 'system_prompt' must be a non-empty string",
+        "agent.toml: tools[0] (end_call): 'end_call' is the bot's own call-control tool: "
+        "choose another",
+        "agent.toml: tools[2]: tool name 'lookup' is used twice",
+        "agent.toml: tools[3] (notify): header Authorization uses ${MISSING_TOKEN}, which is "
+        "not set in the environment",
+        "agent.toml: tools[3] (notify) parameter kind: 'type' must be one of string, number, "
+        "integer, boolean, or give 'enum'",
+    ]
+
+
+def test_without_an_agent_file_the_defaults_apply_and_a_named_one_must_exist(tmp_path):
+    from bot_runtime.settings import DEFAULT_GREETING, BotSettings, ConfigError
+
+    keys = {"OPENAI_API_KEY": "sk", "DEEPGRAM_API_KEY": "dg", "CARTESIA_API_KEY": "ca"}
+    assert BotSettings.from_env(keys).greeting == DEFAULT_GREETING
+    with pytest.raises(ConfigError, match="AGENT_FILE: .* does not exist"):
+        BotSettings.from_env(keys | {"AGENT_FILE": str(tmp_path / "nowhere.toml")})
+
+
+def test_environment_variables_win_over_the_agent_file(tmp_path):
+    from bot_runtime.settings import BotSettings
+
+    (tmp_path / "agent.toml").write_text('greeting = "From the file"\ngoodbye = "Bye from file"')
+    keys = {"OPENAI_API_KEY": "sk", "DEEPGRAM_API_KEY": "dg", "CARTESIA_API_KEY": "ca"}
+    settings = BotSettings.from_env(
+        keys | {"AGENT_FILE": str(tmp_path / "agent.toml"), "GREETING": "From the environment"}
+    )
+    assert settings.greeting == "From the environment"
+    assert settings.goodbye == "Bye from file"
+
+
+def test_the_example_agent_file_loads_with_both_kinds_of_tool():
+    from bot_runtime.settings import BotSettings
+
+    keys = {"OPENAI_API_KEY": "sk", "DEEPGRAM_API_KEY": "dg", "CARTESIA_API_KEY": "ca"}
+    settings = BotSettings.from_env(
+        keys
+        | {
+            "AGENT_FILE": str(EXAMPLE_AGENT),
+            "ORDERS_API_URL": "https://orders.example.com",
+            "ORDERS_TOKEN": "t0ken-for-the-example",
+        }
+    )
+    (declared,) = settings.agent.tools
+    assert declared.url == "https://orders.example.com/orders/status"
+    assert "t0ken-for-the-example" in declared.secrets
+    (python_tool,) = settings.agent.python_tools
+    assert python_tool.name == "check_opening_hours"
+    assert python_tool.properties["day"]["type"] == "string"
+    assert Path(settings.agent.path) == EXAMPLE_AGENT
