@@ -12,7 +12,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.calls import AGENT_NUMBER, CALLER_NUMBER, HEARD, REPLY, CallPlan
+from benchmarks.calls import HEARD, REPLY, CallPlan
 from benchmarks.load import StepResult, run_step
 from benchmarks.process_usage import PeakRss, rss_bytes
 from benchmarks.reference_bot import generate_reference_bot
@@ -20,10 +20,10 @@ from benchmarks.report import Report, machine_facts
 from testkit.bot_server import BotServer, start_bot_server
 from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes, Reply
 from testkit.fakes.twilio_rest import FakeTwilio
-from testkit.simulated_caller import TEST_ACCOUNT_SID, new_sid
+from testkit.media_stream import TEST_ACCOUNT_SID, new_sid
+from testkit.scenario import AGENT_NUMBER, AUTH_TOKEN, CALLER_NUMBER, TWILIO_CREDENTIALS
 
 REPO = Path(__file__).resolve().parents[1]
-AUTH_TOKEN = "bench-auth-token"
 # Concurrent calls per step. The first step places a few calls one after another instead, the
 # first of them straight after start-up.
 DEFAULT_STEPS = (1, 5, 10, 15, 20, 25, 30, 40, 50, 75)
@@ -115,10 +115,9 @@ def bot_env(fakes: Fakes, *, keyless: bool) -> dict[str, str]:
 
     ``keyless`` leaves the speech services out, so the bot runs its local stack.
     """
-    twilio = {"TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
     if keyless:
-        return twilio | {"TWILIO_API_BASE_URL": fakes.twilio.base_url}
-    return twilio | fakes.service_env()
+        return TWILIO_CREDENTIALS | {"TWILIO_API_BASE_URL": fakes.twilio.base_url}
+    return TWILIO_CREDENTIALS | fakes.service_env()
 
 
 @asynccontextmanager

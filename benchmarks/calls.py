@@ -4,13 +4,14 @@ import asyncio
 import bisect
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from testkit.caller_audio import AUDIO, words_span
-from testkit.simulated_caller import SimulatedCaller, Utterance, read_wav_8k
+from testkit.call_log import CallLog
+from testkit.caller_audio import Line
+from testkit.paced_media import Utterance
+from testkit.scenario import INBOUND
+from testkit.simulated_caller import SimulatedCaller
 
-CALLER_NUMBER = "+14155550123"
-AGENT_NUMBER = "+14155550999"
 # The bots' answers, from the fake LLM: long enough (about 2.4 s) to be interrupted.
 REPLY = "Sure, I can help with that. Let me look it up for you, it will only take a moment now."
 # What the fake STT hears for every caller line (many calls share one fake). One phrase, so
@@ -21,22 +22,6 @@ QUIET_SECS = 0.6
 # The caller barges in this long after the bot's answer started playing.
 BARGE_IN_AFTER_SECS = 0.6
 WAIT_SECS = 15.0
-
-
-@dataclass(frozen=True)
-class Line:
-    """A recorded caller line, and where its words start and end inside the recording."""
-
-    name: str
-    pcm: bytes
-    onset_secs: float
-    end_secs: float
-
-    @classmethod
-    def load(cls, name: str, *, from_secs: float = 0.0) -> "Line":
-        """A recording from tests/audio, optionally from ``from_secs`` on."""
-        pcm = read_wav_8k(AUDIO / f"{name}.wav")[round(from_secs * 8000) * 2 :]
-        return cls(name, pcm, *words_span(pcm))
 
 
 @dataclass(frozen=True)
@@ -54,34 +39,16 @@ class CallPlan:
     @classmethod
     def default(cls) -> "CallPlan":
         return cls(
-            questions=[Line.load("saturday"), Line.load("order_status", from_secs=0.56)],
-            barge_in=Line.load("saturday"),
+            questions=[Line.recorded("saturday"), Line.recorded("order_status", from_secs=0.56)],
+            barge_in=Line.recorded("saturday"),
         )
 
 
-@dataclass
-class CallResult:
-    """The figures of one call; ``error`` says why a failed call failed."""
-
-    started_at: float
-    ended_at: float = 0.0
-    greeting_secs: float | None = None
-    turn_secs: list[float] = field(default_factory=list)
-    barge_in_secs: float | None = None
-    underruns: int = 0
-    error: str | None = None
-
-    @property
-    def minutes(self) -> float:
-        return max(0.0, self.ended_at - self.started_at) / 60
-
-
-async def run_call(url: str, plan: CallPlan, *, call_sid: str) -> CallResult:
+async def run_call(url: str, plan: CallPlan, *, call_sid: str) -> CallLog:
     """Call the bot at ``url`` and follow ``plan``, timing everything on the caller's side."""
-    result = CallResult(started_at=time.monotonic())
-    parameters = {"from_number": CALLER_NUMBER, "to_number": AGENT_NUMBER}
+    result = CallLog()
     try:
-        async with SimulatedCaller(url, custom_parameters=parameters, call_sid=call_sid) as caller:
+        async with SimulatedCaller(url, custom_parameters=INBOUND, call_sid=call_sid) as caller:
             call = _Call(caller, result)
             try:
                 await call.converse(plan)
@@ -96,7 +63,7 @@ async def run_call(url: str, plan: CallPlan, *, call_sid: str) -> CallResult:
 class _Call:
     """The caller's side of one call while it runs."""
 
-    def __init__(self, caller: SimulatedCaller, result: CallResult) -> None:
+    def __init__(self, caller: SimulatedCaller, result: CallLog) -> None:
         self.caller = caller
         self.result = result
         self.lines: list[Utterance] = []  # when each line's audio went out
@@ -119,7 +86,7 @@ class _Call:
             cleared_at = await self.wait_for_clear(after=barging_from)
         finally:
             await answer
-        onset = self.lines[-1].started_at + plan.barge_in.onset_secs
+        onset = self.lines[-1].started_at + plan.barge_in.words_start_secs
         self.result.barge_in_secs = cleared_at - onset
         await caller.wait_for_bot_silence(quiet_secs=QUIET_SECS, timeout=WAIT_SECS)
 
@@ -127,7 +94,7 @@ class _Call:
         """Say ``line``; record the time from the end of its words to the bot's first audio."""
         spoken = await self.caller.say(line.pcm)
         self.lines.append(spoken)
-        words_end = spoken.started_at + line.end_secs
+        words_end = spoken.started_at + line.words_end_secs
         answer_at = await self.caller.wait_for_bot_audio(after=spoken.ended_at, timeout=WAIT_SECS)
         self.result.turn_secs.append(answer_at - words_end)
         return answer_at

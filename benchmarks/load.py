@@ -5,8 +5,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from benchmarks.calls import CallPlan, CallResult, run_call
+from benchmarks.calls import CallPlan, run_call
 from benchmarks.process_usage import PeakRss, cpu_seconds, machine_busy_seconds
+from testkit.call_log import CallLog
 
 # Capacity: the most concurrent calls that all succeed, play without underruns, and answer
 # within this at the 95th percentile.
@@ -34,7 +35,7 @@ class StepResult:
 
     calls: int
     sequential: bool
-    results: list[CallResult]
+    results: list[CallLog]
     wall_secs: float
     cpu_secs: float
     harness_cpu_secs: float
@@ -144,7 +145,7 @@ async def run_step(
     )
 
 
-async def _call_later(url: str, plan: CallPlan, *, call_sid: str, delay: float) -> CallResult:
+async def _call_later(url: str, plan: CallPlan, *, call_sid: str, delay: float) -> CallLog:
     await asyncio.sleep(delay)
     return await run_call(url, plan, call_sid=call_sid)
 

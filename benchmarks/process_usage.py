@@ -1,60 +1,47 @@
-"""CPU time and resident memory of a process and its descendants, read from /proc."""
+"""CPU time and resident memory of a process and its descendants, and the machine's busy time."""
 
 import asyncio
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+import psutil
 
 
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every live process below it (threads' children included)."""
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        found.append(current)
-        for children in Path(f"/proc/{current}/task").glob("*/children"):
-            try:
-                pending += [int(child) for child in children.read_text().split()]
-            except OSError:  # The thread or process ended meanwhile.
-                continue
-    return found
+def _tree(pid: int) -> list[psutil.Process]:
+    """``pid`` and every live process below it."""
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
 
 
-def _stat_fields(pid: int) -> list[str]:
-    # The command name (field 2) may hold spaces; everything after its ')' is space-separated.
-    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` and its descendants, reaped children included."""
-    total = 0
-    for each in descendants(pid):
+def _sum_over_tree(pid: int, figure: Callable[[psutil.Process], float]) -> float:
+    total = 0.0
+    for process in _tree(pid):
+        # A process below the root may end between the listing and the reading.
         try:
-            fields = _stat_fields(each)
-        except OSError:
-            continue
-        # utime, stime, cutime, cstime are fields 14-17; fields[0] here is field 3.
-        total += sum(int(value) for value in fields[11:15])
-    return total / CLOCK_TICKS
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and its descendants now."""
-    total = 0
-    for each in descendants(pid):
-        try:
-            total += int(Path(f"/proc/{each}/statm").read_text().split()[1]) * PAGE_BYTES
-        except OSError:
+            total += figure(process)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
             continue
     return total
 
 
+def _cpu_seconds_of(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its descendants, reaped children included."""
+    return _sum_over_tree(pid, _cpu_seconds_of)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and its descendants now."""
+    return int(_sum_over_tree(pid, lambda process: process.memory_info().rss))
+
+
 @dataclass
 class PeakRss:
-    """Samples resident memory while running, since /proc keeps no resettable peak per tree."""
+    """Samples resident memory while running: the OS keeps no resettable peak for a tree."""
 
     pid: int
     interval_secs: float = 0.2
@@ -73,7 +60,10 @@ class PeakRss:
 
 
 def machine_busy_seconds() -> float:
-    """CPU time every core of the machine has spent busy since boot (all processes)."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle, iowait = fields[3], fields[4]
-    return (sum(fields[:8]) - idle - iowait) / CLOCK_TICKS
+    """CPU time every core of the machine has spent busy since boot (all processes).
+
+    Busy is everything but idle and waiting for I/O; guest time is already inside
+    ``user`` and ``nice``, so it is not added again.
+    """
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq + t.steal

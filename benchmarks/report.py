@@ -8,6 +8,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from benchmarks.load import StepResult, ms, percentile
 
 # Headline rows: (key, label, unit, better) where better says which way is good (None: no
@@ -36,11 +38,10 @@ def machine_facts() -> dict[str, Any]:
         (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line),
         platform.processor(),
     )
-    meminfo = Path("/proc/meminfo").read_text().split()
     return {
         "cores": os.cpu_count(),
         "cpu": model,
-        "memory_gib": round(int(meminfo[meminfo.index("MemTotal:") + 1]) / 2**20, 1),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "pipecat_ai": version("pipecat-ai"),

@@ -3,38 +3,27 @@
 import asyncio
 import time
 
+from bot_runtime.settings import DEFAULT_GREETING
 from testkit.caller_audio import AUDIO, caller_line
-from testkit.simulated_caller import SimulatedCaller
-from tests.conftest import (
-    AGENT_NUMBER,
-    CALLER_NUMBER,
+from testkit.scenario import (
+    INBOUND,
     RECORDING_CALLBACK,
     TRANSFER_NUMBER,
+    answered_call,
+    bot_audio_secs,
+    hear_greeting,
+    rest_requests_for,
+    wait_for_redirect,
+    wait_until,
 )
-from tests.test_calls import rest_requests_for, wait_until
+from testkit.simulated_caller import SimulatedCaller
 
-INBOUND = {"from_number": CALLER_NUMBER, "to_number": AGENT_NUMBER}
 DIAL = f"<Dial>{TRANSFER_NUMBER}</Dial>"
 
 
-def heard_secs_between(caller: SimulatedCaller, start: float, end: float) -> float:
-    """Seconds of bot audio that arrived between two moments (8 kHz, 16-bit after decoding)."""
-    return sum(len(m.pcm) for m in caller.media if start <= m.arrived_at <= end) / 16000
-
-
-async def answered_call(server, fakes, **options) -> SimulatedCaller:
-    caller = SimulatedCaller(server.url, custom_parameters=INBOUND, **options)
-    await caller.__aenter__()
-    fakes.twilio.register_call(sid=caller.call_sid, from_=CALLER_NUMBER, to=AGENT_NUMBER)
-    return caller
-
-
 async def test_recording_starts_after_the_consent_notice(bots, fakes):
-    greetings_before = fakes.cartesia.transcripts.count(
-        "Hello, thanks for calling! How can I help you today?"
-    )
-    caller = await answered_call(bots.control, fakes)
-    try:
+    greetings_before = fakes.cartesia.transcripts.count(DEFAULT_GREETING)
+    async with answered_call(bots.control, fakes) as caller:
         await caller.wait_for_bot_audio(timeout=10)
         await wait_until(
             lambda: any(r["call_sid"] == caller.call_sid for r in fakes.twilio.recordings),
@@ -49,35 +38,22 @@ async def test_recording_starts_after_the_consent_notice(bots, fakes):
         }
         # The notice (2.6 s of audio) was heard before the recording started...
         assert caller.start_sent_at is not None
-        assert heard_secs_between(caller, caller.start_sent_at, request.time) >= 2.0
+        assert bot_audio_secs(caller, since=caller.start_sent_at, until=request.time) >= 2.0
         # ...and the greeting comes after it.
         await caller.wait_for_bot_audio(after=request.time, timeout=10)
-    finally:
-        await caller.__aexit__(None, None, None)
     (recording,) = [r for r in fakes.twilio.recordings if r["call_sid"] == caller.call_sid]
     summary = await bots.control.wait_for_log(f"[{caller.call_sid}] Call summary:")
     assert f"recording {recording['sid']}" in summary
-    assert (
-        fakes.cartesia.transcripts.count("Hello, thanks for calling! How can I help you today?")
-        == greetings_before + 1
-    )
+    assert fakes.cartesia.transcripts.count(DEFAULT_GREETING) == greetings_before + 1
 
 
 async def test_transfer_tool_redirects_the_call_and_never_hangs_it_up(bots, fakes):
     fakes.deepgram.transcripts.append(caller_line("human"))
-    caller = await answered_call(bots.control, fakes)
-    try:
-        await caller.wait_for_bot_audio(timeout=15)
-        await caller.wait_for_bot_silence(timeout=15)
+    async with answered_call(bots.control, fakes) as caller:
+        await hear_greeting(caller, timeout_secs=15)
         spoken = await caller.say(AUDIO / "human.wav")
-        await wait_until(
-            lambda: any(sid == caller.call_sid for sid, _ in fakes.twilio.updates),
-            timeout_secs=15,
-            what="the transfer request",
-        )
+        await wait_for_redirect(fakes, caller.call_sid, timeout_secs=15)
         await caller.wait_closed(timeout=10)  # The bot lets go of the stream.
-    finally:
-        await caller.__aexit__(None, None, None)
     await asyncio.sleep(0.5)
     updates = [form for sid, form in fakes.twilio.updates if sid == caller.call_sid]
     assert len(updates) == 1
@@ -86,24 +62,17 @@ async def test_transfer_tool_redirects_the_call_and_never_hangs_it_up(bots, fake
     (update,) = [r for r in rest_requests_for(fakes, caller.call_sid) if "Twiml" in r.form]
     # "Connecting you now" (1 s) was heard before the redirect (it may start while the
     # caller is still finishing the sentence: "real person" is enough to act on).
-    assert heard_secs_between(caller, spoken.started_at, update.time) >= 0.9
+    assert bot_audio_secs(caller, since=spoken.started_at, until=update.time) >= 0.9
     summary = await bots.control.wait_for_log(f"[{caller.call_sid}] Call summary:")
     assert "ended by transferred (transfer_call tool)" in summary
 
 
 async def test_keypad_zero_transfers_at_any_time(bots, fakes):
-    caller = await answered_call(bots.control, fakes)
-    try:
+    async with answered_call(bots.control, fakes) as caller:
         await caller.wait_for_bot_audio(timeout=15)
         await asyncio.sleep(0.5)  # Mid-greeting.
         await caller.press("0")
-        await wait_until(
-            lambda: any(sid == caller.call_sid for sid, _ in fakes.twilio.updates),
-            timeout_secs=10,
-            what="the transfer request",
-        )
-    finally:
-        await caller.__aexit__(None, None, None)
+        await wait_for_redirect(fakes, caller.call_sid, timeout_secs=10)
     updates = [form for sid, form in fakes.twilio.updates if sid == caller.call_sid]
     assert len(updates) == 1 and DIAL in updates[0]["Twiml"]
     assert caller.call_sid not in fakes.twilio.hangups
@@ -112,8 +81,7 @@ async def test_keypad_zero_transfers_at_any_time(bots, fakes):
 async def test_keypad_sequence_reaches_the_llm_as_one_entry(bots, fakes):
     requests_before = len(fakes.openai.requests)
     async with SimulatedCaller(bots.standard.url, custom_parameters=INBOUND) as caller:
-        await caller.wait_for_bot_audio(timeout=10)
-        await caller.wait_for_bot_silence(timeout=10)
+        await hear_greeting(caller)
         pressed_at = time.monotonic()
         await caller.press("4507#")
         await caller.wait_for_bot_audio(after=pressed_at, timeout=10)
@@ -128,10 +96,8 @@ async def test_keypad_sequence_reaches_the_llm_as_one_entry(bots, fakes):
 async def test_without_transfer_number_there_is_no_transfer(bots, fakes):
     requests_before = len(fakes.openai.requests)
     fakes.deepgram.transcripts.append(caller_line("saturday"))
-    async with SimulatedCaller(bots.standard.url, custom_parameters=INBOUND) as caller:
-        fakes.twilio.register_call(sid=caller.call_sid, from_=CALLER_NUMBER, to=AGENT_NUMBER)
-        await caller.wait_for_bot_audio(timeout=10)
-        await caller.wait_for_bot_silence(timeout=10)
+    async with answered_call(bots.standard, fakes) as caller:
+        await hear_greeting(caller)
         await caller.press("0")
         await asyncio.sleep(2.5)  # The keypad sequence times out.
         spoken = await caller.say(AUDIO / "saturday.wav")

@@ -10,12 +10,14 @@ import pytest
 
 from bot_runtime import local_models
 from bot_runtime.settings import DEFAULT_GREETING
+from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
 from testkit import local_speech
 from testkit.bot_server import REPO, BotServer, free_port, start_bot_server
 from testkit.caller_audio import AUDIO, caller_line
-from testkit.simulated_caller import SAMPLE_RATE, SimulatedCaller, read_wav_8k
+from testkit.phone_audio import read_wav_8k
+from testkit.scenario import INBOUND
+from testkit.simulated_caller import SimulatedCaller
 
-INBOUND = {"from_number": "+15555550123", "to_number": "+15555550199"}
 # Generous: two calls, three models and this test's own Whisper share two cores.
 TIMEOUT_SECS = 45
 # A pause this long ends a reply (shorter ones fall between its sentences).
@@ -38,7 +40,7 @@ async def transcriber():
     await asyncio.to_thread(local_models.whisper)
 
     async def transcribe(pcm: bytes) -> str:
-        return await local_speech.transcribe(pcm, sample_rate=SAMPLE_RATE)
+        return await local_speech.transcribe(pcm, sample_rate=PHONE_SAMPLE_RATE)
 
     return transcribe
 
@@ -58,7 +60,7 @@ def call_script(*args: str, timeout_secs: float = 180) -> subprocess.CompletedPr
 
 
 async def greeting_and_reply(bot: BotServer) -> tuple[bytes, bytes]:
-    """One call: hear the greeting, say a line from shared/audio, hear the reply."""
+    """One call: hear the greeting, say a line from testkit/audio, hear the reply."""
     async with SimulatedCaller(bot.url, custom_parameters=INBOUND) as caller:
         greeting_at = await caller.wait_for_bot_audio(timeout=TIMEOUT_SECS)
         greeting_end = await caller.wait_for_bot_silence(
@@ -116,8 +118,8 @@ async def test_call_script_talks_to_the_bot_and_records_the_call(local_bot, tmp_
     assert re.search(r"reply latency .*: p50 \d+\.\d+ s, max \d+\.\d+ s", out), out
     assert "ended: the caller hung up" in out
     with wave.open(str(record)) as wav:
-        assert (wav.getnchannels(), wav.getframerate()) == (2, SAMPLE_RATE)
-        assert wav.getnframes() > 5 * SAMPLE_RATE
+        assert (wav.getnchannels(), wav.getframerate()) == (2, PHONE_SAMPLE_RATE)
+        assert wav.getnframes() > 5 * PHONE_SAMPLE_RATE
 
 
 @pytest.mark.parametrize(

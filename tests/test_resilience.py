@@ -1,24 +1,28 @@
 """No dead air: when a speech service fails mid-call, the caller hears the fallback message."""
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import SimpleNamespace
 
 import pytest
 
 from testkit.bot_server import start_bot_server
 from testkit.caller_audio import AUDIO, caller_line
-from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI
-from testkit.simulated_caller import TEST_ACCOUNT_SID, SimulatedCaller
-from tests.conftest import (
-    AGENT_NUMBER,
-    AUTH_TOKEN,
-    CALLER_NUMBER,
+from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes
+from testkit.paced_media import Utterance
+from testkit.scenario import (
     TRANSFER_NUMBER,
+    TWILIO_CREDENTIALS,
+    answered_call,
+    bot_audio_secs,
+    hear_greeting,
     scripted_reply,
+    wait_for_hang_up,
+    wait_for_redirect,
 )
-from tests.test_calls import wait_until
+from testkit.simulated_caller import SimulatedCaller
 
-INBOUND = {"from_number": CALLER_NUMBER, "to_number": AGENT_NUMBER}
 FALLBACK_SECS = 2.26  # prompts/fallback.wav
 
 
@@ -31,16 +35,10 @@ async def fragile(request, fakes, tmp_path):
         FakeOpenAI(responder=scripted_reply) as openai,
         FakeCartesia() as cartesia,
     ):
+        own = Fakes(deepgram=deepgram, openai=openai, cartesia=cartesia, twilio=fakes.twilio)
         env = {
-            "OPENAI_API_KEY": openai.api_key,
-            "OPENAI_BASE_URL": openai.base_url,
-            "DEEPGRAM_API_KEY": deepgram.api_key,
-            "DEEPGRAM_BASE_URL": deepgram.base_url,
-            "CARTESIA_API_KEY": cartesia.api_key,
-            "CARTESIA_URL": cartesia.url,
-            "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "TWILIO_API_BASE_URL": fakes.twilio.base_url,
+            **own.service_env(),
+            **TWILIO_CREDENTIALS,
             "RESPONSE_TIMEOUT_SECS": "2",
             **({"TRANSFER_NUMBER": TRANSFER_NUMBER} if transfer else {}),
         }
@@ -53,40 +51,41 @@ async def fragile(request, fakes, tmp_path):
             await server.stop()
 
 
-async def greeted_call(fragile, fakes) -> SimulatedCaller:
-    caller = SimulatedCaller(fragile.server.url, custom_parameters=INBOUND)
-    await caller.__aenter__()
-    fakes.twilio.register_call(sid=caller.call_sid, from_=CALLER_NUMBER, to=AGENT_NUMBER)
-    await caller.wait_for_bot_audio(timeout=15)
-    await caller.wait_for_bot_silence(timeout=15)
-    return caller
+@asynccontextmanager
+async def greeted_call(fragile, fakes) -> AsyncIterator[SimulatedCaller]:
+    """A call to the fragile bot, once its greeting has played."""
+    async with answered_call(fragile.server, fakes) as caller:
+        await hear_greeting(caller, timeout_secs=15)
+        yield caller
 
 
-def audio_secs_after(caller: SimulatedCaller, t: float) -> float:
-    return sum(len(m.pcm) for m in caller.media if m.arrived_at > t) / 16000
+async def say_and_hear_answer(
+    fragile, caller: SimulatedCaller, name: str
+) -> tuple[Utterance, float]:
+    """Say the recorded line ``name``; return when it went out and when the bot's answer began."""
+    fragile.deepgram.transcripts.append(caller_line(name))
+    spoken = await caller.say(AUDIO / f"{name}.wav")
+    return spoken, await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=10)
 
 
 async def ended_by(fragile, caller) -> str:
     return await fragile.server.wait_for_log(f"[{caller.call_sid}] Call summary:")
 
 
+# Each test below tells one failure end to end (a service dies, the caller speaks, the call
+# ends one way or another), so they read alike on purpose: the differences are the point.
+
+
 async def test_tts_failure_plays_the_fallback_then_hangs_up(fragile, fakes):
-    fragile.deepgram.transcripts.append(caller_line("order_status"))
-    caller = await greeted_call(fragile, fakes)
-    try:
+    async with greeted_call(fragile, fakes) as caller:
         await fragile.cartesia.kill()
-        spoken = await caller.say(AUDIO / "order_status.wav")
-        heard_at = await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=10)
-        await wait_until(
-            lambda: caller.call_sid in fakes.twilio.hangups, timeout_secs=15, what="hang-up"
-        )
-    finally:
-        await caller.__aexit__(None, None, None)
+        spoken, heard_at = await say_and_hear_answer(fragile, caller, "order_status")
+        await wait_for_hang_up(fakes, caller.call_sid, timeout_secs=15)
     # The turn ends ~0.5 s after the speech; the failure follows at once: well within 3 s.
     assert heard_at - spoken.ended_at < 3.5
     # With the TTS dead, what the caller heard can only be the recorded prompts (the
     # first phrase, "Hi,", may already end a turn, so they can start mid-sentence).
-    assert audio_secs_after(caller, spoken.started_at) >= FALLBACK_SECS
+    assert bot_audio_secs(caller, since=spoken.started_at) >= FALLBACK_SECS
     summary = await ended_by(fragile, caller)
     assert "ended by service failure (text-to-speech failed twice" in summary
     assert "Retrying the reply once" in fragile.server.logs()
@@ -94,19 +93,10 @@ async def test_tts_failure_plays_the_fallback_then_hangs_up(fragile, fakes):
 
 @pytest.mark.parametrize("fragile", [{"transfer": True}], indirect=True)
 async def test_llm_failure_plays_the_fallback_then_transfers(fragile, fakes):
-    fragile.deepgram.transcripts.append(caller_line("saturday"))
-    caller = await greeted_call(fragile, fakes)
-    try:
+    async with greeted_call(fragile, fakes) as caller:
         await fragile.openai.kill()
-        spoken = await caller.say(AUDIO / "saturday.wav")
-        heard_at = await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=10)
-        await wait_until(
-            lambda: any(sid == caller.call_sid for sid, _ in fakes.twilio.updates),
-            timeout_secs=15,
-            what="the transfer",
-        )
-    finally:
-        await caller.__aexit__(None, None, None)
+        spoken, heard_at = await say_and_hear_answer(fragile, caller, "saturday")
+        await wait_for_redirect(fakes, caller.call_sid, timeout_secs=15)
     assert heard_at - spoken.ended_at < 3.5
     (update,) = [form for sid, form in fakes.twilio.updates if sid == caller.call_sid]
     assert f"<Dial>{TRANSFER_NUMBER}</Dial>" in update["Twiml"]
@@ -116,33 +106,21 @@ async def test_llm_failure_plays_the_fallback_then_transfers(fragile, fakes):
 
 
 async def test_stt_failure_plays_the_fallback_then_hangs_up(fragile, fakes):
-    caller = await greeted_call(fragile, fakes)
-    try:
+    async with greeted_call(fragile, fakes) as caller:
         killed_at = time.monotonic()
         await fragile.deepgram.kill()
         heard_at = await caller.wait_for_bot_audio(after=killed_at, timeout=10)
-        await wait_until(
-            lambda: caller.call_sid in fakes.twilio.hangups, timeout_secs=15, what="hang-up"
-        )
-    finally:
-        await caller.__aexit__(None, None, None)
+        await wait_for_hang_up(fakes, caller.call_sid, timeout_secs=15)
     assert heard_at - killed_at < 3.0
     summary = await ended_by(fragile, caller)
     assert "ended by service failure (speech-to-text failed" in summary
 
 
 async def test_llm_that_stalls_is_caught_by_the_reply_deadline(fragile, fakes):
-    fragile.deepgram.transcripts.append(caller_line("saturday"))
     fragile.openai.first_token_delay_secs = 6
-    caller = await greeted_call(fragile, fakes)
-    try:
-        spoken = await caller.say(AUDIO / "saturday.wav")
-        heard_at = await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=10)
-        await wait_until(
-            lambda: caller.call_sid in fakes.twilio.hangups, timeout_secs=15, what="hang-up"
-        )
-    finally:
-        await caller.__aexit__(None, None, None)
+    async with greeted_call(fragile, fakes) as caller:
+        spoken, heard_at = await say_and_hear_answer(fragile, caller, "saturday")
+        await wait_for_hang_up(fakes, caller.call_sid, timeout_secs=15)
     # RESPONSE_TIMEOUT_SECS is 2 here: the fallback follows the deadline at once.
     assert 2.0 <= heard_at - spoken.ended_at < 2.0 + 1.5
     summary = await ended_by(fragile, caller)

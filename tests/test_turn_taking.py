@@ -14,25 +14,31 @@ from bot_runtime import turn_taking
 from bot_runtime.services import build_llm
 from bot_runtime.settings import BotSettings
 from bot_runtime.shared_clients import warm_up_openai_sdk
-from bot_runtime.twilio_stream import CALLER_FRAME_SECS
+from bot_runtime.twilio_stream import CALLER_FRAME_SECS, PHONE_SAMPLE_RATE
 from testkit.caller_audio import AUDIO, words_span
-from testkit.simulated_caller import pcm16_to_ulaw, read_wav_8k, ulaw_to_pcm16
+from testkit.phone_audio import (
+    MEDIA_FRAME_SECS,
+    pcm16_bytes,
+    pcm16_to_ulaw,
+    read_wav_8k,
+    ulaw_to_pcm16,
+)
 
-FRAME_BYTES = 320  # 20 ms of 8 kHz PCM16, as Twilio's media messages arrive
+PCM_FRAME_BYTES = pcm16_bytes(MEDIA_FRAME_SECS)  # PCM16, as Twilio's media messages arrive
 
 
 def detection_for_one_call() -> tuple[turn_taking.SharedSileroVAD, turn_taking.SharedSmartTurn]:
     detection = turn_taking.turn_detection(start_secs=0.1, stop_secs=0.2)
     vad = detection["vad_analyzer"]
     (stop,) = detection["user_turn_strategies"].stop
-    vad.set_sample_rate(8000)
+    vad.set_sample_rate(PHONE_SAMPLE_RATE)
     smart_turn = stop._turn_analyzer
-    smart_turn.set_sample_rate(8000)
+    smart_turn.set_sample_rate(PHONE_SAMPLE_RATE)
     return vad, smart_turn
 
 
 async def feed(
-    vad, smart_turn, pcm: bytes, *, frame_bytes: int = FRAME_BYTES
+    vad, smart_turn, pcm: bytes, *, frame_bytes: int = PCM_FRAME_BYTES
 ) -> list[tuple[int, VADState]]:
     """Play PCM through both analyzers as pipecat does; return (frame index, new VAD state)."""
     changes, state = [], vad._vad_state
@@ -57,7 +63,8 @@ def test_every_call_shares_the_two_models_loaded_at_import():
 
 async def test_a_finished_question_ends_the_turn_with_the_early_answer():
     vad, smart_turn = detection_for_one_call()
-    question = bytes(8000) + read_wav_8k(AUDIO / "saturday.wav") + bytes(8000)
+    half_second = bytes(pcm16_bytes(0.5))
+    question = half_second + read_wav_8k(AUDIO / "saturday.wav") + half_second
     changes = await feed(vad, smart_turn, question)
 
     states = [state for _, state in changes]
@@ -72,10 +79,12 @@ async def test_a_finished_question_ends_the_turn_with_the_early_answer():
 
 async def test_speaking_again_drops_the_early_answer():
     vad, smart_turn = detection_for_one_call()
-    speech = read_wav_8k(AUDIO / "saturday.wav")[: 8000 * 2]  # one second of words
-    await feed(vad, smart_turn, speech + bytes(2880))  # a 180 ms pause, too short for a stop
+    speech = read_wav_8k(AUDIO / "saturday.wav")[: pcm16_bytes(1.0)]  # one second of words
+    await feed(
+        vad, smart_turn, speech + bytes(pcm16_bytes(0.18))
+    )  # a 180 ms pause, too short for a stop
     assert smart_turn._speculation is not None
-    await feed(vad, smart_turn, speech[:4000])  # the caller goes on talking
+    await feed(vad, smart_turn, speech[: pcm16_bytes(0.25)])  # the caller goes on talking
     assert vad.speaking and smart_turn._speculation is None
 
 
@@ -85,7 +94,7 @@ async def test_the_caller_hears_the_configured_quiet_before_their_speech_ends(wa
     # where Silero's confidence falls, which trails the words. The audio goes through
     # mu-law and arrives in the serializer's frames, each line at several offsets against
     # the frames and VAD windows, as on a call.
-    frame_bytes = round(CALLER_FRAME_SECS * 8000) * 2
+    frame_bytes = pcm16_bytes(CALLER_FRAME_SECS)
     quiet = {}
     for name in ["saturday", "order_status", "order_number", "agree", "human", "goodbye", "long"]:
         words = read_wav_8k(AUDIO / f"{name}.wav")
@@ -94,10 +103,10 @@ async def test_the_caller_hears_the_configured_quiet_before_their_speech_ends(wa
         for offset_ms in range(0, 40, 5):
             lead_secs = 1 + offset_ms / 1000
             pcm = ulaw_to_pcm16(
-                pcm16_to_ulaw(bytes(2 * round(8000 * lead_secs)) + words + bytes(16000))
+                pcm16_to_ulaw(bytes(pcm16_bytes(lead_secs)) + words + bytes(pcm16_bytes(1.0)))
             )
             vad = turn_taking.turn_detection(start_secs=0.1, stop_secs=wait_secs)["vad_analyzer"]
-            vad.set_sample_rate(8000)
+            vad.set_sample_rate(PHONE_SAMPLE_RATE)
             changes = await feed(vad, None, pcm, frame_bytes=frame_bytes)
             stop = CALLER_FRAME_SECS * (1 + max(i for i, s in changes if s == VADState.QUIET))
             after_words.append(stop - lead_secs - words_end)
@@ -110,11 +119,11 @@ async def test_the_caller_hears_the_configured_quiet_before_their_speech_ends(wa
 
 async def test_a_listening_caller_costs_no_vad_model_runs_and_is_heard_as_before():
     vad = turn_taking.turn_detection(start_secs=0.1, stop_secs=0.2)["vad_analyzer"]
-    vad.set_sample_rate(8000)
+    vad.set_sample_rate(PHONE_SAMPLE_RATE)
     # pipecat's own Silero VAD, scoring every window, with the same stop time.
     reference = SileroVADAnalyzer(params=VADParams(start_secs=0.1, stop_secs=vad.params.stop_secs))
-    reference.set_sample_rate(8000)
-    quiet = bytes(32000)  # two seconds of the line's silence
+    reference.set_sample_rate(PHONE_SAMPLE_RATE)
+    quiet = bytes(pcm16_bytes(2.0))  # two seconds of the line's silence
     words = [read_wav_8k(AUDIO / f"{name}.wav") for name in ["saturday", "order_status", "agree"]]
     call = ulaw_to_pcm16(pcm16_to_ulaw(quiet + quiet.join(words) + quiet))
 
@@ -133,7 +142,9 @@ async def test_a_listening_caller_costs_no_vad_model_runs_and_is_heard_as_before
 
 
 async def test_caller_audio_goes_no_further_than_turn_taking():
-    audio = InputAudioRawFrame(audio=bytes(FRAME_BYTES), sample_rate=8000, num_channels=1)
+    audio = InputAudioRawFrame(
+        audio=bytes(PCM_FRAME_BYTES), sample_rate=PHONE_SAMPLE_RATE, num_channels=1
+    )
     down, _ = await run_test(
         turn_taking.CallerAudioEnd(),
         frames_to_send=[audio, TextFrame("hello")],

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 from pipecat.frames.frames import InputAudioRawFrame, InputDTMFFrame
 
-from bot_runtime.twilio_stream import GuardedTwilioSerializer
-from testkit.simulated_caller import pcm16_to_ulaw
+from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE, GuardedTwilioSerializer
+from testkit.phone_audio import pcm16_to_ulaw
 
 STREAM_SID = "MZ" + "0" * 32
 
@@ -16,7 +16,7 @@ async def serializer() -> GuardedTwilioSerializer:
     serializer = GuardedTwilioSerializer(
         STREAM_SID, params=GuardedTwilioSerializer.InputParams(auto_hang_up=False)
     )
-    await serializer.setup(SimpleNamespace(audio_in_sample_rate=8000))
+    await serializer.setup(SimpleNamespace(audio_in_sample_rate=PHONE_SAMPLE_RATE))
     return serializer
 
 
@@ -32,7 +32,7 @@ async def test_two_20_ms_messages_reach_the_pipeline_as_one_40_ms_frame_in_order
     assert await s.deserialize(media(first)) is None
     frame = await s.deserialize(media(second))
     assert isinstance(frame, InputAudioRawFrame)
-    assert (frame.sample_rate, frame.num_channels, len(frame.audio)) == (8000, 1, 640)
+    assert (frame.sample_rate, frame.num_channels, len(frame.audio)) == (PHONE_SAMPLE_RATE, 1, 640)
     assert pcm16_to_ulaw(frame.audio) == pcm16_to_ulaw(first) + pcm16_to_ulaw(second)
     assert await s.deserialize(media(first)) is None  # the next pair starts afresh
 

@@ -190,6 +190,9 @@ class FakeTwilio:
         known = username is not None and self.credentials.get(username) == password
         if not known or request.match_info.get("account") != self.account_sid:
             return _error(401, 20003, "Authenticate")
+        # Every route with a call SID in it is about a call this fake knows, or a 404.
+        if "sid" in request.match_info and request.match_info["sid"] not in self.calls:
+            return _error(404, 20404, f"The requested resource {request.path} was not found")
         return await handler(request)
 
     async def _create_call(self, request: web.Request) -> web.Response:
@@ -212,15 +215,11 @@ class FakeTwilio:
         return web.json_response(call.as_json(self.account_sid), status=201)
 
     async def _fetch_call(self, request: web.Request) -> web.Response:
-        call = self.calls.get(request.match_info["sid"])
-        if call is None:
-            return _not_found(request)
+        call = self.calls[request.match_info["sid"]]
         return web.json_response(call.as_json(self.account_sid))
 
     async def _update_call(self, request: web.Request) -> web.Response:
-        call = self.calls.get(request.match_info["sid"])
-        if call is None:
-            return _not_found(request)
+        call = self.calls[request.match_info["sid"]]
         form = request[_FORM]
         self.updates.append((call.sid, form))
         if form.get("Status") in ("completed", "canceled"):
@@ -230,9 +229,7 @@ class FakeTwilio:
         return web.json_response(call.as_json(self.account_sid))
 
     async def _start_recording(self, request: web.Request) -> web.Response:
-        call = self.calls.get(request.match_info["sid"])
-        if call is None:
-            return _not_found(request)
+        call = self.calls[request.match_info["sid"]]
         form = request[_FORM]
         recording = {
             "sid": _new_sid("RE"),
@@ -268,10 +265,6 @@ def _error(status: int, code: int, message: str) -> web.Response:
         "status": status,
     }
     return web.json_response(body, status=status)
-
-
-def _not_found(request: web.Request) -> web.Response:
-    return _error(404, 20404, f"The requested resource {request.path} was not found")
 
 
 def _new_sid(prefix: str) -> str:
