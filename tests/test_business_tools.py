@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -15,17 +14,19 @@ from testkit.bot_server import REPO, free_port, start_bot_server
 from testkit.caller_audio import AUDIO
 from testkit.fakes import Reply, ToolCall
 from testkit.fakes.business_server import Answer, FakeBusinessServer
-from testkit.simulated_caller import TEST_ACCOUNT_SID, SimulatedCaller
+from testkit.scenario import (
+    AGENT_NUMBER,
+    CALLER_NUMBER,
+    INBOUND,
+    TWILIO_CREDENTIALS,
+    bot_env,
+    hear_greeting,
+    wait_until,
+)
+from testkit.simulated_caller import SimulatedCaller
 
 ORDERS_TOKEN = "orders-token-7c1e9a"
-CALLER = "+14155550123"
-AGENT = "+14155550999"
-PARAMETERS = {
-    "from_number": CALLER,
-    "to_number": AGENT,
-    "customer_id": "cust-42",
-    "stream_secret": "never-forwarded",
-}
+PARAMETERS = {**INBOUND, "customer_id": "cust-42", "stream_secret": "never-forwarded"}
 EXAMPLE_AGENT = REPO / "examples" / "order_desk" / "agent.toml"
 FAILING_TOOLS = """
 [[tools]]
@@ -89,14 +90,15 @@ async def order_desk(fakes, orders_api, tmp_path_factory):
     """Two bots on the fakes: the repo's example agent, and one with tools that fail."""
     folder = tmp_path_factory.mktemp("agents")
     (folder / "agent.toml").write_text(FAILING_TOOLS)
-    env = fakes.service_env() | {
-        "OPENAI_MODEL": "gpt-test",
-        "TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": "business-tools-test-token",
-        "ORDERS_API_URL": orders_api.url(),
-        "ORDERS_TOKEN": ORDERS_TOKEN,
-        "OFFLINE_PORT": str(free_port()),  # Nothing listens there: connection refused.
-    }
+    env = (
+        bot_env(fakes)
+        | TWILIO_CREDENTIALS
+        | {
+            "ORDERS_API_URL": orders_api.url(),
+            "ORDERS_TOKEN": ORDERS_TOKEN,
+            "OFFLINE_PORT": str(free_port()),  # Nothing listens there: connection refused.
+        }
+    )
     example, failing = await asyncio.gather(
         start_bot_server(env | {"AGENT_FILE": str(EXAMPLE_AGENT)}, log_path=folder / "ex.log"),
         start_bot_server(
@@ -110,8 +112,7 @@ async def order_desk(fakes, orders_api, tmp_path_factory):
 @asynccontextmanager
 async def greeted_call(bot):
     async with SimulatedCaller(bot.url, custom_parameters=PARAMETERS) as caller:
-        await caller.wait_for_bot_audio(timeout=10)
-        await caller.wait_for_bot_silence(timeout=10)
+        await hear_greeting(caller)
         yield caller
 
 
@@ -150,9 +151,9 @@ async def test_declared_and_python_tools_answer_the_caller(fakes, orders_api, or
             "call": {
                 "call_sid": caller.call_sid,
                 "direction": "inbound",
-                "from": CALLER,
-                "to": AGENT,
-                "parameters": {"from_number": CALLER, "to_number": AGENT, "customer_id": "cust-42"},
+                "from": CALLER_NUMBER,
+                "to": AGENT_NUMBER,
+                "parameters": {**INBOUND, "customer_id": "cust-42"},
             },
         }
         assert last_tool_result(fakes) == {"order_id": "4567", "status": "shipped"}
@@ -174,11 +175,12 @@ async def test_declared_and_python_tools_answer_the_caller(fakes, orders_api, or
         # A slow API: the filler is said while it works, then the answer.
         spoken_before = len(fakes.cartesia.transcripts)
         waited = await ask(caller, fakes, "Where is order 4567?")
-        spoken = fakes.cartesia.transcripts[spoken_before:]
-        deadline = time.monotonic() + 10
-        while len(spoken) < 2 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            spoken = fakes.cartesia.transcripts[spoken_before:]
+        await wait_until(
+            lambda: len(fakes.cartesia.transcripts) >= spoken_before + 2,
+            timeout_secs=10,
+            what="the answer after the filler",
+        )
+    spoken = fakes.cartesia.transcripts[spoken_before:]
     assert spoken[0] == "One moment, let me check." and "packed" in spoken[1]
     assert waited < 1.8  # The filler came before the API's answer.
     assert ORDERS_TOKEN not in example.logs()
