@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 
-from bot_runtime.phone_numbers import is_e164
+from bot_runtime.phone_numbers import PhoneNumberError, e164
 
 # Twilio's REST API outside us1 is reached as api.{edge}.{region}.twilio.com; these are the
 # edges Twilio documents for each region, so TWILIO_REGION alone is enough.
@@ -91,6 +91,17 @@ class _Reader:
             return default
         return value
 
+    def phone_number(self, name: str) -> str | None:
+        """The number in ``name`` as E.164, written however people write numbers."""
+        raw = self.text(name)
+        if raw is None:
+            return None
+        try:
+            return e164(raw, what=name)
+        except PhoneNumberError as exc:
+            self.problems.append(str(exc))
+            return None
+
     def url(self, name: str, schemes: tuple[str, ...], default: str | None = None) -> str | None:
         value = self.text(name, default)
         if value is not None and not value.startswith(schemes):
@@ -158,7 +169,7 @@ class TwilioSettings:
         region = reader.text("TWILIO_REGION")
         edge = reader.text("TWILIO_EDGE")
         api_base_url = reader.url("TWILIO_API_BASE_URL", ("http:", "https:"))
-        phone_number = reader.text("TWILIO_PHONE_NUMBER")
+        phone_number = reader.phone_number("TWILIO_PHONE_NUMBER")
 
         if account_sid and not (account_sid.startswith("AC") and len(account_sid) == 34):
             problems.append("TWILIO_ACCOUNT_SID must be 'AC' followed by 32 characters")
@@ -181,8 +192,6 @@ class TwilioSettings:
                 problems.append(
                     f"TWILIO_REGION={region} has no default edge (known: {known}): set TWILIO_EDGE"
                 )
-        if phone_number and not is_e164(phone_number):
-            problems.append("TWILIO_PHONE_NUMBER must be E.164, e.g. +14155550123")
         return cls(
             account_sid=account_sid,
             auth_token=auth_token,
@@ -308,7 +317,7 @@ class BotSettings:
             speech_start_secs=reader.seconds("SPEECH_START_SECS", 0.1, minimum=0.05),
             max_call_secs=reader.seconds("MAX_CALL_SECS", 900.0, minimum=10.0),
             outbound_greeting_delay_secs=reader.seconds("OUTBOUND_GREETING_DELAY_SECS", 2.0),
-            transfer_number=reader.text("TRANSFER_NUMBER"),
+            transfer_number=reader.phone_number("TRANSFER_NUMBER"),
             record_calls=reader.flag("RECORD_CALLS", False),
             recording_notice=reader.flag("RECORDING_NOTICE", True),
             recording_status_callback=reader.url("RECORDING_STATUS_CALLBACK", ("https:", "http:")),
@@ -340,8 +349,6 @@ def _check_call_control(settings: BotSettings, problems: list[str]) -> None:
     """Transfers and recordings act on the live call through Twilio's REST API."""
     needs_rest = []
     if settings.transfer_number:
-        if not is_e164(settings.transfer_number):
-            problems.append("TRANSFER_NUMBER must be E.164, e.g. +14155550123")
         needs_rest.append("TRANSFER_NUMBER")
     if settings.record_calls:
         needs_rest.append("RECORD_CALLS")
