@@ -3,6 +3,8 @@
 import dataclasses
 from collections.abc import Mapping
 
+from bot_runtime.phone_numbers import PhoneNumberError, e164
+
 # Marks a setting whose value must never reach a log line; see secrets_of().
 SECRET = {"secret": True}
 
@@ -46,6 +48,17 @@ class EnvReader:
             self.problems.append(f"{name} must be at least {minimum:g}, got {raw}")
             return default
         return value
+
+    def phone_number(self, name: str) -> str | None:
+        """The number in ``name`` as E.164, written however people write numbers."""
+        raw = self.text(name)
+        if raw is None:
+            return None
+        try:
+            return e164(raw, what=name)
+        except PhoneNumberError as exc:
+            self.problems.append(str(exc))
+            return None
 
     def url(self, name: str, schemes: tuple[str, ...], default: str | None = None) -> str | None:
         value = self.text(name, default)

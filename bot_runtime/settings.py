@@ -1,8 +1,8 @@
-"""Configuration from the environment: read once, validated once, every problem named.
+"""The bot's configuration from the environment: read once, validated once, every problem named.
 
-The one place to import settings from: the bot's (BotSettings), Twilio's (TwilioSettings,
-also read by the operator's scripts), the error naming every problem, and the secrets
-the logs redact.
+What the bot needs in one place: BotSettings, with Twilio's settings inside it, the error
+naming every problem, and the secrets the logs redact. (The operator's scripts read
+twilio_settings.py and env_reader.py directly, without the bot's heavier imports.)
 """
 
 import os
@@ -14,7 +14,6 @@ from typing import Any
 
 from bot_runtime.agent_file import DEFAULT_AGENT_FILE, AgentFile, read_agent_file
 from bot_runtime.env_reader import SECRET, ConfigError, EnvReader, secrets_of
-from bot_runtime.phone_numbers import is_e164
 from bot_runtime.python_tools import load_python_tools
 from bot_runtime.twilio_settings import TwilioSettings
 
@@ -194,7 +193,7 @@ def _read_conversation(reader: EnvReader, *, agent: AgentFile, local_llm: bool) 
 def _read_call_control(reader: EnvReader) -> dict[str, Any]:
     """Transfers and recordings."""
     return {
-        "transfer_number": reader.text("TRANSFER_NUMBER"),
+        "transfer_number": reader.phone_number("TRANSFER_NUMBER"),
         "record_calls": reader.flag("RECORD_CALLS", False),
         "recording_notice": reader.flag("RECORDING_NOTICE", True),
         "recording_status_callback": reader.url("RECORDING_STATUS_CALLBACK", ("https:", "http:")),
@@ -230,8 +229,6 @@ def _check_call_control(settings: BotSettings, problems: list[str]) -> None:
     """Transfers and recordings act on the live call through Twilio's REST API."""
     needs_rest = []
     if settings.transfer_number:
-        if not is_e164(settings.transfer_number):
-            problems.append("TRANSFER_NUMBER must be E.164, e.g. +14155550123")
         needs_rest.append("TRANSFER_NUMBER")
     if settings.record_calls:
         needs_rest.append("RECORD_CALLS")

@@ -5,7 +5,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bot_runtime.env_reader import SECRET, EnvReader
-from bot_runtime.phone_numbers import is_e164
 
 # Twilio's REST API outside us1 is reached as api.{edge}.{region}.twilio.com; these are the
 # edges Twilio documents for each region, so TWILIO_REGION alone is enough.
@@ -43,7 +42,7 @@ class TwilioSettings:
         region = reader.text("TWILIO_REGION")
         edge = reader.text("TWILIO_EDGE")
         api_base_url = reader.url("TWILIO_API_BASE_URL", ("http:", "https:"))
-        phone_number = reader.text("TWILIO_PHONE_NUMBER")
+        phone_number = reader.phone_number("TWILIO_PHONE_NUMBER")
 
         if account_sid and not (account_sid.startswith("AC") and len(account_sid) == 34):
             problems.append("TWILIO_ACCOUNT_SID must be 'AC' followed by 32 characters")
@@ -66,8 +65,6 @@ class TwilioSettings:
                 problems.append(
                     f"TWILIO_REGION={region} has no default edge (known: {known}): set TWILIO_EDGE"
                 )
-        if phone_number and not is_e164(phone_number):
-            problems.append("TWILIO_PHONE_NUMBER must be E.164, e.g. +14155550123")
         return cls(
             account_sid=account_sid,
             auth_token=auth_token,

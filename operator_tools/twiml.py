@@ -31,6 +31,9 @@ RESERVED_PARAMETERS = ROUTING_PARAMETERS | NUMBER_PARAMETERS
 MAX_EXTRA_PARAMETERS = MAX_EXTRA_FACTS
 MAX_PARAMETER_VALUE_CHARS = MAX_FACT_VALUE_CHARS
 MAX_INLINE_TWIML_CHARS = 4000
+# What a dry run shows for an agent name or organization nobody has set yet.
+AGENT_PLACEHOLDER = "{AGENT}"
+ORG_PLACEHOLDER = "{PIPECAT_ORG}"
 
 _PARAMETER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
@@ -43,8 +46,9 @@ class TwimlError(ValueError):
 
 @dataclass(frozen=True)
 class DeployConfig:
-    """What pcc-deploy.toml says about the deployed agent (all None without the file)."""
+    """What pcc-deploy.toml (at ``path``) says about the deployed agent; None without the file."""
 
+    path: Path
     agent_name: str | None = None
     region: str | None = None
     max_agents: int | None = None
@@ -95,12 +99,13 @@ def read_deploy_config(path: Path, *, required: bool = False) -> DeployConfig:
     except FileNotFoundError:
         if required:
             raise TwimlError(f"{path} does not exist") from None
-        return DeployConfig()
+        return DeployConfig(path)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise TwimlError(f"cannot read {path}: {exc}") from None
     scaling = data.get("scaling", {})
     max_agents = scaling.get("max_agents") if isinstance(scaling, dict) else None
     return DeployConfig(
+        path,
         agent_name=_text_or_none(data.get("agent_name")),
         region=_text_or_none(data.get("region")),
         max_agents=max_agents if isinstance(max_agents, int) and max_agents > 0 else None,
@@ -133,28 +138,37 @@ def cloud_target(
     org: str | None,
     deploy: DeployConfig,
     env: Mapping[str, str],
-    config_path: Path,
+    missing: list[str],
 ) -> StreamTarget:
-    """The Pipecat Cloud agent to stream to: options first, then pcc-deploy.toml and env."""
+    """The Pipecat Cloud agent to stream to: options first, then pcc-deploy.toml and env.
+
+    An agent name or organization set nowhere is added to ``missing`` (saying how to
+    set it) and stands as a placeholder, {AGENT} or {PIPECAT_ORG}, rather than raising:
+    a dry run can then show what it would send, and a real run name everything
+    missing at once. Values that are set but wrong raise TwimlError.
+    """
     if region is None and deploy.region:
-        check_region(deploy.region, source=f"region in {config_path}")
+        check_region(deploy.region, source=f"region in {deploy.path}")
     region = region or deploy.region or DEFAULT_REGION
     check_region(region)
     agent = agent if agent is not None else deploy.agent_name
+    org = org if org is not None else default_organization(env)
     if not agent:
-        raise TwimlError(
-            f"no agent name: pass --agent NAME (or set agent_name in {config_path}, "
+        missing.append(
+            f"no agent name: pass --agent NAME (or set agent_name in {deploy.path}, "
             "which `pipecat cloud deploy` uses)"
         )
-    org = org if org is not None else default_organization(env)
+    else:
+        _check_name_part(agent, what="agent name")
     if not org:
-        raise TwimlError(
+        missing.append(
             "no organization: pass --org ORG or set PIPECAT_ORG "
             "(`pipecat cloud organizations list` shows its name)"
         )
-    _check_name_part(agent, what="agent name")
-    _check_name_part(org, what="organization")
-    return StreamTarget(url=stream_url(region), service_host=f"{agent}.{org}", region=region)
+    else:
+        _check_name_part(org, what="organization")
+    service_host = f"{agent or AGENT_PLACEHOLDER}.{org or ORG_PLACEHOLDER}"
+    return StreamTarget(url=stream_url(region), service_host=service_host, region=region)
 
 
 def local_target(url: str) -> StreamTarget:

@@ -100,7 +100,10 @@ def test_bad_numbers_and_urls_are_named():
     lines = str(error.value).splitlines()
     assert any("SILENCE_TIMEOUT_SECS must be a number" in line for line in lines)
     assert any("DEEPGRAM_BASE_URL must start with" in line for line in lines)
-    assert any("TWILIO_PHONE_NUMBER must be E.164" in line for line in lines)
+    assert (
+        "TWILIO_PHONE_NUMBER has no country code: start it with + and the country code, "
+        "e.g. +1 415 555 0123" in lines
+    )
 
 
 def test_twilio_credentials_missing_is_not_an_error_but_is_reported():
@@ -172,7 +175,7 @@ def test_transfer_number_must_be_e164_and_flags_must_be_booleans():
     }
     with pytest.raises(ConfigError) as error:
         BotSettings.from_env(env)
-    assert "TRANSFER_NUMBER must be E.164" in str(error.value)
+    assert "TRANSFER_NUMBER has no country code" in str(error.value)
     assert "RECORD_CALLS must be true or false" in str(error.value)
 
 
@@ -187,3 +190,16 @@ def test_the_turn_taking_times_are_read_and_bounded():
     assert settings.speech_start_secs == 0.25
     with pytest.raises(ConfigError, match="SPEECH_START_SECS must be a number of seconds"):
         BotSettings.from_env(SERVICE_KEYS | {"SPEECH_START_SECS": "fast"})
+
+
+def test_phone_numbers_are_read_as_people_write_them_and_kept_as_e164():
+    env = {
+        **SERVICE_KEYS,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": "token",
+        "TWILIO_PHONE_NUMBER": "+1 (415) 555-0999",
+        "TRANSFER_NUMBER": "0044 (0)20 7946 0018",
+    }
+    settings = BotSettings.from_env(env)
+    assert settings.twilio.phone_number == "+14155550999"
+    assert settings.transfer_number == "+442079460018"

@@ -3,15 +3,16 @@
 import os
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
+from operator_tools import render_twiml
 from operator_tools.twiml import REGIONS
-from scripts import render_twiml
+from testkit.operator_scripts import REPO, stream_of
 
-REPO = Path(__file__).resolve().parents[1]
+pytest_plugins = ["testkit.operator_fixtures"]
+pytestmark = pytest.mark.usefixtures("operator_env")
+
 SCRIPT = REPO / "scripts" / "render_twiml.py"
 STREAM_URLS = {
     "us-west": "wss://api.pipecat.daily.co/ws/twilio",
@@ -21,34 +22,10 @@ STREAM_URLS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    """No deploy config, organization, login or secret unless a test sets one."""
-    for name in list(os.environ):
-        if name.startswith(("PIPECAT_", "TWILIO_")) or name == "STREAM_SECRET":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PYTHON_DOTENV_DISABLED", "1")
-    monkeypatch.setenv("PIPECAT_CONFIG_PATH", str(tmp_path / "no-login.toml"))
-    monkeypatch.chdir(tmp_path)
-
-
 def render(capsys, *argv: str) -> tuple[int, str, str]:
     code = render_twiml.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def stream_of(twiml: str) -> tuple[str, dict[str, str]]:
-    """The Stream URL and Parameters of a Bin, checking nothing but <Connect> is in it."""
-    response = ET.fromstring(twiml)
-    assert response.tag == "Response"
-    assert [child.tag for child in response] == ["Connect"]
-    streams = list(response[0])
-    assert [stream.tag for stream in streams] == ["Stream"]
-    parameters = [(p.get("name"), p.get("value")) for p in streams[0]]
-    names = [name for name, _ in parameters]
-    assert len(names) == len(set(names)), f"duplicate parameters: {names}"
-    return streams[0].get("url"), dict(parameters)
 
 
 @pytest.mark.parametrize("region", REGIONS)
@@ -124,8 +101,8 @@ def test_stream_secret_and_extra_parameters_are_added_and_escaped(capsys, monkey
     }
 
 
-def test_local_variant_streams_to_the_runner_without_a_service_host(capsys):
-    code, out, _ = render(capsys, "--local", "wss://abc123.ngrok.app/ws")
+def test_url_streams_to_your_own_runner_without_a_service_host(capsys):
+    code, out, _ = render(capsys, "--url", "wss://abc123.ngrok.app/ws")
     assert code == 0
     url, parameters = stream_of(out)
     assert url == "wss://abc123.ngrok.app/ws"
@@ -168,25 +145,33 @@ def test_checked_in_templates_are_what_the_script_renders(capsys, tmp_path):
     ("argv", "expected"),
     [
         (["--region", "mars"], "unknown Pipecat Cloud region 'mars' (--region): choose us-west"),
-        (["--agent", ""], "no agent name: pass --agent NAME"),
+        (["--agent", "", "--org", "a"], "no agent name: pass --agent NAME"),
         (["--agent", "bot"], "no organization: pass --org ORG or set PIPECAT_ORG"),
         (["--param", "customer_id"], "--param customer_id: write it as NAME=VALUE"),
         (["--param", "_pipecatCloudServiceHost=x.y"], "is set by the script itself"),
         (["--param", "_secret=1"], "names starting with '_' are reserved for Pipecat Cloud"),
         (["--all-regions"], "--all-regions writes one file per region: add --out DIR"),
-        (["--local", "https://host/ws"], "is not a websocket URL Twilio accepts"),
+        (["--url", "https://host/ws"], "is not a websocket URL Twilio accepts"),
+        (["--url", "wss://host/ws", "--all-regions"], "--url streams to your own runner"),
     ],
 )
 def test_each_mistake_is_one_line_naming_it_with_exit_code_2(capsys, argv, expected):
-    args = (
-        argv if "--agent" in argv or "--local" in argv else ["--agent", "bot", "--org", "a", *argv]
-    )
+    args = argv if "--agent" in argv or "--url" in argv else ["--agent", "bot", "--org", "a", *argv]
     code, out, err = render(capsys, *args)
     assert code == 2
     assert out == ""
     assert err.count("\n") == 1
     assert err.startswith("render_twiml.py: error: ")
     assert expected in err
+
+
+def test_an_agent_name_and_organization_both_missing_are_named_at_once(capsys):
+    code, out, err = render(capsys)
+    assert (code, out) == (2, "")
+    lines = err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("render_twiml.py: error: no agent name: pass --agent NAME")
+    assert lines[1].startswith("render_twiml.py: error: no organization: pass --org ORG")
 
 
 def test_a_broken_deploy_config_is_named_instead_of_ignored(capsys, tmp_path):
