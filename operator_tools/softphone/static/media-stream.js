@@ -14,11 +14,26 @@ function base64(bytes) {
   return btoa(text);
 }
 
-function unbase64(text) {
-  const raw = atob(text);
+// The mu-law bytes of a media payload, or null when it is not base64.
+function decodePayload(text) {
+  if (typeof text !== "string") return null;
+  let raw;
+  try {
+    raw = atob(text);
+  } catch {
+    return null;
+  }
   const bytes = new Uint8Array(raw.length);
   for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
   return bytes;
+}
+
+function parse(data) {
+  try {
+    return JSON.parse(data);
+  } catch {
+    return null;
+  }
 }
 
 // Close codes that say why the bot ended the stream (see bot.py).
@@ -31,7 +46,8 @@ const CLOSE_REASONS = {
 
 // One call: `connected` and `start`, then a `media` message per 20 ms frame, `dtmf` per key and
 // `stop` on hang-up; bot `media`, `mark` and `clear` go to the handlers. The handlers are
-// onOpen(), onAudio(muLawBytes), onMark(name), onClear(), onEnd({by, code, reason}).
+// onOpen(), onAudio(muLawBytes), onMark(name), onClear(), onInvalid(what) for a message Twilio
+// would reject, and onEnd({by, code, reason}) once.
 export class MediaStream {
   constructor({ url, accountSid, parameters, handlers }) {
     this.url = url;
@@ -126,24 +142,21 @@ export class MediaStream {
   }
 
   receive(data) {
-    let message;
-    try {
-      message = JSON.parse(data);
-    } catch {
-      this.handlers.onInvalid(String(data).slice(0, 80));
-      return;
-    }
-    if (message.streamSid !== this.streamSid) {
-      this.handlers.onInvalid(`${message.event} for another stream (${message.streamSid})`);
-    } else if (message.event === "media") {
-      this.handlers.onAudio(unbase64(message.media.payload));
-    } else if (message.event === "mark") {
-      this.handlers.onMark(message.mark.name);
-    } else if (message.event === "clear") {
-      this.handlers.onClear();
-    } else {
+    const message = parse(data);
+    const event = message?.event;
+    if (!["media", "mark", "clear"].includes(event)) {
       // Twilio rejects anything else (error 31951); the page shows it instead.
       this.handlers.onInvalid(String(data).slice(0, 80));
+    } else if (message.streamSid !== this.streamSid) {
+      this.handlers.onInvalid(`${event} for another stream (${message.streamSid})`);
+    } else if (event === "media") {
+      const audio = decodePayload(message.media?.payload);
+      if (audio) this.handlers.onAudio(audio);
+      else this.handlers.onInvalid(`media without a base64 payload: ${String(data).slice(0, 80)}`);
+    } else if (event === "mark") {
+      this.handlers.onMark(String(message.mark?.name));
+    } else {
+      this.handlers.onClear();
     }
   }
 

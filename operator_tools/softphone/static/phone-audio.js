@@ -52,11 +52,10 @@ class PhoneAudio {
     this.queued = 0; // position after the last queued sample (8 kHz samples)
   }
 
-  // Queues bot audio; returns the position its last sample will have once played.
+  // Queues bot audio; `queued` is then the position the speaker reaches once it has played.
   play(muLaw) {
     this.queued += muLaw.length;
     this.playback.port.postMessage(muLaw, [muLaw.buffer]);
-    return this.queued;
   }
 
   clear() {

@@ -6,7 +6,7 @@ import { openPhoneAudio } from "./phone-audio.js";
 import { SpeechDetector } from "./speech-detector.js";
 
 const SPEECH_EXPONENT = 3; // mu-law segment 3 and up: louder than about -31 dBFS
-const BURST_GAP_MS = 300;
+const BURST_GAP_MS = 150;
 
 // Bot audio with speech in it, not silence padding.
 function hasSpeech(muLaw) {
@@ -34,15 +34,16 @@ export class PhoneCall {
       },
     });
     this.detector = new SpeechDetector({
-      onUtterance: (at) => (this.utterance = { startedAt: at, replied: false }),
+      onUtterance: (at) => (this.utteranceAt = at),
       onTurnEnd: (from, to) => report.log("caller", `you spoke for ${seconds(to - from)}`),
     });
     this.pendingMarks = []; // {name, position}: echoed once the speaker reaches position
-    this.utterance = null; // the caller's latest: {startedAt, replied}
-    this.clears = []; // {at, utterance} of each clear the speaker has not answered yet
+    this.utteranceAt = null; // when the caller last began to speak after a pause
+    this.clears = []; // {at, utteranceAt} of each clear the speaker has not answered yet
     this.startedAt = null;
     this.heardGreeting = false;
     this.lastSpeechAt = -Infinity; // arrival of the last bot audio with speech in it
+    this.burstAt = -Infinity; // arrival of the first audio of the bot's latest burst of speech
     this.done = 0; // the speaker's position: bot samples played or dropped
   }
 
@@ -77,14 +78,14 @@ export class PhoneCall {
   opened() {
     this.startedAt = performance.now();
     this.report.log("call", `connected: callSid ${this.stream.callSid}, streamSid ${this.stream.streamSid}`);
-    this.report.state({ phase: "in call", startedAt: this.startedAt });
+    this.report.state({ phase: "in call" });
   }
 
   micFrame(frame, level) {
     this.report.level(level);
     if (!this.stream.opened || this.stream.ended) return;
     this.stream.sendAudio(frame);
-    this.detector.frame(level, performance.now() - 20);
+    this.detector.frame(level, performance.now());
     this.report.state({ callerSpeaking: this.detector.speaking });
   }
 
@@ -98,14 +99,17 @@ export class PhoneCall {
       this.report.log("bot", `bot audio ${seconds(now - this.startedAt)} after the stream started`);
       this.report.state({ greeting: now - this.startedAt });
     }
-    // A reply starts a new burst of bot speech once the caller has stopped, not the tail of
-    // audio the bot was already sending while they spoke.
-    const said = this.utterance;
-    const newBurst = this.lastSpeechAt < said?.startedAt || now - this.lastSpeechAt > BURST_GAP_MS;
+    // A reply is a new burst of bot speech (the bot paces its audio in real time, so a
+    // reply's messages come without gaps) after the caller last paused, if the caller spoke
+    // since the previous burst began. The bot may answer a pause while the caller goes on.
+    const newBurst = now - this.lastSpeechAt > BURST_GAP_MS;
     this.lastSpeechAt = now;
-    if (said && !said.replied && newBurst && !this.detector.talking) {
-      said.replied = true;
-      const latency = now - this.detector.lastLoudAt;
+    if (!newBurst) return;
+    const pausedAt = this.detector.lastEndAt;
+    const spokeSince = pausedAt !== null && pausedAt > this.burstAt;
+    this.burstAt = now;
+    if (spokeSince) {
+      const latency = now - pausedAt;
       this.report.log("reply", `bot replied ${seconds(latency)} after you stopped speaking`);
       this.report.state({ latency });
     }
@@ -127,7 +131,7 @@ export class PhoneCall {
   }
 
   clear() {
-    this.clears.push({ at: performance.now(), utterance: this.utterance });
+    this.clears.push({ at: performance.now(), utteranceAt: this.utteranceAt });
     this.audio.clear();
     const dropped = this.pendingMarks;
     this.pendingMarks = [];
@@ -145,14 +149,15 @@ export class PhoneCall {
 
   // The speaker's answer to a `clear`: how much unplayed bot audio it dropped.
   cleared(samples) {
-    const { at, utterance } = this.clears.shift();
+    const { at, utteranceAt } = this.clears.shift();
     if (samples === 0) {
       this.report.log("clear", "clear: nothing was playing");
       return;
     }
-    const after = utterance ? ` ${seconds(at - utterance.startedAt)} after you started speaking` : "";
-    this.report.log("barge-in", `barge-in: the bot stopped${after}; ${seconds(samples / 8)} of its audio dropped`);
-    this.report.state({ bargeIn: utterance ? at - utterance.startedAt : null });
+    const after = utteranceAt ? ` ${seconds(at - utteranceAt)} after you started speaking` : "";
+    const dropped = `${seconds(samples / 8)} of queued audio dropped`;
+    this.report.log("barge-in", `barge-in: the bot stopped${after} (${dropped})`);
+    this.report.state({ bargeIn: utteranceAt ? at - utteranceAt : null });
   }
 
   async end(ending) {

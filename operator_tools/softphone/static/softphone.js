@@ -8,6 +8,7 @@ const $ = (id) => document.getElementById(id);
 let settings; // from the server: /api/config
 let mode = "local";
 let cloudTarget = null; // {url, service_host, parameter} once the cloud fields check out
+let targetAsks = 0;
 let call = null;
 let figures = null;
 let clockTimer = null;
@@ -45,9 +46,12 @@ function setMode(next) {
 // The server works out the URL and service host with the same code as the TwiML scripts.
 async function checkCloudTarget() {
   const query = new URLSearchParams({ region: $("region").value, agent: $("agent").value, org: $("org").value });
+  const ask = ++targetAsks;
+  cloudTarget = null;
   const answer = await (await fetch(`api/target?${query}`)).json();
+  if (ask !== targetAsks) return; // the fields changed again while this answer was on its way
   cloudTarget = answer.error ? null : answer;
-  $("cloud-target").textContent = answer.error ?? `${answer.url} with ${answer.parameter}=${answer.service_host}`;
+  $("cloud-target").textContent = answer.error ?? `${answer.url}\n${answer.parameter} = ${answer.service_host}`;
   $("cloud-target").classList.toggle("error", Boolean(answer.error));
 }
 
