@@ -3,19 +3,21 @@
 import asyncio
 import base64
 import json
+import math
 import re
 import statistics
 import sys
 import time
 
 import aiohttp
+import numpy as np
 import pytest
 
 from operator_tools.softphone.server import FROM_NUMBER, TO_NUMBER
 from testkit.bot_server import REPO
 from testkit.caller_audio import caller_line
 from testkit.fakes import Reply
-from testkit.simulated_caller import FRAME_BYTES, TEST_ACCOUNT_SID
+from testkit.simulated_caller import FRAME_BYTES, SAMPLE_RATE, TEST_ACCOUNT_SID, ulaw_to_pcm16
 from testkit.softphone_browser import (
     CHROMIUM,
     SoftphonePage,
@@ -215,6 +217,45 @@ async def test_blocked_microphone_is_explained_and_no_stream_opens(softphone_url
         await page.wait_until_ended(timeout_secs=10)
         assert (await page.text("#problem")).startswith("microphone blocked: allow it")
     assert page.sent == []
+
+
+# The page's own capture processor, fed a pure tone in an offline audio graph (no microphone
+# processing in the way); it returns the 8 kHz mu-law frames the page would send.
+CAPTURE_A_TONE = """async ([rate, hz]) => {
+  const context = new OfflineAudioContext(1, rate, rate);
+  await context.audioWorklet.addModule("phone-worklets.js");
+  const capture = new AudioWorkletNode(context, "phone-capture", { numberOfOutputs: 0 });
+  const frames = [];
+  capture.port.onmessage = ({ data }) => frames.push(Array.from(data.frame));
+  const tone = new OscillatorNode(context, { frequency: hz });
+  tone.connect(capture);
+  tone.start();
+  await context.startRendering();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  return frames;
+}"""
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+async def test_microphone_is_low_passed_before_it_goes_down_to_8_khz(softphone_url, rate, tmp_path):
+    """Above 4 kHz, plain decimation would fold a 6 kHz whistle back as a loud 2 kHz tone."""
+    mic = write_caller_wav(tmp_path / "mic.wav", [1.0])
+    async with chromium(microphone=mic) as browser:
+        page = await SoftphonePage.open(browser, softphone_url)
+        heard = {}
+        for hz in (1000, 6000):
+            frames = await page.page.evaluate(CAPTURE_A_TONE, [rate, hz])
+            pcm = np.frombuffer(ulaw_to_pcm16(bytes(sum(frames, []))), dtype=np.int16)
+            heard[hz] = pcm[FRAME_BYTES * 5 :].astype(np.float64) / 32768  # past the start-up
+    assert len(heard[1000]) > 0.8 * SAMPLE_RATE
+    spectrum = np.abs(np.fft.rfft(heard[1000]))
+    assert round(np.argmax(spectrum) * SAMPLE_RATE / len(heard[1000])) == 1000
+    assert rms_db(heard[1000]) > -4  # a full-scale sine is -3 dBFS
+    assert rms_db(heard[6000]) < -60
+
+
+def rms_db(samples: np.ndarray) -> float:
+    return 20 * math.log10(max(float(np.sqrt(np.mean(samples**2))), 1e-9))
 
 
 async def test_cloud_call_goes_to_the_regional_endpoint_with_the_service_host(
