@@ -19,7 +19,8 @@ from testkit.caller_audio import AUDIO
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; .ci/run installs it
 SAMPLE_RATE = 8000
-# Chromium's defaults that reach out to the network or a GPU, switched off; a fresh profile.
+# Chromium's defaults that reach out to the network or use a GPU, switched off (chromium() adds
+# a fresh profile and the fake microphone).
 FLAGS = [
     "--headless",
     "--no-sandbox",
