@@ -30,10 +30,11 @@ from bot_runtime import turn_taking
 from bot_runtime.call_ending import CallEnding, MuteWhileEnding
 from bot_runtime.call_facts import CallFacts
 from bot_runtime.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.prompts import PromptPlayer
 from bot_runtime.services import build_llm, build_stt, build_tts
 from bot_runtime.settings import BotSettings, TwilioSettings
-from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE, GuardedTwilioSerializer, StreamStart
+from bot_runtime.twilio_stream import GuardedTwilioSerializer, StreamStart
 
 KEYPAD_INSTRUCTION = (
     f"Key presses on the caller's phone keypad reach you as messages starting with "

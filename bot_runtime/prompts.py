@@ -12,7 +12,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
 

@@ -11,9 +11,9 @@ from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
 from bot_runtime import turn_taking
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.settings import LOCAL, BotSettings
 from bot_runtime.shared_clients import SharedClientOpenAILLMService, warm_up_openai_sdk
-from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
 
 
 def prepare_services(settings: BotSettings) -> None:

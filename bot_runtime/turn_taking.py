@@ -29,7 +29,7 @@ from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from threadpoolctl import threadpool_limits
 
-from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 
 SILERO_MODEL = files("pipecat.audio.vad.data") / "silero_vad.onnx"
 SMART_TURN_MODEL = files("pipecat.audio.turn.smart_turn.data") / "smart-turn-v3.2-cpu.onnx"

@@ -15,8 +15,8 @@ from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
-# Twilio Media Streams carry the caller's and the bot's audio as 8 kHz mono mu-law.
-PHONE_SAMPLE_RATE = 8000
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE
+
 # Twilio's own messages are a few hundred bytes (a 20 ms media message is about 300);
 # anything far larger is not Twilio and is dropped unread.
 MAX_MESSAGE_BYTES = 64 * 1024

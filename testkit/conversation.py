@@ -12,7 +12,7 @@ import wave
 from pathlib import Path
 from types import ModuleType
 
-from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from testkit.call_log import CallLog
 from testkit.caller_audio import Line
 from testkit.phone_audio import pcm16_bytes, stereo_to_mono

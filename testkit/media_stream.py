@@ -6,7 +6,7 @@ import json
 import secrets
 from typing import Any
 
-from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from testkit.phone_audio import MEDIA_FRAME_SECS
 
 # Looks like an account SID but cannot be mistaken for a real one ("7e57ca11" reads "test call").

@@ -4,7 +4,7 @@ import warnings
 import wave
 from pathlib import Path
 
-from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 
 with warnings.catch_warnings():
     # Deprecated on 3.11-3.12; on 3.13+ pipecat installs audioop-lts under the same name.

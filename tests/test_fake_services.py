@@ -14,7 +14,7 @@ from deepgram.listen.v1.types import ListenV1Metadata, ListenV1Results
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from testkit.caller_audio import AUDIO
 from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Reply, ToolCall
 from testkit.phone_audio import pcm16_bytes, read_wav_8k

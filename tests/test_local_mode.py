@@ -9,8 +9,8 @@ import wave
 import pytest
 
 from bot_runtime import local_models
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.settings import DEFAULT_GREETING
-from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
 from testkit import local_speech
 from testkit.bot_server import REPO, BotServer, free_port, start_bot_server
 from testkit.caller_audio import AUDIO, caller_line

@@ -10,7 +10,7 @@ import wave
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from bot_runtime.twilio_stream import PHONE_SAMPLE_RATE
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from testkit.caller_audio import AUDIO
 from testkit.phone_audio import (
     MEDIA_FRAME_BYTES,

@@ -1,0 +1,5 @@
+"""What a phone line carries: Twilio Media Streams' audio format (no heavy imports, for all)."""
+
+# Twilio Media Streams carry the caller's and the bot's audio as 8 kHz mono mu-law, and the
+# bot keeps every stage at this rate (resampling 20 ms chunks makes phone audio choppy).
+PHONE_SAMPLE_RATE = 8000
