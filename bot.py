@@ -17,9 +17,8 @@ from bot_runtime.call_control import look_up_numbers
 from bot_runtime.call_facts import CallFacts
 from bot_runtime.logs import configure_logging
 from bot_runtime.phone_call import PhoneCall
-from bot_runtime.prompts import load_prompts
-from bot_runtime.services import prepare_services
 from bot_runtime.settings import BotSettings, ConfigError, secrets_of
+from bot_runtime.startup import prepare
 from bot_runtime.twilio_stream import StreamRejected, read_stream_start
 
 # Locally, keys live in .env; on Pipecat Cloud they come from the secret set.
@@ -29,10 +28,7 @@ try:
 except ConfigError as error:
     raise SystemExit(f"Configuration error:\n{error}") from None
 configure_logging(secrets=secrets_of(SETTINGS))
-# Recorded prompts, local models (keyless mode) and the services' SDKs are made ready here,
-# before the first call; every call shares them.
-load_prompts()
-prepare_services(SETTINGS)
+prepare(SETTINGS)
 
 
 async def bot(runner_args: RunnerArguments) -> None:

@@ -16,6 +16,7 @@ DEFAULT_AGENT_FILE = PROJECT_ROOT / "agent.toml"
 TEXT_KEYS = ("system_prompt", "greeting", "goodbye", "silence_prompt", "voicemail_message")
 TOP_LEVEL_KEYS = (*TEXT_KEYS, "tools", "analysis")
 TOOL_KEYS = ("name", "description", "url", "method", "timeout_secs", "filler", "headers")
+ANALYSIS_KEYS = ("summary", "fields")
 PARAMETER_KEYS = ("type", "enum", "description", "required")
 PARAMETER_TYPES = ("string", "number", "integer", "boolean")
 # The call-control tools the bot offers itself.
@@ -48,6 +49,16 @@ class HttpToolSpec:
 
 
 @dataclass(frozen=True)
+class AnalysisSpec:
+    """The [analysis] section: what the LLM fills in from the transcript after each call."""
+
+    # The instruction for the summary ("In two sentences: ..."); None for no summary.
+    summary: str | None
+    # A JSON schema per field, as for tool parameters.
+    fields: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
 class AgentFile:
     """What an agent file says; empty when there is none."""
 
@@ -56,7 +67,7 @@ class AgentFile:
     tools: tuple[HttpToolSpec, ...] = ()
     # The @tool functions of agent_tools.py beside the file (see python_tools.py).
     python_tools: tuple[Any, ...] = ()
-    analysis: Mapping[str, Any] | None = None
+    analysis: AnalysisSpec | None = None
 
 
 def read_agent_file(
@@ -80,10 +91,7 @@ def read_agent_file(
     checker.unknown_keys(data, TOP_LEVEL_KEYS, where="")
     texts = {key: value for key in TEXT_KEYS if (value := checker.text(data, key, where=""))}
     tools = tuple(checker.tools(data.get("tools", [])))
-    analysis = data.get("analysis")
-    if analysis is not None and not isinstance(analysis, dict):
-        checker.problem("", "'analysis' must be a table ([analysis])")
-        analysis = None
+    analysis = checker.analysis(data["analysis"]) if "analysis" in data else None
     return AgentFile(path=path, texts=texts, tools=tools, analysis=analysis)
 
 
@@ -204,6 +212,27 @@ class _Checker:
             return self.env[name]
 
         return _ENV_REFERENCE.sub(fill, value)
+
+    def analysis(self, table: Any) -> AnalysisSpec | None:
+        if not isinstance(table, dict):
+            self.problem("", "'analysis' must be a table ([analysis])")
+            return None
+        self.unknown_keys(table, ANALYSIS_KEYS, where="analysis")
+        fields = table.get("fields", {})
+        if not isinstance(fields, dict) or not all(isinstance(f, dict) for f in fields.values()):
+            self.problem("analysis", "'fields' must be tables ([analysis.fields.NAME])")
+            fields = {}
+        summary = self.text(table, "summary", where="analysis")
+        if summary is None and not fields:
+            self.problem("analysis", "give a 'summary' instruction, fields, or both")
+        schemas = {}
+        for name, spec in fields.items():
+            at = f"analysis field {name}"
+            if not _PARAMETER_NAME.fullmatch(name):
+                self.problem(at, "a name must be a letter or '_', then letters, digits or '_'")
+            self.unknown_keys(spec, ("type", "enum", "description"), where=at)
+            schemas[name] = self.parameter_schema(spec, where=at)
+        return AnalysisSpec(summary=summary, fields=schemas)
 
     def parameters(self, parameters: Any, *, where: str) -> tuple[dict[str, Any], tuple[str, ...]]:
         if not isinstance(parameters, dict):

@@ -10,17 +10,26 @@ from bot_runtime.twilio_rest import REST_ERRORS, describe_rest_error, twilio_cli
 from bot_runtime.twilio_settings import TwilioSettings
 
 
-def dial_twiml(number: str) -> str:
-    """TwiML that connects the caller to ``number`` (built with the SDK, so it is escaped)."""
+def dial_twiml(number: str, *, whisper_url: str | None = None) -> str:
+    """TwiML that connects the caller to ``number`` (built with the SDK, so it is escaped).
+
+    With ``whisper_url``, Twilio plays the TwiML found there to whoever answers
+    before connecting them (a "whisper"), while the caller hears it ring.
+    """
     response = VoiceResponse()
-    response.dial(number)
+    if whisper_url is None:
+        response.dial(number)
+    else:
+        response.dial().number(number, url=whisper_url)
     return str(response)
 
 
-async def redirect_to(settings: TwilioSettings, call_sid: str, *, number: str) -> None:
+async def redirect_to(
+    settings: TwilioSettings, call_sid: str, *, number: str, whisper_url: str | None = None
+) -> None:
     """Redirect the live call to ``number``; Twilio then ends this call's media stream."""
     async with twilio_client(settings) as client:
-        await client.calls(call_sid).update_async(twiml=dial_twiml(number))
+        await client.calls(call_sid).update_async(twiml=dial_twiml(number, whisper_url=whisper_url))
 
 
 async def start_recording(

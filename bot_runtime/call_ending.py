@@ -1,8 +1,34 @@
 """How a call ends: one latch, owned by the call, taken by the first way of ending it."""
 
+from enum import StrEnum
+
 from loguru import logger
 from pipecat.frames.frames import Frame
 from pipecat.turns.user_mute.base_user_mute_strategy import BaseUserMuteStrategy
+
+
+class EndedReason(StrEnum):
+    """Why a call ended, as the call record names it."""
+
+    CALLER_HUNG_UP = "caller_hung_up"
+    END_CALL = "end_call"
+    TRANSFER = "transfer"
+    VOICEMAIL = "voicemail"
+    SILENCE = "silence"
+    MAX_DURATION = "max_duration"
+    SERVICE_FAILURE = "service_failure"
+
+
+# How each reason reads in the log and the call summary; {detail} says more where there is more.
+_DESCRIPTIONS = {
+    EndedReason.CALLER_HUNG_UP: "caller hung up",
+    EndedReason.END_CALL: "end_call tool",
+    EndedReason.TRANSFER: "transferred ({detail})",
+    EndedReason.VOICEMAIL: "left a voicemail",
+    EndedReason.SILENCE: "caller silent",
+    EndedReason.MAX_DURATION: "maximum duration {detail}",
+    EndedReason.SERVICE_FAILURE: "service failure ({detail})",
+}
 
 
 class CallEnding:
@@ -14,18 +40,26 @@ class CallEnding:
     """
 
     def __init__(self) -> None:
-        self.reason: str | None = None
+        self.reason: EndedReason | None = None
+        self.detail: str | None = None
 
     @property
     def begun(self) -> bool:
         return self.reason is not None
 
-    def begin(self, reason: str) -> bool:
-        """Take the latch for ``reason``; False if the call was already ending."""
+    @property
+    def description(self) -> str | None:
+        """The ending in words, e.g. "transferred (keypad 0)"; None while the call goes on."""
+        if self.reason is None:
+            return None
+        return _DESCRIPTIONS[self.reason].format(detail=self.detail)
+
+    def begin(self, reason: EndedReason, detail: str | None = None) -> bool:
+        """Take the latch; False if the call was already ending."""
         if self.reason is not None:
             return False
-        self.reason = reason
-        logger.info(f"Ending call: {reason}")
+        self.reason, self.detail = reason, detail
+        logger.info(f"Ending call: {self.description}")
         return True
 
 

@@ -68,6 +68,7 @@ def build_call_pipeline(
     tools: ToolsSchema,
     ending: CallEnding,
     on_transfer_key: Callable[[], Awaitable[None]],
+    on_key: Callable[[str], None],
 ) -> CallPipeline:
     """Build the call's processors and worker; services connect when the worker starts."""
     serializer = build_serializer(start, settings.twilio)
@@ -84,7 +85,7 @@ def build_call_pipeline(
             transport.input(),
             stt,
             *([voicemail.detector()] if voicemail else []),
-            TransferKey(on_transfer_key),
+            TransferKey(on_transfer_key, on_key=on_key),
             keypad_to_text(),
             user_turns,
             turn_taking.CallerAudioEnd(),

@@ -1,24 +1,63 @@
-"""What happened on one call: the per-turn lines and the closing summary."""
+"""What happened on one call: the log's per-turn lines and summary, and the call record document."""
 
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loguru import logger
 
+from bot_runtime.call_ending import CallEnding
+from bot_runtime.call_facts import CallInfo
+
 
 @dataclass
 class CallRecord:
-    """What happened on one call, for the per-turn lines and the closing summary."""
+    """Everything the call produced, kept as it happens and sent as one document at the end.
 
-    call_sid: str
-    started_at: float = field(default_factory=time.monotonic)
+    The transcript holds what was said in order; an agent turn the caller cut off
+    holds only the words the caller heard (pipecat's assistant aggregator keeps
+    the words of the audio played before the interruption).
+    """
+
+    info: CallInfo
+    stream_sid: str
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_monotonic: float = field(default_factory=time.monotonic)
     greeting_latency_secs: float | None = None
     turn_latencies_secs: list[float] = field(default_factory=list)
     recording_sid: str | None = None
     answered_by: str | None = None
+    transfer_to: str | None = None
+    transfer_summary: str | None = None
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    keypad: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def call_sid(self) -> str:
+        return self.info.call_sid
+
+    def learn_numbers(self, from_number: str | None, to_number: str | None) -> None:
+        """The numbers Twilio's REST API looked up, for a stream whose TwiML did not pass them."""
+        self.info = replace(self.info, from_number=from_number, to_number=to_number)
+
+    def secs_since_start(self) -> float:
+        return round(time.monotonic() - self.started_monotonic, 2)
+
+    def caller_said(self, text: str, *, at_secs: float) -> None:
+        self.transcript.append(
+            {"role": "caller", "text": text, "at_secs": at_secs, "interrupted": False}
+        )
+
+    def agent_said(self, text: str, *, at_secs: float, interrupted: bool) -> None:
+        self.transcript.append(
+            {"role": "agent", "text": text, "at_secs": at_secs, "interrupted": interrupted}
+        )
+
+    def key_pressed(self, key: str) -> None:
+        self.keypad.append({"key": key, "at_secs": self.secs_since_start()})
 
     def add_tool_call(
         self,
@@ -37,9 +76,40 @@ class CallRecord:
         self.turn_latencies_secs.append(secs)
         logger.info(f"Turn {len(self.turn_latencies_secs)} latency: {secs * 1000:.0f} ms")
 
+    def document(self, ending: CallEnding) -> dict[str, Any]:
+        """The call record as the webhook sends it (README "Call records" names every key).
+
+        Keys with nothing to say are null or empty, never missing. ``analysis`` is
+        filled in after the call, when configured.
+        """
+        info = self.info.as_json()
+        duration = time.monotonic() - self.started_monotonic
+        return {
+            "call_sid": info["call_sid"],
+            "stream_sid": self.stream_sid,
+            "direction": info["direction"],
+            "from": info["from"],
+            "to": info["to"],
+            "parameters": info["parameters"],
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.started_at + timedelta(seconds=duration)),
+            "duration_secs": round(duration, 1),
+            "ended_reason": str(ending.reason) if ending.reason else None,
+            "ended_detail": ending.detail,
+            "answered_by": self.answered_by,
+            "recording_sid": self.recording_sid,
+            "transfer_to": self.transfer_to,
+            "transfer_summary": self.transfer_summary,
+            "transcript": self.transcript,
+            "keypad": self.keypad,
+            "tool_calls": self.tool_calls,
+            "latency": self._latency(),
+            "analysis": None,
+        }
+
     def summary(self, *, ended_by: str | None) -> str:
-        """One line: duration, turns, latency p50/max and how the call ended."""
-        duration = time.monotonic() - self.started_at
+        """One log line: duration, turns, latency p50/max and how the call ended."""
+        duration = time.monotonic() - self.started_monotonic
         parts = [f"duration {duration:.1f} s", f"turns {len(self.turn_latencies_secs)}"]
         if self.greeting_latency_secs is not None:
             parts.append(f"greeting {self.greeting_latency_secs * 1000:.0f} ms")
@@ -53,3 +123,19 @@ class CallRecord:
             parts.append(f"recording {self.recording_sid}")
         parts.append(f"ended by {ended_by or 'pipeline stop'}")
         return "Call summary: " + ", ".join(parts)
+
+    def _latency(self) -> dict[str, int | None]:
+        turns = self.turn_latencies_secs
+        return {
+            "greeting_ms": _ms(self.greeting_latency_secs),
+            "turn_p50_ms": _ms(statistics.median(turns)) if turns else None,
+            "turn_max_ms": _ms(max(turns)) if turns else None,
+        }
+
+
+def _ms(secs: float | None) -> int | None:
+    return None if secs is None else round(secs * 1000)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -4,7 +4,7 @@ from pipecat.frames.frames import EndWorkerFrame
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
 
-from bot_runtime.call_ending import CallEnding
+from bot_runtime.call_ending import CallEnding, EndedReason
 from bot_runtime.playout import Playout
 from bot_runtime.prompts import Prompt
 from bot_runtime.side_tasks import SideTasks
@@ -36,9 +36,9 @@ class Endings:
         self._goodbye = goodbye
         self._tasks = tasks
 
-    def say_goodbye(self, reason: str) -> None:
+    def say_goodbye(self, reason: EndedReason, detail: str | None = None) -> None:
         """Say goodbye, and end the call once the caller has heard it."""
-        if self._ending.begin(reason):
+        if self._ending.begin(reason, detail):
             self._tasks.start(self._leave_with(self._goodbye, reason=reason))
 
     def leave_voicemail(self, message: str, *, detector: FrameProcessor) -> None:
@@ -48,25 +48,25 @@ class Endings:
         message through, and past its verdict it passes nothing from upstream, so
         the message starts from the detector itself.
         """
-        if self._ending.begin("left a voicemail"):
-            self._tasks.start(self._leave_with(message, reason="left a voicemail", via=detector))
+        if self._ending.begin(EndedReason.VOICEMAIL):
+            self._tasks.start(self._leave_with(message, reason=EndedReason.VOICEMAIL, via=detector))
 
     def fall_back(self, cause: str) -> None:
         """Play the recorded apology, then hand the caller to a person or hang up."""
-        if self._ending.begin(f"service failure ({cause})"):
+        if self._ending.begin(EndedReason.SERVICE_FAILURE, cause):
             self._tasks.start(self._apologise_and_leave())
 
     async def caller_hung_up(self) -> None:
         """Nobody is listening any more: stop at once (the serializer sends no hang-up, since
         the socket is already closed)."""
-        self._ending.begin("caller hung up")
+        self._ending.begin(EndedReason.CALLER_HUNG_UP)
         await self._worker.cancel(reason="caller hung up")
 
     async def _leave_with(
-        self, last_words: str, *, reason: str, via: FrameProcessor | None = None
+        self, last_words: str, *, reason: EndedReason, via: FrameProcessor | None = None
     ) -> None:
         await self._playout.say_last_words(last_words, via=via)
-        await self._worker.queue_frame(EndWorkerFrame(reason=reason))
+        await self._worker.queue_frame(EndWorkerFrame(reason=str(reason)))
 
     async def _apologise_and_leave(self) -> None:
         # Prompts bypass the speech services: they play when the TTS is what failed.

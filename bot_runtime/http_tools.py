@@ -2,13 +2,13 @@
 
 import asyncio
 import json
-from functools import cache
 from typing import Any
 
 import aiohttp
 
 from bot_runtime.agent_file import HttpToolSpec
 from bot_runtime.call_facts import CallInfo
+from bot_runtime.http_session import http_session
 
 # An answer is for the LLM to read aloud in a sentence or two: anything longer is a mistake
 # (an HTML page, a whole database), so it is refused rather than sent to the LLM.
@@ -19,15 +19,6 @@ class ToolFailed(Exception):
     """The tool gave no usable answer; the message says why, briefly and without secrets."""
 
 
-@cache
-def _http_session(loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession:
-    """One HTTP session per process (per event loop), shared by every call's tools."""
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300),
-        headers={"User-Agent": "pipecat-twilio-agent"},
-    )
-
-
 async def call_http_tool(spec: HttpToolSpec, arguments: dict[str, Any], call: CallInfo) -> Any:
     """Send the tool call to the business's API; its answer (JSON, or text) is the result.
 
@@ -35,7 +26,7 @@ async def call_http_tool(spec: HttpToolSpec, arguments: dict[str, Any], call: Ca
     and ``call_sid`` as query parameters. Raises ToolFailed for a timeout, a refused
     connection, a non-2xx status, or an answer too large or unreadable.
     """
-    session = _http_session(asyncio.get_running_loop())
+    session = http_session()
     if spec.method == "GET":
         query = {name: _query_value(value) for name, value in arguments.items()}
         request = session.get(

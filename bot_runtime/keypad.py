@@ -26,16 +26,21 @@ class TransferKey(FrameProcessor):
 
     "On its own" means not in the middle of a sequence (an order number may contain
     zeros): the previous key was # or came more than SEQUENCE_TIMEOUT_SECS ago.
+    Every key pressed is also reported to ``on_key`` (for the call record).
     """
 
-    def __init__(self, on_transfer: Callable[[], Awaitable[None]]):
+    def __init__(
+        self, on_transfer: Callable[[], Awaitable[None]], *, on_key: Callable[[str], None]
+    ):
         super().__init__()
         self._on_transfer = on_transfer
+        self._on_key = on_key
         self._sequence_open_until = 0.0
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, InputDTMFFrame):
+            self._on_key(frame.button.value)
             now = time.monotonic()
             in_sequence = now < self._sequence_open_until
             if frame.button == KeypadEntry.ZERO and not in_sequence:

@@ -1,21 +1,24 @@
 """One phone call: its parts put together, the pipeline's events sent to them, run to the end."""
 
 from collections.abc import Awaitable
-from dataclasses import replace
 
 from fastapi import WebSocket
 from loguru import logger
 from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
 from pipecat.frames.frames import ErrorFrame
-from pipecat.processors.aggregators.llm_response_universal import UserTurnStoppedMessage
+from pipecat.processors.aggregators.llm_response_universal import (
+    AssistantTurnStoppedMessage,
+    UserTurnStoppedMessage,
+)
 from pipecat.workers.runner import WorkerRunner
 
 from bot_runtime.business_tools import business_tool_schemas
-from bot_runtime.call_ending import CallEnding
+from bot_runtime.call_ending import CallEnding, EndedReason
 from bot_runtime.call_facts import CallFacts, CallInfo
 from bot_runtime.call_opening import CallOpening
 from bot_runtime.call_pipeline import build_call_pipeline
 from bot_runtime.call_record import CallRecord
+from bot_runtime.call_webhook import send_after_the_call, send_call_record
 from bot_runtime.endings import Endings
 from bot_runtime.no_dead_air import STT, NoDeadAir
 from bot_runtime.playout import Playout
@@ -41,17 +44,20 @@ class PhoneCall:
         self._settings = settings
         self._facts = facts
         self._silence_prompts = 0
-        self.record = CallRecord(start.call_sid)
+        self._caller_turn_at = 0.0
+        self._agent_turn_at = 0.0
+        self.record = CallRecord(
+            info=CallInfo.of(start.call_sid, facts, start.custom_parameters),
+            stream_sid=start.stream_sid,
+        )
         self.ending = CallEnding()
         self.tasks = SideTasks()
-        # What the business's tools are told about the call (the numbers may be looked up).
-        self.call_info = CallInfo.of(start.call_sid, facts, start.custom_parameters)
         tools = call_tools(
             end_call=self._say_goodbye,
             transfer_call=self._transfer if settings.transfer_number else None,
             business=business_tool_schemas(
                 [*settings.agent.tools, *settings.agent.python_tools],
-                call_info=lambda: self.call_info,
+                call_info=lambda: self.record.info,  # The numbers may be looked up later.
                 record=self.record,
             ),
         )
@@ -63,6 +69,7 @@ class PhoneCall:
             tools=tools,
             ending=self.ending,
             on_transfer_key=self._on_transfer_key,
+            on_key=self.record.key_pressed,
         )
         self._build_parts()
         self._handle_events()
@@ -72,9 +79,8 @@ class PhoneCall:
         p, settings = self.pipeline, self._settings
         self.playout = Playout(worker=p.worker, serializer=p.serializer, prompts=p.prompts)
         self.transfer = Transfer(
-            number=settings.transfer_number,
-            twilio=settings.twilio,
-            call_sid=self.record.call_sid,
+            settings=settings,
+            record=self.record,
             ending=self.ending,
             playout=self.playout,
             serializer=p.serializer,
@@ -114,7 +120,11 @@ class PhoneCall:
             await runner.run()
         finally:
             self.tasks.cancel_all()
-            logger.info(self.record.summary(ended_by=self.ending.reason))
+            logger.info(self.record.summary(ended_by=self.ending.description))
+            if self._settings.call_webhook_url:
+                send_after_the_call(
+                    send_call_record(self.record.document(self.ending), settings=self._settings)
+                )
 
     def learn_caller_numbers(self, lookup: Awaitable[tuple[str | None, str | None] | None]) -> None:
         """Tell the LLM the caller's numbers once ``lookup`` finds them, without waiting for it."""
@@ -128,6 +138,8 @@ class PhoneCall:
             (p.transport, "on_session_timeout", self._on_max_duration),
             (p.user_turns, "on_user_turn_started", self._on_caller_spoke),
             (p.user_turns, "on_user_turn_stopped", self._on_caller_turn_ended),
+            (p.assistant_turns, "on_assistant_turn_started", self._on_agent_turn_started),
+            (p.assistant_turns, "on_assistant_turn_stopped", self._on_agent_turn_ended),
             (p.user_turns, "on_user_turn_idle", self._on_caller_silent),
             (p.worker, "on_pipeline_error", self._on_pipeline_error),
             (p.latency, "on_first_bot_speech_latency", self._on_first_speech),
@@ -147,20 +159,31 @@ class PhoneCall:
         await self.opening.open()
 
     async def _on_caller_spoke(self, *_args) -> None:
+        self._caller_turn_at = self.record.secs_since_start()
         self._silence_prompts = 0
         self.no_dead_air.caller_spoke()
         self.opening.caller_spoke()
 
     async def _on_caller_turn_ended(self, _aggregator, _strategy, message: UserTurnStoppedMessage):
         if message.content:
+            self.record.caller_said(message.content, at_secs=self._caller_turn_at)
             self.no_dead_air.caller_finished_a_turn()
+
+    async def _on_agent_turn_started(self, _aggregator) -> None:
+        self._agent_turn_at = self.record.secs_since_start()
+
+    async def _on_agent_turn_ended(self, _aggregator, message: AssistantTurnStoppedMessage):
+        if message.content:
+            self.record.agent_said(
+                message.content, at_secs=self._agent_turn_at, interrupted=message.interrupted
+            )
 
     async def _on_caller_silent(self, *_args) -> None:
         self._silence_prompts += 1
         if self._silence_prompts == 1:
             await self.playout.say(self._settings.silence_prompt)
         else:
-            self.endings.say_goodbye("caller silent")
+            self.endings.say_goodbye(EndedReason.SILENCE)
 
     async def _on_first_speech(self, _observer, latency: float) -> None:
         self.record.greeting_latency_secs = latency
@@ -177,7 +200,7 @@ class PhoneCall:
         self._transfer("keypad 0")
 
     async def _on_max_duration(self, _transport, _websocket) -> None:
-        self.endings.say_goodbye(f"maximum duration {self._settings.max_call_secs:g} s")
+        self.endings.say_goodbye(EndedReason.MAX_DURATION, f"{self._settings.max_call_secs:g} s")
 
     async def _on_caller_hung_up(self, _transport, _websocket) -> None:
         await self.endings.caller_hung_up()
@@ -193,8 +216,8 @@ class PhoneCall:
 
     # --- actions the LLM's tools and the keypad ask for ---------------------------------
 
-    def _say_goodbye(self, reason: str) -> None:
-        self.endings.say_goodbye(reason)
+    def _say_goodbye(self, _detail: str) -> None:
+        self.endings.say_goodbye(EndedReason.END_CALL)
 
     def _transfer(self, reason: str) -> None:
         self.transfer.request(reason)
@@ -206,7 +229,7 @@ class PhoneCall:
         if numbers is None:
             return
         from_number, to_number = numbers
-        self.call_info = replace(self.call_info, from_number=from_number, to_number=to_number)
+        self.record.learn_numbers(from_number, to_number)
         self.pipeline.llm.append_system_instruction(
             f"Looked up for this call: caller number (From) {from_number}, "
             f"called number (To) {to_number}."

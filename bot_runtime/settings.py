@@ -12,6 +12,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
+
 from bot_runtime.agent_file import DEFAULT_AGENT_FILE, AgentFile, read_agent_file
 from bot_runtime.env_reader import SECRET, ConfigError, EnvReader, secrets_of
 from bot_runtime.python_tools import load_python_tools
@@ -87,6 +89,9 @@ class BotSettings:
     record_calls: bool
     recording_notice: bool
     recording_status_callback: str | None
+    transfer_whisper_url: str | None
+    call_webhook_url: str | None
+    call_webhook_secret: str | None = field(metadata=SECRET)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "BotSettings":
@@ -101,6 +106,7 @@ class BotSettings:
             agent=agent,
             **_read_conversation(reader, agent=agent, local_llm=services["llm_provider"] == LOCAL),
             **_read_call_control(reader),
+            **_read_call_records(reader),
         )
         _check_call_control(settings, reader.problems)
         reader.raise_if_problems()
@@ -197,7 +203,34 @@ def _read_call_control(reader: EnvReader) -> dict[str, Any]:
         "record_calls": reader.flag("RECORD_CALLS", False),
         "recording_notice": reader.flag("RECORDING_NOTICE", True),
         "recording_status_callback": reader.url("RECORDING_STATUS_CALLBACK", ("https:", "http:")),
+        "transfer_whisper_url": reader.url("TRANSFER_WHISPER_URL", ("https:", "http:")),
     }
+
+
+def _read_call_records(reader: EnvReader) -> dict[str, Any]:
+    """Where each call's record goes, and the secret it is signed with (Standard Webhooks)."""
+    url = reader.url("CALL_WEBHOOK_URL", ("https:", "http:"))
+    secret = reader.text("CALL_WEBHOOK_SECRET")
+    if url and not secret:
+        reader.problems.append(
+            "CALL_WEBHOOK_URL needs CALL_WEBHOOK_SECRET to sign the records (whsec_ and base64, "
+            "e.g. from: python -c \"import base64,os;print('whsec_'+base64.b64encode("
+            'os.urandom(24)).decode())")'
+        )
+    elif secret and not _signing_secret(secret):
+        reader.problems.append(
+            "CALL_WEBHOOK_SECRET must be 'whsec_' then base64 (Standard Webhooks' format)"
+        )
+    return {"call_webhook_url": url, "call_webhook_secret": secret}
+
+
+def _signing_secret(secret: str) -> bool:
+    """Whether ``secret`` is a signing key Standard Webhooks' library accepts."""
+    try:
+        Webhook(secret)
+    except (ValueError, TypeError, EmptyWebhookSecretError):  # binascii.Error is a ValueError
+        return False
+    return True
 
 
 def _provider(reader: EnvReader, name: str, *, cloud: str, configured: bool) -> str:
@@ -232,6 +265,8 @@ def _check_call_control(settings: BotSettings, problems: list[str]) -> None:
         needs_rest.append("TRANSFER_NUMBER")
     if settings.record_calls:
         needs_rest.append("RECORD_CALLS")
+    if settings.transfer_whisper_url and not settings.transfer_number:
+        problems.append("TRANSFER_WHISPER_URL briefs transfers: set TRANSFER_NUMBER too")
     if needs_rest and settings.twilio.missing_credentials:
         problems.append(
             f"{' and '.join(needs_rest)} need Twilio's REST API: set "

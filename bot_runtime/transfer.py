@@ -1,17 +1,22 @@
 """Handing the caller to a person: from the request (tool, keypad 0, fallback) to letting go."""
 
+import asyncio
+from urllib.parse import urlencode
+
 from loguru import logger
 from pipecat.frames.frames import EndWorkerFrame
 from pipecat.pipeline.worker import PipelineWorker
 
 from bot_runtime import call_control
-from bot_runtime.call_ending import CallEnding
+from bot_runtime.call_ending import CallEnding, EndedReason
+from bot_runtime.call_record import CallRecord
+from bot_runtime.call_summaries import transfer_brief
 from bot_runtime.phone_numbers import mask
 from bot_runtime.playout import Playout
 from bot_runtime.prompts import Prompt
+from bot_runtime.settings import BotSettings
 from bot_runtime.side_tasks import SideTasks
 from bot_runtime.twilio_rest import REST_ERRORS, describe_rest_error
-from bot_runtime.twilio_settings import TwilioSettings
 from bot_runtime.twilio_stream import GuardedTwilioSerializer
 
 
@@ -20,25 +25,25 @@ class Transfer:
 
     A transfer is asked for by the LLM's ``transfer_call`` tool, by keypad 0, or by
     the fallback after a service failure. The caller hears "Connecting you now" and
-    a hold tone; the redirect ends this media stream, and the bot must then let go
-    of the call: hanging it up would drop the caller from the new leg.
+    a hold tone; meanwhile, with TRANSFER_WHISPER_URL, the LLM writes a brief that
+    whoever answers hears first. The redirect ends this media stream, and the bot
+    must then let go of the call: hanging it up would drop the caller from the new leg.
     """
 
     def __init__(
         self,
         *,
-        number: str | None,
-        twilio: TwilioSettings,
-        call_sid: str,
+        settings: BotSettings,
+        record: CallRecord,
         ending: CallEnding,
         playout: Playout,
         serializer: GuardedTwilioSerializer,
         worker: PipelineWorker,
         tasks: SideTasks,
     ) -> None:
-        self.number = number
-        self._twilio = twilio
-        self._call_sid = call_sid
+        self.number = settings.transfer_number
+        self._settings = settings
+        self._record = record
         self._ending = ending
         self._playout = playout
         self._serializer = serializer
@@ -51,21 +56,40 @@ class Transfer:
 
     def request(self, reason: str) -> None:
         """Transfer the call, unless it is already ending (or there is nowhere to send it)."""
-        if self.available and self._ending.begin(f"transferred ({reason})"):
+        if self.available and self._ending.begin(EndedReason.TRANSFER, reason):
             self._tasks.start(self.hand_over())
 
     async def hand_over(self) -> None:
-        """Tell the caller, redirect the call, then end the pipeline without a hang-up."""
+        """Tell the caller, brief the person, redirect the call, then end without a hang-up."""
         assert self.number is not None
+        whisper = self._settings.transfer_whisper_url
+        brief = asyncio.ensure_future(self._brief()) if whisper else None
         await self._playout.play(Prompt.CONNECTING, interrupt=True)
         await self._playout.start_playing(Prompt.HOLD_TONE)
+        whisper_url = _with_summary(whisper, await brief) if whisper and brief else None
         try:
-            await call_control.redirect_to(self._twilio, self._call_sid, number=self.number)
+            await call_control.redirect_to(
+                self._settings.twilio,
+                self._record.call_sid,
+                number=self.number,
+                whisper_url=whisper_url,
+            )
         except REST_ERRORS as error:
             logger.error(f"Transfer to {mask(self.number)} failed: {describe_rest_error(error)}")
             await self._playout.play(Prompt.CALL_BACK)
             await self._worker.queue_frame(EndWorkerFrame(reason="transfer failed"))
             return
+        self._record.transfer_to = self.number
         self._serializer.release_call()
         logger.info(f"Call transferred to {mask(self.number)}")
         await self._worker.queue_frame(EndWorkerFrame(reason="transferred"))
+
+    async def _brief(self) -> str:
+        brief = await transfer_brief(self._record.transcript, settings=self._settings)
+        self._record.transfer_summary = brief
+        return brief
+
+
+def _with_summary(url: str, summary: str) -> str:
+    """The whisper Bin's URL with ``Summary`` in its query, which the Bin's {{Summary}} reads."""
+    return f"{url}{'&' if '?' in url else '?'}{urlencode({'Summary': summary})}"

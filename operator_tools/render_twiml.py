@@ -24,6 +24,7 @@ from operator_tools.twiml import (
     stream_parameters,
     stream_twiml,
     stream_url,
+    whisper_twiml,
 )
 
 PROG = "render_twiml.py"
@@ -41,12 +42,20 @@ def _parser() -> argparse.ArgumentParser:
     add_agent_options(parser)
     parser.add_argument("--all-regions", action="store_true", help="one Bin per region (--out)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write REGION.xml files here")
+    parser.add_argument(
+        "--whisper",
+        action="store_true",
+        help="the Bin that briefs whoever answers a transfer (its URL: TRANSFER_WHISPER_URL)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     load_dotenv(".env")  # STREAM_SECRET and PIPECAT_ORG usually live there.
+    if args.whisper:
+        print(whisper_twiml(), end="")
+        return 0
     try:
         bins = _render(args, env=os.environ)
     except (TwimlError, UsageError) as exc:

@@ -247,6 +247,17 @@ def stream_parameters(
     return parameters
 
 
+def whisper_twiml() -> str:
+    """The "whisper" Bin: says the transfer's brief to whoever answers a transfer.
+
+    The bot adds ``?Summary=...`` to the Bin's URL (TRANSFER_WHISPER_URL) when it
+    transfers a call, and TwiML Bins fill ``{{Summary}}`` from the query string.
+    """
+    response = VoiceResponse()
+    response.say("{{Summary}}")
+    return _pretty(response)
+
+
 def stream_twiml(url: str, parameters: Mapping[str, str], *, pretty: bool = False) -> str:
     """``<Response><Connect><Stream url>`` with one <Parameter> each, escaped by the SDK.
 
@@ -258,8 +269,11 @@ def stream_twiml(url: str, parameters: Mapping[str, str], *, pretty: bool = Fals
     stream = response.connect().stream(url=url)
     for name, value in parameters.items():
         stream.parameter(name=name, value=value)
-    if not pretty:
-        return response.to_xml()
+    return _pretty(response) if pretty else response.to_xml()
+
+
+def _pretty(response: VoiceResponse) -> str:
+    """TwiML indented for people to read (TwiML Bins)."""
     element = response.xml()
     ET.indent(element)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(element, "unicode") + "\n"

@@ -1,6 +1,7 @@
 """Simulated calls' cast and script: numbers, credentials, the fake LLM's answers, waits."""
 
 import asyncio
+import base64
 import json
 import math
 import time
@@ -8,8 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from standardwebhooks import Webhook
+
 from testkit.bot_server import BotServer
 from testkit.fakes import Fakes, Reply, ToolCall
+from testkit.fakes.business_server import FakeBusinessServer, ReceivedRequest
 from testkit.fakes.twilio_rest import RecordedRequest
 from testkit.media_stream import TEST_ACCOUNT_SID
 from testkit.phone_audio import pcm16_secs
@@ -25,6 +29,9 @@ AUTH_TOKEN = "twilio-test-auth-token"
 # What a bot needs to hang up, transfer and record through (fake) Twilio.
 TWILIO_CREDENTIALS = {"TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 STREAM_SECRET = "stream-test-secret-5f1c"
+# The key the bots sign their call records with, and the receiver checks them with.
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"call-records-test-key-0123456789").decode()
+WHISPER_URL = "https://handler.twilio.com/twiml/EH0123456789abcdef0123456789abcdef"
 RECORDING_CALLBACK = "https://example.com/recordings"
 # What the fake LLM answers anything that is not a goodbye or a request for a person.
 REPLY = "Sure, let me check that for you."
@@ -113,3 +120,33 @@ async def answered_call(
     async with SimulatedCaller(bot.url, custom_parameters=INBOUND, **options) as caller:
         fakes.twilio.register_call(sid=caller.call_sid, from_=CALLER_NUMBER, to=AGENT_NUMBER)
         yield caller
+
+
+def records_env(records: FakeBusinessServer, bot_name: str) -> dict[str, str]:
+    """What makes a bot send its call records to ``records``, each bot on a path of its own."""
+    return {
+        "CALL_WEBHOOK_URL": records.url(f"/calls/{bot_name}"),
+        "CALL_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
+
+
+async def call_record(
+    records: FakeBusinessServer, call_sid: str, *, timeout_secs: float = 10
+) -> dict[str, Any]:
+    """The call record a bot sent for ``call_sid``: exactly one, its signature checked.
+
+    Retries of one delivery carry the same webhook-id; a second webhook-id for the
+    same call would be a second record.
+    """
+
+    def received() -> list[ReceivedRequest]:
+        return [
+            r for r in records.requests if r.path.startswith("/calls/") and call_sid in str(r.body)
+        ]
+
+    await wait_until(lambda: bool(received()), timeout_secs=timeout_secs, what="the call record")
+    deliveries = received()
+    assert len({r.headers["webhook-id"] for r in deliveries}) == 1, "more than one record"
+    document = Webhook(WEBHOOK_SECRET).verify(deliveries[-1].body, deliveries[-1].headers)
+    assert document["call_sid"] == call_sid
+    return document

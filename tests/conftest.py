@@ -8,6 +8,7 @@ import pytest
 
 from testkit.bot_server import BotServer, start_bot_server
 from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes
+from testkit.fakes.business_server import Answer, FakeBusinessServer
 from testkit.fakes.twilio_rest import FakeTwilio
 from testkit.media_stream import TEST_ACCOUNT_SID
 from testkit.scenario import (
@@ -16,7 +17,9 @@ from testkit.scenario import (
     STREAM_SECRET,
     TRANSFER_NUMBER,
     TWILIO_CREDENTIALS,
+    WHISPER_URL,
     bot_env,
+    records_env,
     scripted_reply,
 )
 
@@ -28,7 +31,7 @@ class Bots:
     standard: BotServer  # Twilio credentials, no stream secret.
     secured: BotServer  # STREAM_SECRET set; a short silence timeout.
     bare: BotServer  # No Twilio credentials at all; short call limit.
-    control: BotServer  # Transfers and recordings enabled.
+    control: BotServer  # Transfers (with a whisper) and recordings enabled.
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +58,16 @@ def fresh_script(request):
 
 
 @pytest.fixture(scope="session")
-async def bots(fakes, tmp_path_factory):
+async def records():
+    """The business's server that receives every bot's call records (one path per bot)."""
+    async with FakeBusinessServer() as server:
+        for name in ("standard", "secured", "bare", "control", "fragile", "example", "failing"):
+            server.script(f"/calls/{name}", Answer(body={"received": True}))
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def bots(fakes, records, tmp_path_factory):
     logs = tmp_path_factory.mktemp("bot-logs")
     configs = {
         "standard": {**bot_env(fakes), **TWILIO_CREDENTIALS},
@@ -70,12 +82,16 @@ async def bots(fakes, tmp_path_factory):
             **bot_env(fakes),
             **TWILIO_CREDENTIALS,
             "TRANSFER_NUMBER": TRANSFER_NUMBER,
+            "TRANSFER_WHISPER_URL": WHISPER_URL,
             "RECORD_CALLS": "true",
             "RECORDING_STATUS_CALLBACK": RECORDING_CALLBACK,
         },
     }
     servers = await asyncio.gather(
-        *(start_bot_server(env, log_path=logs / f"{name}.log") for name, env in configs.items())
+        *(
+            start_bot_server(env | records_env(records, name), log_path=logs / f"{name}.log")
+            for name, env in configs.items()
+        )
     )
     yield Bots(*servers)
     await asyncio.gather(*(server.stop() for server in servers))

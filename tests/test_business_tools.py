@@ -20,7 +20,9 @@ from testkit.scenario import (
     INBOUND,
     TWILIO_CREDENTIALS,
     bot_env,
+    call_record,
     hear_greeting,
+    records_env,
     wait_until,
 )
 from testkit.simulated_caller import SimulatedCaller
@@ -67,8 +69,19 @@ ROUTES = {
 }
 
 
+ANALYSIS = {
+    "summary": "Asked about an order. It has shipped.",
+    "fields": {"resolved": True, "topic": "order"},
+}
+
+
 def order_desk_llm(request: dict) -> Reply | ToolCall:
-    """Calls the tool the caller's words ask for; then reads its result back to the caller."""
+    """Calls the tool the caller's words ask for; then reads its result back to the caller.
+
+    Asked for the post-call analysis (structured output), it fills the example's fields.
+    """
+    if "response_format" in request:
+        return Reply(json.dumps(ANALYSIS))
     last = request["messages"][-1]
     if last["role"] == "tool":
         return Reply(f"Here is what I found: {last['content']}")
@@ -86,7 +99,7 @@ async def orders_api():
 
 
 @pytest.fixture(scope="module")
-async def order_desk(fakes, orders_api, tmp_path_factory):
+async def order_desk(fakes, orders_api, records, tmp_path_factory):
     """Two bots on the fakes: the repo's example agent, and one with tools that fail."""
     folder = tmp_path_factory.mktemp("agents")
     (folder / "agent.toml").write_text(FAILING_TOOLS)
@@ -100,9 +113,13 @@ async def order_desk(fakes, orders_api, tmp_path_factory):
         }
     )
     example, failing = await asyncio.gather(
-        start_bot_server(env | {"AGENT_FILE": str(EXAMPLE_AGENT)}, log_path=folder / "ex.log"),
         start_bot_server(
-            env | {"AGENT_FILE": str(folder / "agent.toml")}, log_path=folder / "f.log"
+            env | records_env(records, "example") | {"AGENT_FILE": str(EXAMPLE_AGENT)},
+            log_path=folder / "example.log",
+        ),
+        start_bot_server(
+            env | records_env(records, "failing") | {"AGENT_FILE": str(folder / "agent.toml")},
+            log_path=folder / "failing.log",
         ),
     )
     yield example, failing
@@ -131,7 +148,7 @@ def last_tool_result(fakes) -> dict:
     return json.loads([m for m in messages if m["role"] == "tool"][-1]["content"])
 
 
-async def test_declared_and_python_tools_answer_the_caller(fakes, orders_api, order_desk):
+async def test_declared_and_python_tools_answer_the_caller(fakes, orders_api, order_desk, records):
     fakes.openai.responder = order_desk_llm
     orders_api.script(
         "/orders/status",
@@ -184,6 +201,46 @@ async def test_declared_and_python_tools_answer_the_caller(fakes, orders_api, or
     assert spoken[0] == "One moment, let me check." and "packed" in spoken[1]
     assert waited < 1.8  # The filler came before the API's answer.
     assert ORDERS_TOKEN not in example.logs()
+    # The call record has each tool call, with its result or what went wrong, and the analysis.
+    record = await call_record(records, caller.call_sid)
+    calls = [
+        (c["name"], c["arguments"], c.get("result"), "error" in c) for c in record["tool_calls"]
+    ]
+    assert calls == [
+        ("lookup_order", {"order_id": "4567"}, {"order_id": "4567", "status": "shipped"}, False),
+        (
+            "check_opening_hours",
+            {"day": "Saturday"},
+            {"day": "Saturday", "hours": "10 am to 4 pm"},
+            False,
+        ),
+        ("lookup_order", {"order_id": 40}, None, True),
+        ("lookup_order", {"order_id": "4567"}, {"order_id": "4567", "status": "packed"}, False),
+    ]
+    assert record["tool_calls"][-1]["ms"] >= 1800
+    assert record["analysis"] == ANALYSIS
+    analysis_request = fakes.openai.requests[-1]
+    assert analysis_request["response_format"]["json_schema"]["strict"] is True
+    assert "Where is order 4567?" in analysis_request["messages"][1]["content"]
+
+
+async def test_analysis_that_does_not_fit_the_fields_still_delivers_the_record(
+    fakes, order_desk, records
+):
+    def wrong_analysis(request: dict) -> Reply:
+        if "response_format" in request:
+            return Reply(
+                json.dumps({"summary": "Fine.", "fields": {"resolved": "yes", "topic": "x"}})
+            )
+        return Reply("How can I help?")
+
+    fakes.openai.responder = wrong_analysis
+    example, _ = order_desk
+    async with greeted_call(example) as caller:
+        pass
+    record = await call_record(records, caller.call_sid, timeout_secs=15)
+    assert record["analysis"]["error"].startswith("analysis failed")
+    assert record["analysis"]["fields"] is None and record["ended_reason"] == "caller_hung_up"
 
 
 async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, order_desk):

@@ -2,6 +2,8 @@
 
 import asyncio
 import time
+import xml.etree.ElementTree as ET
+from urllib.parse import parse_qs, urlsplit
 
 from bot_runtime.settings import DEFAULT_GREETING
 from testkit.caller_audio import AUDIO, caller_line
@@ -9,8 +11,10 @@ from testkit.scenario import (
     INBOUND,
     RECORDING_CALLBACK,
     TRANSFER_NUMBER,
+    WHISPER_URL,
     answered_call,
     bot_audio_secs,
+    call_record,
     hear_greeting,
     rest_requests_for,
     wait_for_redirect,
@@ -18,7 +22,17 @@ from testkit.scenario import (
 )
 from testkit.simulated_caller import SimulatedCaller
 
-DIAL = f"<Dial>{TRANSFER_NUMBER}</Dial>"
+
+def dialled_with_a_brief(twiml: str) -> str:
+    """The brief in a redirect's TwiML: <Dial><Number url="WHISPER?Summary=...">, else fail."""
+    dial = ET.fromstring(twiml).find("Dial")
+    assert dial is not None, twiml
+    number = dial.find("Number")
+    assert number is not None and number.text == TRANSFER_NUMBER, twiml
+    whisper = urlsplit(number.get("url", ""))
+    assert f"{whisper.scheme}://{whisper.netloc}{whisper.path}" == WHISPER_URL, twiml
+    (summary,) = parse_qs(whisper.query)["Summary"]
+    return summary
 
 
 async def test_recording_starts_after_the_consent_notice(bots, fakes):
@@ -47,7 +61,9 @@ async def test_recording_starts_after_the_consent_notice(bots, fakes):
     assert fakes.cartesia.transcripts.count(DEFAULT_GREETING) == greetings_before + 1
 
 
-async def test_transfer_tool_redirects_the_call_and_never_hangs_it_up(bots, fakes):
+async def test_transfer_tool_redirects_the_call_briefs_the_person_and_never_hangs_up(
+    bots, fakes, records
+):
     fakes.deepgram.transcripts.append(caller_line("human"))
     async with answered_call(bots.control, fakes) as caller:
         await hear_greeting(caller, timeout_secs=15)
@@ -57,7 +73,7 @@ async def test_transfer_tool_redirects_the_call_and_never_hangs_it_up(bots, fake
     await asyncio.sleep(0.5)
     updates = [form for sid, form in fakes.twilio.updates if sid == caller.call_sid]
     assert len(updates) == 1
-    assert DIAL in updates[0]["Twiml"]
+    brief = dialled_with_a_brief(updates[0]["Twiml"])
     assert caller.call_sid not in fakes.twilio.hangups
     (update,) = [r for r in rest_requests_for(fakes, caller.call_sid) if "Twiml" in r.form]
     # "Connecting you now" (1 s) was heard before the redirect (it may start while the
@@ -65,20 +81,33 @@ async def test_transfer_tool_redirects_the_call_and_never_hangs_it_up(bots, fake
     assert bot_audio_secs(caller, since=spoken.started_at, until=update.time) >= 0.9
     summary = await bots.control.wait_for_log(f"[{caller.call_sid}] Call summary:")
     assert "ended by transferred (transfer_call tool)" in summary
+    # The LLM wrote the brief from what the caller said; the record keeps it.
+    brief_request = fakes.openai.requests[-1]
+    assert "hand a phone call over" in brief_request["messages"][0]["content"]
+    assert (
+        "Caller: Can you put me through to a real person" in brief_request["messages"][1]["content"]
+    )
+    record = await call_record(records, caller.call_sid)
+    assert (record["ended_reason"], record["ended_detail"]) == ("transfer", "transfer_call tool")
+    assert (record["transfer_to"], record["transfer_summary"]) == (TRANSFER_NUMBER, brief)
 
 
-async def test_keypad_zero_transfers_at_any_time(bots, fakes):
+async def test_keypad_zero_transfers_at_any_time(bots, fakes, records):
     async with answered_call(bots.control, fakes) as caller:
         await caller.wait_for_bot_audio(timeout=15)
         await asyncio.sleep(0.5)  # Mid-greeting.
         await caller.press("0")
         await wait_for_redirect(fakes, caller.call_sid, timeout_secs=10)
     updates = [form for sid, form in fakes.twilio.updates if sid == caller.call_sid]
-    assert len(updates) == 1 and DIAL in updates[0]["Twiml"]
+    assert len(updates) == 1
+    # Nothing was said yet: the person hears that the caller asked for them.
+    assert dialled_with_a_brief(updates[0]["Twiml"]) == "The caller asked for a person."
     assert caller.call_sid not in fakes.twilio.hangups
+    record = await call_record(records, caller.call_sid)
+    assert record["ended_detail"] == "keypad 0" and record["keypad"][0]["key"] == "0"
 
 
-async def test_keypad_sequence_reaches_the_llm_as_one_entry(bots, fakes):
+async def test_keypad_sequence_reaches_the_llm_as_one_entry(bots, fakes, records):
     requests_before = len(fakes.openai.requests)
     async with SimulatedCaller(bots.standard.url, custom_parameters=INBOUND) as caller:
         await hear_greeting(caller)
@@ -91,6 +120,8 @@ async def test_keypad_sequence_reaches_the_llm_as_one_entry(bots, fakes):
     assert "Keypad: 4507#" in user_messages
     system = requests[-1]["messages"][0]["content"]
     assert "Keypad" in system
+    record = await call_record(records, caller.call_sid)
+    assert "".join(press["key"] for press in record["keypad"]) == "4507#"
 
 
 async def test_without_transfer_number_there_is_no_transfer(bots, fakes):

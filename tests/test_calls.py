@@ -17,6 +17,7 @@ from testkit.scenario import (
     TWILIO_CREDENTIALS,
     answered_call,
     bot_env,
+    call_record,
     hear_greeting,
     rest_requests_for,
     user_text,
@@ -59,7 +60,7 @@ async def test_caller_utterance_reaches_the_llm_with_transcript_and_call_facts(b
     assert REPLY in fakes.cartesia.transcripts
 
 
-async def test_barge_in_sends_clear(bots, fakes):
+async def test_barge_in_sends_clear_and_the_record_keeps_only_what_was_heard(bots, fakes, records):
     long_reply = " ".join(["This is a long answer that keeps going."] * 12)
     fakes.openai.responder = lambda request: Reply(long_reply)
     fakes.deepgram.transcripts += [caller_line("order_status"), caller_line("long")]
@@ -76,9 +77,13 @@ async def test_barge_in_sends_clear(bots, fakes):
         barge_in.cancel()
     clear_latency = min(t for t in caller.clears if t > interrupted_at) - interrupted_at
     assert clear_latency < 3.0
+    record = await call_record(records, caller.call_sid)
+    *_, cut = [t for t in record["transcript"] if t["role"] == "agent" and t["interrupted"]]
+    # The caller heard a second or two of the long answer: that much, and no more, is kept.
+    assert long_reply.startswith(cut["text"]) and 0 < len(cut["text"]) < len(long_reply) / 2
 
 
-async def test_end_call_plays_the_goodbye_then_hangs_up_once(bots, fakes):
+async def test_end_call_plays_the_goodbye_then_hangs_up_once(bots, fakes, records):
     fakes.deepgram.transcripts.append(caller_line("goodbye"))
     async with answered_call(bots.standard, fakes) as caller:
         await hear_greeting(caller)
@@ -97,9 +102,22 @@ async def test_end_call_plays_the_goodbye_then_hangs_up_once(bots, fakes):
     assert goodbye_heard_until > spoken.ended_at
     summary = await bots.standard.wait_for_log(f"[{caller.call_sid}] Call summary:")
     assert "ended by end_call tool" in summary
+    record = await call_record(records, caller.call_sid)
+    assert (record["ended_reason"], record["from"], record["to"]) == (
+        "end_call",
+        CALLER_NUMBER,
+        AGENT_NUMBER,
+    )
+    turns = record["transcript"]
+    assert (turns[0]["role"], turns[0]["text"]) == ("agent", DEFAULT_GREETING)
+    assert (turns[-1]["role"], turns[-1]["text"]) == ("agent", DEFAULT_GOODBYE)
+    # The line may reach the LLM in more than one turn (at its commas), in order.
+    said = " ".join(t["text"] for t in turns if t["role"] == "caller")
+    assert said == caller_line("goodbye")
+    assert [t["at_secs"] for t in turns] == sorted(t["at_secs"] for t in turns)
 
 
-async def test_caller_hang_up_stops_the_call_without_a_rest_request(bots, fakes):
+async def test_caller_hang_up_stops_the_call_without_a_rest_request(bots, fakes, records):
     async with SimulatedCaller(bots.standard.url, custom_parameters=INBOUND) as caller:
         await caller.wait_for_bot_audio(timeout=10)
         await caller.hang_up()
@@ -110,6 +128,7 @@ async def test_caller_hang_up_stops_the_call_without_a_rest_request(bots, fakes)
     log = bots.standard.logs()
     call_lines = [line for line in log.splitlines() if caller.call_sid in line]
     assert not [line for line in call_lines if "ERROR" in line], call_lines
+    assert (await call_record(records, caller.call_sid))["ended_reason"] == "caller_hung_up"
 
 
 async def test_caller_is_looked_up_when_the_twiml_has_no_from_number(bots, fakes):
@@ -142,7 +161,7 @@ async def test_missing_twilio_credentials_warn_and_the_call_still_runs(bots, fak
     assert "TWILIO_ACCOUNT_SID" in line and "TWILIO_AUTH_TOKEN" in line
 
 
-async def test_maximum_call_duration_says_goodbye_and_ends_the_stream(bots, fakes):
+async def test_maximum_call_duration_says_goodbye_and_ends_the_stream(bots, fakes, records):
     async with SimulatedCaller(bots.bare.url, custom_parameters=INBOUND) as caller:
         await caller.wait_for_bot_audio(timeout=10)
         await caller.wait_closed(timeout=20)
@@ -152,6 +171,8 @@ async def test_maximum_call_duration_says_goodbye_and_ends_the_stream(bots, fake
     assert "ended by maximum duration 10 s" in summary
     assert DEFAULT_GOODBYE in fakes.cartesia.transcripts
     assert not rest_requests_for(fakes, caller.call_sid)
+    record = await call_record(records, caller.call_sid)
+    assert (record["ended_reason"], record["ended_detail"]) == ("max_duration", "10 s")
 
 
 async def test_outbound_call_lets_the_callee_speak_first(bots, fakes):
@@ -165,7 +186,7 @@ async def test_outbound_call_lets_the_callee_speak_first(bots, fakes):
     assert "answered by person" in summary
 
 
-async def test_silent_caller_is_prompted_once_then_the_call_ends(bots, fakes):
+async def test_silent_caller_is_prompted_once_then_the_call_ends(bots, fakes, records):
     transcripts_before = len(fakes.cartesia.transcripts)
     parameters = {**INBOUND, "stream_secret": STREAM_SECRET}
     async with SimulatedCaller(bots.secured.url, custom_parameters=parameters) as caller:
@@ -177,6 +198,7 @@ async def test_silent_caller_is_prompted_once_then_the_call_ends(bots, fakes):
     assert spoken[-1] == DEFAULT_GOODBYE
     summary = await bots.secured.wait_for_log(f"[{caller.call_sid}] Call summary:")
     assert "ended by caller silent" in summary
+    assert (await call_record(records, caller.call_sid))["ended_reason"] == "silence"
 
 
 async def test_outbound_callee_who_speaks_first_gets_an_answer_not_the_greeting(bots, fakes):
@@ -193,7 +215,7 @@ async def test_outbound_callee_who_speaks_first_gets_an_answer_not_the_greeting(
     assert DEFAULT_GREETING not in spoken_by_bot
 
 
-async def test_outbound_call_to_voicemail_leaves_the_message_and_hangs_up(bots, fakes):
+async def test_outbound_call_to_voicemail_leaves_the_message_and_hangs_up(bots, fakes, records):
     fakes.deepgram.transcripts.append(
         "Hi, you have reached Sam, please leave a message after the tone."
     )
@@ -218,6 +240,13 @@ async def test_outbound_call_to_voicemail_leaves_the_message_and_hangs_up(bots, 
     assert hangup.time >= message_end - 0.05
     summary = await bots.standard.wait_for_log(f"[{caller.call_sid}] Call summary:")
     assert "answered by machine" in summary and "ended by left a voicemail" in summary
+    record = await call_record(records, caller.call_sid)
+    assert (record["ended_reason"], record["answered_by"], record["direction"]) == (
+        "voicemail",
+        "machine",
+        "outbound",
+    )
+    assert record["parameters"]["voicemail_message"].startswith("Hi Sam")
 
 
 async def test_bot_runs_with_the_arguments_pipecat_cloud_passes(fakes, tmp_path):

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -107,6 +108,13 @@ def test_url_streams_to_your_own_runner_without_a_service_host(capsys):
     url, parameters = stream_of(out)
     assert url == "wss://abc123.ngrok.app/ws"
     assert parameters == {"from_number": "{{From}}", "to_number": "{{To}}"}
+
+
+def test_the_whisper_bin_says_the_summary_the_bot_puts_in_its_url(capsys):
+    code, out, _ = render(capsys, "--whisper")
+    assert code == 0
+    response = ET.fromstring(out.split("\n", 1)[1])
+    assert [(child.tag, child.text) for child in response] == [("Say", "{{Summary}}")]
 
 
 def test_all_regions_writes_one_file_per_region(capsys, tmp_path):

@@ -16,7 +16,9 @@ from testkit.scenario import (
     TWILIO_CREDENTIALS,
     answered_call,
     bot_audio_secs,
+    call_record,
     hear_greeting,
+    records_env,
     scripted_reply,
     wait_for_hang_up,
     wait_for_redirect,
@@ -27,7 +29,7 @@ FALLBACK_SECS = 2.26  # prompts/fallback.wav
 
 
 @pytest.fixture
-async def fragile(request, fakes, tmp_path):
+async def fragile(request, fakes, records, tmp_path):
     """A bot with speech services of its own, for the test to kill; Twilio is the shared fake."""
     transfer = getattr(request, "param", {}).get("transfer", False)
     async with (
@@ -39,6 +41,7 @@ async def fragile(request, fakes, tmp_path):
         env = {
             **own.service_env(),
             **TWILIO_CREDENTIALS,
+            **records_env(records, "fragile"),
             "RESPONSE_TIMEOUT_SECS": "2",
             **({"TRANSFER_NUMBER": TRANSFER_NUMBER} if transfer else {}),
         }
@@ -76,7 +79,7 @@ async def ended_by(fragile, caller) -> str:
 # ends one way or another), so they read alike on purpose: the differences are the point.
 
 
-async def test_tts_failure_plays_the_fallback_then_hangs_up(fragile, fakes):
+async def test_tts_failure_plays_the_fallback_then_hangs_up(fragile, fakes, records):
     async with greeted_call(fragile, fakes) as caller:
         await fragile.cartesia.kill()
         spoken, heard_at = await say_and_hear_answer(fragile, caller, "order_status")
@@ -89,10 +92,13 @@ async def test_tts_failure_plays_the_fallback_then_hangs_up(fragile, fakes):
     summary = await ended_by(fragile, caller)
     assert "ended by service failure (text-to-speech failed twice" in summary
     assert "Retrying the reply once" in fragile.server.logs()
+    record = await call_record(records, caller.call_sid)
+    assert record["ended_reason"] == "service_failure"
+    assert record["ended_detail"].startswith("text-to-speech failed twice")
 
 
 @pytest.mark.parametrize("fragile", [{"transfer": True}], indirect=True)
-async def test_llm_failure_plays_the_fallback_then_transfers(fragile, fakes):
+async def test_llm_failure_plays_the_fallback_then_transfers(fragile, fakes, records):
     async with greeted_call(fragile, fakes) as caller:
         await fragile.openai.kill()
         spoken, heard_at = await say_and_hear_answer(fragile, caller, "saturday")
@@ -103,6 +109,8 @@ async def test_llm_failure_plays_the_fallback_then_transfers(fragile, fakes):
     assert caller.call_sid not in fakes.twilio.hangups
     summary = await ended_by(fragile, caller)
     assert "ended by service failure (LLM failed twice" in summary
+    record = await call_record(records, caller.call_sid)
+    assert (record["ended_reason"], record["transfer_to"]) == ("service_failure", TRANSFER_NUMBER)
 
 
 async def test_stt_failure_plays_the_fallback_then_hangs_up(fragile, fakes):

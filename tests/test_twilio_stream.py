@@ -6,7 +6,8 @@ from types import SimpleNamespace
 
 from pipecat.frames.frames import InputAudioRawFrame, InputDTMFFrame
 
-from bot_runtime.phone_line import PHONE_SAMPLE_RATE, GuardedTwilioSerializer
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE
+from bot_runtime.twilio_stream import GuardedTwilioSerializer
 from testkit.phone_audio import pcm16_to_ulaw
 
 STREAM_SID = "MZ" + "0" * 32

@@ -46,17 +46,19 @@ class ReceivedRequest:
 
 class FakeBusinessServer:
     """Answers each path as scripted: ``script(path, *answers)`` queues answers for that path,
-    the last one repeating; an unscripted path answers 404. Every request is kept in
-    ``requests``, whatever the answer, so a test can also see what never arrived.
+    the last one repeating; an unscripted path answers 404. ``about`` scripts only the
+    requests whose body holds that text (one call's records, say, while other calls'
+    records go to the same path). Every request is kept in ``requests``, whatever the
+    answer, so a test can also see what never arrived.
     """
 
     def __init__(self) -> None:
         self.requests: list[ReceivedRequest] = []
-        self._answers: dict[str, deque[Answer]] = defaultdict(deque)
+        self._answers: dict[tuple[str, str | None], deque[Answer]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
 
-    def script(self, path: str, *answers: Answer) -> None:
-        self._answers[path] = deque(answers)
+    def script(self, path: str, *answers: Answer, about: str | None = None) -> None:
+        self._answers[(path, about)] = deque(answers)
 
     def url(self, path: str = "") -> str:
         if self._runner is None:
@@ -91,7 +93,11 @@ class FakeBusinessServer:
                 arrived_at=time.monotonic(),
             )
         )
-        queued = self._answers.get(request.path)
+        body = self.requests[-1].body.decode(errors="replace")
+        about = [
+            key for key in self._answers if key[0] == request.path and key[1] and key[1] in body
+        ]
+        queued = self._answers[about[0]] if about else self._answers.get((request.path, None))
         if not queued:
             return web.Response(status=404, text="not found")
         answer = queued.popleft() if len(queued) > 1 else queued[0]

@@ -1,0 +1,43 @@
+"""Start-up: what every call shares made ready once, and one line saying what the bot will do."""
+
+from urllib.parse import urlsplit
+
+from loguru import logger
+
+from bot_runtime.prompts import load_prompts
+from bot_runtime.services import prepare_services
+from bot_runtime.settings import LOCAL, BotSettings
+
+
+def prepare(settings: BotSettings) -> None:
+    """Load the recorded prompts, the models and the SDKs now, before the first call.
+
+    Every call shares them; loading them here means a missing prompt stops the bot
+    at start-up rather than mid-call, and the first caller waits no longer than the rest.
+    """
+    load_prompts()
+    prepare_services(settings)
+    logger.info(describe(settings))
+    if settings.agent.analysis and settings.llm_provider == LOCAL:
+        logger.info("Post-call analysis skipped: the local LLM cannot fill the fields reliably")
+
+
+def describe(settings: BotSettings) -> str:
+    """What the bot does, in one line (no secret, no full URL: a URL may carry a token)."""
+    llm = f"{settings.llm_provider}" + (
+        f" ({settings.openai_model})" if settings.llm_provider != LOCAL else " (SmolLM2)"
+    )
+    parts = [
+        f"speech-to-text {settings.stt_provider}, LLM {llm}, text-to-speech {settings.tts_provider}"
+    ]
+    agent = settings.agent
+    if agent.path is not None:
+        tools = [spec.name for spec in (*agent.tools, *agent.python_tools)]
+        parts.append(
+            f"agent file {agent.path.name}" + (f", tools {', '.join(tools)}" if tools else "")
+        )
+    if settings.transfer_number:
+        parts.append("transfers on" + (" with a brief" if settings.transfer_whisper_url else ""))
+    if settings.call_webhook_url:
+        parts.append(f"call records to {urlsplit(settings.call_webhook_url).netloc}")
+    return "Bot ready: " + "; ".join(parts)
