@@ -18,9 +18,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregator,
     LLMUserAggregatorParams,
 )
-from pipecat.services.llm_service import LLMService
 from pipecat.services.stt_service import STTService
-from pipecat.services.tts_service import TTSService
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
     FastAPIWebsocketTransport,
@@ -32,7 +30,13 @@ from bot_runtime.call_facts import CallFacts
 from bot_runtime.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.prompts import PromptPlayer
-from bot_runtime.services import build_llm, build_stt, build_tts
+from bot_runtime.service_watch import LLMTap, ServiceWatch, TTSTap
+from bot_runtime.services import (
+    BackedUp,
+    build_llm_with_backup,
+    build_stt,
+    build_tts_with_backup,
+)
 from bot_runtime.settings import BotSettings, TwilioSettings
 from bot_runtime.twilio_stream import GuardedTwilioSerializer, StreamStart
 
@@ -51,8 +55,8 @@ class CallPipeline:
     user_turns: LLMUserAggregator
     assistant_turns: LLMAssistantAggregator
     stt: STTService
-    llm: LLMService
-    tts: TTSService
+    llm: BackedUp
+    tts: BackedUp
     prompts: PromptPlayer
     voicemail: VoicemailDetector | None
     latency: UserBotLatencyObserver
@@ -69,16 +73,21 @@ def build_call_pipeline(
     ending: CallEnding,
     on_transfer_key: Callable[[], Awaitable[None]],
     on_key: Callable[[str], None],
+    watch: ServiceWatch,
 ) -> CallPipeline:
     """Build the call's processors and worker; services connect when the worker starts."""
     serializer = build_serializer(start, settings.twilio)
     transport = _transport(websocket, serializer, max_call_secs=settings.max_call_secs)
     user_turns, assistant_turns = _turn_aggregators(settings, tools=tools, ending=ending)
-    stt, tts = build_stt(settings), build_tts(settings)
-    llm = build_llm(settings, system_instruction=system_instruction(settings.system_prompt, facts))
+    stt, tts = build_stt(settings), build_tts_with_backup(settings)
+    llm = build_llm_with_backup(
+        settings, system_instruction=system_instruction(settings.system_prompt, facts)
+    )
     # On outbound calls, listen first: a person, or a voicemail greeting? Until that is
     # decided, the detector's gate holds the bot's speech back.
-    voicemail = VoicemailDetector(classifier=LLMClassifier(llm=llm)) if facts.outbound else None
+    voicemail = (
+        VoicemailDetector(classifier=LLMClassifier(llm=llm.primary)) if facts.outbound else None
+    )
     prompts = PromptPlayer()
     pipeline = Pipeline(
         [
@@ -89,8 +98,10 @@ def build_call_pipeline(
             keypad_to_text(),
             user_turns,
             turn_taking.CallerAudioEnd(),
-            llm,
-            tts,
+            llm.node,
+            LLMTap(watch),
+            tts.node,
+            TTSTap(watch),
             *([voicemail.gate()] if voicemail else []),
             prompts,
             transport.output(),

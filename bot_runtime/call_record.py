@@ -34,6 +34,7 @@ class CallRecord:
     transcript: list[dict[str, Any]] = field(default_factory=list)
     keypad: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    service_events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def call_sid(self) -> str:
@@ -72,6 +73,12 @@ class CallRecord:
         outcome = {"error": error} if error is not None else {"result": result}
         self.tool_calls.append({"name": name, "arguments": arguments, **outcome, "ms": ms})
 
+    def service_event(self, service: str, what: str, *, action: str) -> None:
+        """A service failed or stalled, and what the call did about it."""
+        self.service_events.append(
+            {"service": service, "what": what, "action": action, "at_secs": self.secs_since_start()}
+        )
+
     def add_turn_latency(self, secs: float) -> None:
         self.turn_latencies_secs.append(secs)
         logger.info(f"Turn {len(self.turn_latencies_secs)} latency: {secs * 1000:.0f} ms")
@@ -103,6 +110,7 @@ class CallRecord:
             "transcript": self.transcript,
             "keypad": self.keypad,
             "tool_calls": self.tool_calls,
+            "service_events": self.service_events,
             "latency": self._latency(),
             "analysis": None,
         }

@@ -19,10 +19,12 @@ from bot_runtime.call_opening import CallOpening
 from bot_runtime.call_pipeline import build_call_pipeline
 from bot_runtime.call_record import CallRecord
 from bot_runtime.call_webhook import send_after_the_call, send_call_record
+from bot_runtime.deepgram_stt import DeepgramSTT
 from bot_runtime.endings import Endings
-from bot_runtime.no_dead_air import STT, NoDeadAir
+from bot_runtime.no_dead_air import NoDeadAir
 from bot_runtime.playout import Playout
-from bot_runtime.settings import BotSettings
+from bot_runtime.service_watch import LLM, TTS, ServiceWatch
+from bot_runtime.settings import LOCAL, BotSettings
 from bot_runtime.side_tasks import SideTasks
 from bot_runtime.tools import call_tools
 from bot_runtime.transfer import Transfer
@@ -52,6 +54,17 @@ class PhoneCall:
         )
         self.ending = CallEnding()
         self.tasks = SideTasks()
+        self.watch = ServiceWatch(
+            self.tasks,
+            watched={
+                service
+                for service, provider in (
+                    (LLM, settings.llm_provider),
+                    (TTS, settings.tts_provider),
+                )
+                if provider != LOCAL
+            },
+        )
         tools = call_tools(
             end_call=self._say_goodbye,
             transfer_call=self._transfer if settings.transfer_number else None,
@@ -70,6 +83,7 @@ class PhoneCall:
             ending=self.ending,
             on_transfer_key=self._on_transfer_key,
             on_key=self.record.key_pressed,
+            watch=self.watch,
         )
         self._build_parts()
         self._handle_events()
@@ -104,11 +118,15 @@ class PhoneCall:
             tasks=self.tasks,
         )
         self.no_dead_air = NoDeadAir(
-            services={p.stt: STT, p.llm: "LLM", p.tts: "text-to-speech"},
+            llm=p.llm,
+            tts=p.tts,
+            stt=p.stt,
+            watch=self.watch,
             worker=p.worker,
             ending=self.ending,
             endings=self.endings,
-            response_timeout_secs=settings.response_timeout_secs,
+            record=self.record,
+            promise_secs=settings.response_timeout_secs,
             tasks=self.tasks,
         )
 
@@ -150,6 +168,14 @@ class PhoneCall:
                 (p.voicemail, "on_voicemail_detected", self._on_voicemail),
                 (p.voicemail, "on_conversation_detected", self._on_person),
             ]
+        handlers += [(tts, "on_tts_request", self._on_tts_request) for tts in p.tts.services]
+        if isinstance(p.stt, DeepgramSTT):
+            handlers.append((p.stt, "on_deaf", self.no_dead_air.stt_deaf))
+        for service, pair in ((LLM, p.llm), (TTS, p.tts)):
+            if pair.backup is not None:
+                handlers.append(
+                    (pair.node.strategy, "on_service_switched", self._switched(service))
+                )
         for source, event, handler in handlers:
             source.add_event_handler(event, handler)
 
@@ -161,13 +187,15 @@ class PhoneCall:
     async def _on_caller_spoke(self, *_args) -> None:
         self._caller_turn_at = self.record.secs_since_start()
         self._silence_prompts = 0
-        self.no_dead_air.caller_spoke()
         self.opening.caller_spoke()
 
     async def _on_caller_turn_ended(self, _aggregator, _strategy, message: UserTurnStoppedMessage):
         if message.content:
             self.record.caller_said(message.content, at_secs=self._caller_turn_at)
-            self.no_dead_air.caller_finished_a_turn()
+            # On an outbound call nothing is owed before the voicemail detector has heard a
+            # person (it holds the bot's speech until then, and a machine gets the message).
+            if not self.pipeline.voicemail or self.record.answered_by == "person":
+                self.no_dead_air.caller_finished_a_turn()
 
     async def _on_agent_turn_started(self, _aggregator) -> None:
         self._agent_turn_at = self.record.secs_since_start()
@@ -192,6 +220,15 @@ class PhoneCall:
     async def _on_turn_latency(self, _observer, latency: float) -> None:
         self.record.add_turn_latency(latency)
         self.no_dead_air.bot_was_heard()
+
+    async def _on_tts_request(self, _tts, _context_id: str, text: str) -> None:
+        self.watch.tts_asked(text)
+
+    def _switched(self, service: str):
+        async def handler(_strategy, _to) -> None:
+            await self.no_dead_air.switched_by_itself(service)
+
+        return handler
 
     async def _on_pipeline_error(self, _worker, frame: ErrorFrame) -> None:
         await self.no_dead_air.service_failed(frame)
@@ -230,7 +267,9 @@ class PhoneCall:
             return
         from_number, to_number = numbers
         self.record.learn_numbers(from_number, to_number)
-        self.pipeline.llm.append_system_instruction(
+        fact = (
             f"Looked up for this call: caller number (From) {from_number}, "
             f"called number (To) {to_number}."
         )
+        for llm in self.pipeline.llm.services:
+            llm.append_system_instruction(fact)

@@ -1,16 +1,22 @@
 """The call's speech-to-text, LLM and text-to-speech services, built from the settings."""
 
+from dataclasses import dataclass
+from functools import cached_property
+
 # The Deepgram SDK imports its streaming client on the first connect: 12 ms inside the first
 # caller's greeting. Importing it here moves that to start-up.
 import deepgram.listen.v1.client  # noqa: F401
+from pipecat.pipeline.llm_switcher import LLMSwitcher
+from pipecat.pipeline.service_switcher import ServiceSwitcher, ServiceSwitcherStrategyFailover
+from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.cartesia.tts import CartesiaTTSService
-from pipecat.services.deepgram.stt import DeepgramSTTService
 from pipecat.services.llm_service import LLMService
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
 from bot_runtime import turn_taking
+from bot_runtime.deepgram_stt import DeepgramSTT
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.settings import LOCAL, BotSettings
 from bot_runtime.shared_clients import SharedClientOpenAILLMService, warm_up_openai_sdk
@@ -27,8 +33,8 @@ def prepare_services(settings: BotSettings) -> None:
     """
     turn_taking.prepare_models()
     build_stt(settings)
-    build_tts(settings)
-    build_llm(settings, system_instruction=settings.system_prompt)
+    build_tts_with_backup(settings)
+    build_llm_with_backup(settings, system_instruction=settings.system_prompt)
     if settings.llm_provider != LOCAL:
         warm_up_openai_sdk()
 
@@ -43,11 +49,74 @@ def build_stt(settings: BotSettings) -> STTService:
         from bot_runtime import local_models, local_services
 
         return local_services.LocalWhisperSTTService(model=local_models.whisper())
-    return DeepgramSTTService(
+    return DeepgramSTT(
         api_key=settings.deepgram_api_key,
         base_url=settings.deepgram_base_url or "",
         sample_rate=PHONE_SAMPLE_RATE,
-        settings=DeepgramSTTService.Settings(model="nova-3-general", language="en"),
+        settings=DeepgramSTT.Settings(model="nova-3-general", language="en"),
+    )
+
+
+@dataclass(frozen=True)
+class BackedUp:
+    """A service and its backup, if any; ``node`` is what the pipeline holds: the service,
+    or a switcher that moves to the backup when the service can no longer work."""
+
+    primary: FrameProcessor
+    backup: FrameProcessor | None = None
+
+    @cached_property
+    def node(self) -> FrameProcessor:
+        if self.backup is None:
+            return self.primary
+        if isinstance(self.primary, LLMService):
+            return LLMSwitcher([self.primary, self.backup], ServiceSwitcherStrategyFailover)
+        return ServiceSwitcher([self.primary, self.backup], ServiceSwitcherStrategyFailover)
+
+    @property
+    def services(self) -> list[FrameProcessor]:
+        return [self.primary] if self.backup is None else [self.primary, self.backup]
+
+
+def build_llm_with_backup(settings: BotSettings, *, system_instruction: str) -> BackedUp:
+    """The call's LLM, and BACKUP_OPENAI_* as its backup when set."""
+    primary = build_llm(settings, system_instruction=system_instruction)
+    backup = settings.backup_llm
+    if backup is None:
+        return BackedUp(primary)
+    return BackedUp(
+        primary,
+        SharedClientOpenAILLMService(
+            api_key=backup.api_key or "not-needed",
+            base_url=backup.base_url,
+            settings=OpenAILLMService.Settings(
+                model=backup.model, system_instruction=system_instruction
+            ),
+        ),
+    )
+
+
+def build_tts_with_backup(settings: BotSettings) -> BackedUp:
+    """The call's voice, and BACKUP_TTS_PROVIDER's voice as its backup when set."""
+    primary = build_tts(settings)
+    backup = settings.backup_tts
+    if backup is None:
+        return BackedUp(primary)
+    if backup.provider == LOCAL:
+        from bot_runtime import local_models, local_services
+
+        return BackedUp(
+            primary, local_services.LocalPiperTTSService(voice=local_models.piper_voice())
+        )
+    options = {"url": backup.url} if backup.url else {}
+    return BackedUp(
+        primary,
+        CartesiaTTSService(
+            api_key=backup.api_key or "",
+            sample_rate=PHONE_SAMPLE_RATE,
+            settings=CartesiaTTSService.Settings(voice=backup.voice_id),
+            **options,
+        ),
     )
 
 

@@ -57,6 +57,25 @@ LOCAL_INSTALL = "uv sync --group local"
 
 
 @dataclass(frozen=True)
+class BackupLLM:
+    """A second OpenAI-compatible endpoint, for when the first fails or stalls."""
+
+    base_url: str | None
+    api_key: str | None = field(metadata=SECRET)
+    model: str
+
+
+@dataclass(frozen=True)
+class BackupTTS:
+    """A second voice: another Cartesia endpoint or voice, or the local Piper voice."""
+
+    provider: str
+    url: str | None
+    api_key: str | None = field(metadata=SECRET)
+    voice_id: str
+
+
+@dataclass(frozen=True)
 class BotSettings:
     """Everything one bot process needs, read once at start-up."""
 
@@ -71,6 +90,8 @@ class BotSettings:
     cartesia_api_key: str = field(metadata=SECRET)
     cartesia_url: str | None
     cartesia_voice_id: str
+    backup_llm: BackupLLM | None
+    backup_tts: BackupTTS | None
     twilio: TwilioSettings
     stream_secret: str | None = field(metadata=SECRET)
     agent: AgentFile
@@ -98,13 +119,14 @@ class BotSettings:
         """Read and validate the whole environment; raises ConfigError naming every problem."""
         reader = EnvReader(env)
         services = _read_services(reader)
+        services |= _read_backups(reader, primary=services)
         agent = _read_agent_file(reader)
         settings = cls(
             **services,
             twilio=TwilioSettings.read(reader),
             stream_secret=reader.text("STREAM_SECRET"),
             agent=agent,
-            **_read_conversation(reader, agent=agent, local_llm=services["llm_provider"] == LOCAL),
+            **_read_conversation(reader, agent=agent, services=services),
             **_read_call_control(reader),
             **_read_call_records(reader),
         )
@@ -151,6 +173,38 @@ def _read_services(reader: EnvReader) -> dict[str, Any]:
     }
 
 
+def _read_backups(reader: EnvReader, *, primary: dict[str, Any]) -> dict[str, Any]:
+    """The optional backup LLM and voice, which take over when the first ones fail or stall."""
+    llm_url = reader.url("BACKUP_OPENAI_BASE_URL", ("http:", "https:"))
+    llm_key = reader.text("BACKUP_OPENAI_API_KEY")
+    backup_llm = None
+    if llm_url or llm_key:
+        model = reader.text("BACKUP_OPENAI_MODEL", primary["openai_model"])
+        backup_llm = BackupLLM(base_url=llm_url, api_key=llm_key, model=model)
+    tts = reader.text("BACKUP_TTS_PROVIDER")
+    backup_tts = None
+    if tts is not None:
+        if tts.lower() not in ("cartesia", LOCAL):
+            reader.problems.append(f"BACKUP_TTS_PROVIDER must be cartesia or local, got {tts!r}")
+        elif tts.lower() == LOCAL and not _installed("TTS_PROVIDER"):
+            reader.problems.append(
+                f"BACKUP_TTS_PROVIDER=local needs the local voice: run `{LOCAL_INSTALL}`"
+            )
+        backup_tts = BackupTTS(
+            provider=tts.lower(),
+            url=reader.url("BACKUP_CARTESIA_URL", ("ws:", "wss:"), primary["cartesia_url"]),
+            api_key=reader.text("BACKUP_CARTESIA_API_KEY", primary["cartesia_api_key"] or None),
+            voice_id=reader.text("BACKUP_CARTESIA_VOICE_ID", primary["cartesia_voice_id"]),
+        )
+        if backup_tts.provider == "cartesia" and not backup_tts.api_key:
+            reader.problems.append("BACKUP_TTS_PROVIDER=cartesia needs a Cartesia key")
+    return {"backup_llm": backup_llm, "backup_tts": backup_tts}
+
+
+def _installed(provider_variable: str) -> bool:
+    return all(find_spec(module) for module in LOCAL_PACKAGES[provider_variable])
+
+
 def _read_agent_file(reader: EnvReader) -> AgentFile:
     """The agent file: AGENT_FILE, else agent.toml at the project root (optional)."""
     named = reader.text("AGENT_FILE")
@@ -164,11 +218,15 @@ def _read_agent_file(reader: EnvReader) -> AgentFile:
     return replace(agent, python_tools=python_tools)
 
 
-def _read_conversation(reader: EnvReader, *, agent: AgentFile, local_llm: bool) -> dict[str, Any]:
+def _read_conversation(
+    reader: EnvReader, *, agent: AgentFile, services: dict[str, Any]
+) -> dict[str, Any]:
     """What the bot says and when: prompts, turn taking, silence and the time limit.
 
     Each text comes from its environment variable, else the agent file, else the default.
     """
+    local_llm = services["llm_provider"] == LOCAL
+    any_local = LOCAL in (services[f"{part}_provider"] for part in ("stt", "llm", "tts"))
     defaults = {
         "system_prompt": DEFAULT_LOCAL_SYSTEM_PROMPT if local_llm else DEFAULT_SYSTEM_PROMPT,
         "greeting": DEFAULT_GREETING,
@@ -192,7 +250,13 @@ def _read_conversation(reader: EnvReader, *, agent: AgentFile, local_llm: bool) 
         "speech_start_secs": reader.seconds("SPEECH_START_SECS", 0.1, minimum=0.05),
         "max_call_secs": reader.seconds("MAX_CALL_SECS", 900.0, minimum=10.0),
         "outbound_greeting_delay_secs": reader.seconds("OUTBOUND_GREETING_DELAY_SECS", 2.0),
-        "response_timeout_secs": reader.seconds("RESPONSE_TIMEOUT_SECS", 5.0, minimum=0.5),
+        # A caller owed a reply hears one (from a backup, or the recorded apology) within
+        # this long after their turn; the services' own limits (service_watch.py) fit in 3 s.
+        # The local models share this machine's CPU between calls: a reply can take seconds
+        # there without anything being wrong.
+        "response_timeout_secs": reader.seconds(
+            "RESPONSE_TIMEOUT_SECS", 8.0 if any_local else 3.0, minimum=2.0
+        ),
     }
 
 

@@ -20,8 +20,8 @@ from testkit.scenario import (
 RECORD_KEYS = {
     "call_sid", "stream_sid", "direction", "from", "to", "parameters", "started_at", "ended_at",
     "duration_secs", "ended_reason", "ended_detail", "answered_by", "recording_sid",
-    "transfer_to", "transfer_summary", "transcript", "keypad", "tool_calls", "latency",
-    "analysis",
+    "transfer_to", "transfer_summary", "transcript", "keypad", "tool_calls", "service_events",
+    "latency", "analysis",
 }  # fmt: skip
 RECEIVED = Answer(body={"received": True})
 

@@ -6,10 +6,11 @@ Each use in bot_runtime/ carries a "pipecat: private" or "pipecat: skipped
 constructor" comment saying why the public API does not serve.
 """
 
-import ast
+import importlib
 import inspect
+import pkgutil
 import re
-import textwrap
+from pathlib import Path
 
 import pytest
 from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
@@ -17,14 +18,19 @@ from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnal
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer
 from pipecat.serializers.twilio import TwilioFrameSerializer
+from pipecat.services.deepgram.stt import DeepgramSTTService
 from pipecat.services.piper.tts import PiperTTSService
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
+from pipecat.utils.base_object import BaseObject
 from pipecat.utils.text.simple_text_aggregator import SimpleTextAggregator
 
-from bot_runtime import local_services, turn_taking, twilio_stream
+import bot_runtime
 
-RUNTIME_MODULES = [turn_taking, twilio_stream, local_services]
+RUNTIME_MODULES = [
+    importlib.import_module(f"bot_runtime.{module.name}")
+    for module in pkgutil.iter_modules(bot_runtime.__path__)
+]
 
 # (pipecat class, private name, where the runtime uses it)
 PRIVATE_NAMES = [
@@ -47,6 +53,11 @@ PRIVATE_NAMES = [
     (TTSService, "_text_aggregator", "local_services.LocalPiperTTSService"),
     (PiperTTSService, "_voice", "local_services.LocalPiperTTSService"),
     (SimpleTextAggregator, "_text", "local_services._ClauseAggregator"),
+    (DeepgramSTTService, "_on_message", "deepgram_stt.DeepgramSTT"),
+    (DeepgramSTTService, "_connection", "deepgram_stt.DeepgramSTT"),
+    (STTService, "_reconnect", "deepgram_stt.DeepgramSTT"),
+    (BaseObject, "_register_event_handler", "deepgram_stt.DeepgramSTT"),
+    (BaseObject, "_call_event_handler", "deepgram_stt.DeepgramSTT"),
 ]
 
 # Constructors the runtime skips (they load a model per call), and every field each one sets:
@@ -63,28 +74,35 @@ SKIPPED_CONSTRUCTORS = [
 ]
 
 
+def class_source(cls: type) -> str:
+    """The source of ``cls``, cut from its module's file.
+
+    Read as text rather than with inspect.getsource, which parses the whole module
+    with ast for a class (and CPython 3.11's ast sometimes fails late in a long run).
+    """
+    source = Path(inspect.getsourcefile(cls) or "").read_text()
+    start = re.search(rf"^class {cls.__name__}\b.*$", source, re.MULTILINE)
+    assert start is not None, f"class {cls.__name__} not found in its file"
+    end = re.compile(r"^\S", re.MULTILINE).search(source, start.end())
+    return source[start.start() : end.start() if end else len(source)]
+
+
 def defines(cls: type, name: str) -> bool:
     """Whether ``cls`` (or a pipecat class it inherits from) still has ``name``."""
     if any(name in vars(klass) for klass in cls.__mro__):
         return True
     pattern = re.compile(rf"\bself\.{re.escape(name)}\b")
     return any(
-        pattern.search(inspect.getsource(klass))
+        pattern.search(class_source(klass))
         for klass in cls.__mro__
         if klass.__module__.startswith("pipecat.")
     )
 
 
 def fields_set_by(constructor) -> set[str]:
-    tree = ast.parse(textwrap.dedent(inspect.getsource(constructor)))
-    return {
-        node.attr
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute)
-        and isinstance(node.ctx, ast.Store)
-        and isinstance(node.value, ast.Name)
-        and node.value.id == "self"
-    }
+    """The ``self.NAME = ...`` (or ``self.NAME: T = ...``) assignments in a constructor."""
+    assignment = re.compile(r"\bself\.(\w+)\s*(?::[^=\n]+)?=(?!=)")
+    return set(assignment.findall(inspect.getsource(constructor)))
 
 
 @pytest.mark.parametrize(("owner", "name", "used_by"), PRIVATE_NAMES)
@@ -113,7 +131,7 @@ def test_every_private_pipecat_name_a_runtime_subclass_uses_is_listed():
             if not inspect.isclass(cls) or cls.__module__ != module.__name__:
                 continue
             pipecat_bases = [k for k in cls.__mro__[1:] if k.__module__.startswith("pipecat.")]
-            for name in set(re.findall(r"\bself\.(_[a-z]\w*)", inspect.getsource(cls))):
+            for name in set(re.findall(r"\bself\.(_[a-z]\w*)", class_source(cls))):
                 inherited = any(defines(base, name) for base in pipecat_bases)
                 assert not inherited or name in listed, (
                     f"{cls.__qualname__} uses pipecat's private {name!r}: add it to "

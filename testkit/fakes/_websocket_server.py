@@ -33,6 +33,11 @@ class WebsocketFake:
         self._port: int | None = None
 
     @property
+    def open_connections(self) -> int:
+        """Sessions open right now (a call that ended must leave none behind)."""
+        return len(self._server.connections) if self._server is not None else 0
+
+    @property
     def port(self) -> int:
         """The port it listens on; kept after kill() so clients can find it refused."""
         if self._port is None:

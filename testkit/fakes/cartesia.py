@@ -67,6 +67,9 @@ class FakeCartesia(WebsocketFake):
         super().__init__()
         self.api_key = api_key
         self.secs_per_word = secs_per_word
+        # After this many transcripts voiced, the rest are taken and never answered, the
+        # socket left open (a stall: no error, no close). None: every transcript is voiced.
+        self.stall_after_transcripts: int | None = None
         self.transcripts: list[str] = []
         self.contexts: dict[str, CartesiaContext] = {}
 
@@ -124,6 +127,12 @@ class FakeCartesia(WebsocketFake):
         transcript = request.get("transcript")
         if not isinstance(transcript, str):
             return [_error(context_id, "transcript must be a string")]
+        stalled = (
+            self.stall_after_transcripts is not None
+            and len(self.transcripts) >= self.stall_after_transcripts
+        )
+        if stalled:
+            return []
         replies = self._speak(context, transcript) if transcript.strip() else []
         if request.get("continue") is False:
             context.done = True

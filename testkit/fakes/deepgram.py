@@ -82,6 +82,10 @@ class FakeDeepgram(WebsocketFake):
         self.interim_after_secs = interim_after_secs
         self.endpoint_secs = endpoint_secs
         self.idle_timeout_secs = idle_timeout_secs
+        # A Deepgram that stops answering with the socket still open (the commonest outage:
+        # no error, no close): "silent" sends nothing at all, "after_interim" still sends
+        # interim results but never a final. None: answers as Deepgram does.
+        self.stall: str | None = None
         self.sessions: list[DeepgramSession] = []
         self.results: list[dict[str, Any]] = []
         self.transcripts_sent: list[str] = []
@@ -269,6 +273,8 @@ class _Transcription:
         speech_final: bool = False,
         from_finalize: bool = False,
     ) -> None:
+        if self.fake.stall == "silent" or (self.fake.stall == "after_interim" and is_final):
+            return
         message = {
             "type": "Results",
             "channel_index": [0, 1],

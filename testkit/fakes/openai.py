@@ -77,6 +77,11 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         # Seconds to wait before the first chunk of each reply: a model that stalls.
         self.first_token_delay_secs = 0.0
+        # A reply that stops after this many content pieces, the connection left open (a
+        # stall mid-reply: no error, no close). None: replies run to the end.
+        self.stall_after_pieces: int | None = None
+        # Replies being streamed now: a stalled one stays open until the client goes away.
+        self.open_streams = 0
         self.rejected = 0
         self._socket: socket.socket | None = None
         self._runner: web.AppRunner | None = None
@@ -96,8 +101,11 @@ class FakeOpenAI:
     async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat_completions)
-        # No grace period on shutdown: kill() must cut streams off mid-way.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0)
+        # No grace period on shutdown: kill() must cut streams off mid-way. A client that
+        # hangs up ends its request here too, as on a real server (a stalled reply included).
+        self._runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=0, handler_cancellation=True
+        )
         await self._runner.setup()
         self._socket = socket.create_server(("127.0.0.1", 0))
         await web.SockSite(self._runner, self._socket).start()
@@ -147,11 +155,17 @@ class FakeOpenAI:
             }
         )
         await stream.prepare(request)
-        await asyncio.sleep(self.first_token_delay_secs)
-        for chunk in completion.chunks():
-            await stream.write(f"data: {json.dumps(chunk)}\n\n".encode())
-        await stream.write(b"data: [DONE]\n\n")
-        await stream.write_eof()
+        self.open_streams += 1
+        try:
+            await asyncio.sleep(self.first_token_delay_secs)
+            for index, chunk in enumerate(completion.chunks()):
+                if self.stall_after_pieces is not None and index > self.stall_after_pieces:
+                    await asyncio.Event().wait()  # Until the client hangs up on it.
+                await stream.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            await stream.write(b"data: [DONE]\n\n")
+            await stream.write_eof()
+        finally:
+            self.open_streams -= 1
         return stream
 
 
