@@ -21,6 +21,7 @@ from pipecat.utils.time import time_now_iso8601
 from piper import PiperVoice
 
 from bot_runtime.local_models import PIPER_VOICE, LocalLLM, transcribe_with
+from bot_runtime.tools import END_CALL
 
 # pipecat's end-of-turn logic waits this long, less the VAD's 0.2 s, for words that arrive
 # after the turn they belong to was given up (a caller who paused mid-sentence). Whisper
@@ -55,11 +56,35 @@ def _prompt(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     return system + history
 
 
+# A caller's goodbye: a farewell with nothing but courtesies around it ("No, that's
+# everything. Thanks, goodbye."), not any sentence that happens to hold "bye".
+_FAREWELL = re.compile(
+    r"\b(good ?bye|bye(?: bye)?|see you(?: later)?|have a (?:good|nice|great) (?:day|one))\b"
+)
+# What may come with a goodbye; anything else makes it more than one ("bye, and where is ...").
+_COURTESY = re.compile(
+    r"\b(no|nope|ok(ay)?|alright|great|then|thanks?( you)?( (so|very) much)?|"
+    r"that'?s (it|all|everything)|that is (it|all|everything)|i'?m done|for now)\b"
+)
+_MAX_FAREWELL_WORDS = 10
+
+
+def is_farewell(text: str) -> bool:
+    """Whether the caller's words are a clear goodbye and nothing more."""
+    words = " ".join(re.findall(r"[a-z']+", text.lower()))
+    if not _FAREWELL.search(words) or len(words.split()) > _MAX_FAREWELL_WORDS:
+        return False
+    return not _COURTESY.sub(" ", _FAREWELL.sub(" ", words)).split()
+
+
 class _InProcessCompletions:
     """``chat.completions.create`` of AsyncOpenAI, answered by a LocalLLM.
 
     A streamed reply stops after its first sentence: SmolLM2 wanders (and contradicts
-    itself) after that, and a short reply lets the voice start sooner.
+    itself) after that, and a short reply lets the voice start sooner. SmolLM2 cannot
+    call functions; when the caller's last words are a clear goodbye, the answer is
+    the ``end_call`` function call a cloud LLM would make, so the call ends the same
+    way (the goodbye said, then the hang-up).
     """
 
     def __init__(self, llm: LocalLLM):
@@ -77,6 +102,8 @@ class _InProcessCompletions:
             return ChatCompletion.model_validate(
                 await self._llm.complete(_prompt(messages), **options)
             )
+        if _offers_end_call(params.get("tools")) and _caller_said_goodbye(messages):
+            return _end_call_chunks(self._llm.name)
         return self._chunks(_prompt(messages), options)
 
     async def _chunks(
@@ -90,6 +117,35 @@ class _InProcessCompletions:
                 return
             said += text
             yield ChatCompletionChunk.model_validate(chunk)
+
+
+def _offers_end_call(tools: Any) -> bool:
+    return isinstance(tools, list) and any(
+        isinstance(tool, dict) and tool.get("function", {}).get("name") == END_CALL
+        for tool in tools
+    )
+
+
+def _caller_said_goodbye(messages: list[dict[str, Any]]) -> bool:
+    last = messages[-1] if messages else {}
+    return last.get("role") == "user" and is_farewell(str(last.get("content") or ""))
+
+
+async def _end_call_chunks(model: str) -> AsyncGenerator[ChatCompletionChunk, None]:
+    """The stream of an ``end_call`` function call, as the OpenAI API sends one."""
+    call = {"index": 0, "id": "call_local_end", "type": "function"}
+    call["function"] = {"name": END_CALL, "arguments": "{}"}
+    deltas = [({"role": "assistant", "tool_calls": [call]}, None), ({}, "tool_calls")]
+    for delta, finish_reason in deltas:
+        yield ChatCompletionChunk.model_validate(
+            {
+                "id": "chatcmpl-local-end",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            }
+        )
 
 
 class LocalLLMService(OpenAILLMService):

@@ -40,4 +40,4 @@ def describe(settings: BotSettings) -> str:
         parts.append("transfers on" + (" with a brief" if settings.transfer_whisper_url else ""))
     if settings.call_webhook_url:
         parts.append(f"call records to {urlsplit(settings.call_webhook_url).netloc}")
-    return "Bot ready: " + "; ".join(parts)
+    return "Bot set up: " + "; ".join(parts)

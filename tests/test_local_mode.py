@@ -147,3 +147,35 @@ async def test_a_looping_short_window_is_transcribed_again_the_standard_way(
     heard = await transcriber(read_wav_8k(AUDIO / "agree.wav"))
     assert heard.lower().count("works") == 1, heard
     assert words(caller_line("agree")) <= words(heard), heard
+
+
+async def test_a_clear_goodbye_ends_a_local_call_as_end_call_does(local_bot, transcriber):
+    async with SimulatedCaller(local_bot.url, custom_parameters=INBOUND) as caller:
+        await caller.wait_for_bot_audio(timeout=TIMEOUT_SECS)
+        await caller.wait_for_bot_silence(quiet_secs=REPLY_PAUSE_SECS, timeout=TIMEOUT_SECS)
+        spoken = await caller.say(AUDIO / "goodbye.wav")
+        await caller.wait_closed(timeout=TIMEOUT_SECS)  # The bot ended the call.
+        goodbye = caller.heard_pcm(spoken.ended_at)
+    summary = await local_bot.wait_for_log(f"[{caller.call_sid}] Call summary:")
+    assert "ended by end_call tool" in summary
+    # What the caller heard last was the goodbye (to its end), not an apology for mistakes.
+    assert {"goodbye", "calling"} <= words(await transcriber(goodbye)), summary
+
+
+@pytest.mark.parametrize(
+    ("said", "goodbye"),
+    [
+        ("No, that's everything. Thanks, goodbye.", True),
+        ("Goodbye.", True),
+        ("OK, bye bye!", True),
+        ("Thank you so much, have a nice day.", True),
+        ("Thanks.", False),
+        ("Can you say goodbye to my wife?", False),
+        ("I want to buy a bike.", False),
+        ("Goodbye, and where is my order?", False),
+    ],
+)
+def test_only_a_clear_goodbye_counts_as_one(said, goodbye):
+    from bot_runtime.local_services import is_farewell
+
+    assert is_farewell(said) is goodbye
