@@ -131,7 +131,7 @@ async def test_caller_hang_up_stops_the_call_without_a_rest_request(bots, fakes,
     assert (await call_record(records, caller.call_sid))["ended_reason"] == "caller_hung_up"
 
 
-async def test_caller_is_looked_up_when_the_twiml_has_no_from_number(bots, fakes):
+async def test_caller_is_looked_up_and_a_normal_call_logs_no_warning(bots, fakes):
     fakes.deepgram.transcripts.append(caller_line("saturday"))
     requests_before = len(fakes.openai.requests)
     async with SimulatedCaller(bots.standard.url) as caller:
@@ -139,11 +139,19 @@ async def test_caller_is_looked_up_when_the_twiml_has_no_from_number(bots, fakes
         await hear_greeting(caller)
         spoken = await caller.say(AUDIO / "saturday.wav")
         await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=10)
+        await caller.wait_for_bot_silence(timeout=10)
     lookups = rest_requests_for(fakes, caller.call_sid)
     assert [r.method for r in lookups] == ["GET"]
     context = str(fakes.openai.requests[-1]["messages"])
     assert len(fakes.openai.requests) > requests_before
     assert "+14155550177" in context
+    # An operator can trust the log: a warning means something, and it says where calls go.
+    await bots.standard.wait_for_log(f"[{caller.call_sid}] Call summary:")
+    log = bots.standard.logs()
+    call_lines = [line for line in log.splitlines() if caller.call_sid in line]
+    assert not [line for line in call_lines if "WARNING" in line or "ERROR" in line], call_lines
+    ready = f"Ready for calls: Twilio Media Streams on ws://127.0.0.1:{bots.standard.port}/ws"
+    assert ready in log and "Setting VAD params" not in log
 
 
 async def test_failed_lookup_does_not_break_the_call(bots, fakes):
