@@ -1,7 +1,7 @@
 """One call's pipeline: the Twilio transport, turn taking, the three services and prompts."""
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import WebSocket
 from loguru import logger
@@ -60,7 +60,7 @@ class CallPipeline:
     prompts: PromptPlayer
     voicemail: VoicemailDetector | None
     latency: UserBotLatencyObserver
-    worker: PipelineWorker
+    worker: PipelineWorker = field(init=False)
 
 
 def build_call_pipeline(
@@ -88,28 +88,7 @@ def build_call_pipeline(
     voicemail = (
         VoicemailDetector(classifier=LLMClassifier(llm=llm.primary)) if facts.outbound else None
     )
-    prompts = PromptPlayer()
-    pipeline = Pipeline(
-        [
-            transport.input(),
-            stt,
-            *([voicemail.detector()] if voicemail else []),
-            TransferKey(on_transfer_key, on_key=on_key),
-            keypad_to_text(),
-            user_turns,
-            turn_taking.CallerAudioEnd(),
-            llm.node,
-            LLMTap(watch),
-            tts.node,
-            TTSTap(watch),
-            *([voicemail.gate()] if voicemail else []),
-            prompts,
-            transport.output(),
-            assistant_turns,
-        ]
-    )
-    latency = UserBotLatencyObserver()
-    return CallPipeline(
+    parts = CallPipeline(
         serializer=serializer,
         transport=transport,
         user_turns=user_turns,
@@ -117,10 +96,35 @@ def build_call_pipeline(
         stt=stt,
         llm=llm,
         tts=tts,
-        prompts=prompts,
+        prompts=PromptPlayer(),
         voicemail=voicemail,
-        latency=latency,
-        worker=_worker(pipeline, latency),
+        latency=UserBotLatencyObserver(),
+    )
+    keypad = TransferKey(on_transfer_key, on_key=on_key)
+    parts.worker = _worker(_pipeline(parts, keypad=keypad, watch=watch), parts.latency)
+    return parts
+
+
+def _pipeline(p: CallPipeline, *, keypad: TransferKey, watch: ServiceWatch) -> Pipeline:
+    """The processors in the order a call's frames pass them."""
+    return Pipeline(
+        [
+            p.transport.input(),
+            p.stt,
+            *([p.voicemail.detector()] if p.voicemail else []),
+            keypad,
+            keypad_to_text(),
+            p.user_turns,
+            turn_taking.CallerAudioEnd(),
+            p.llm.node,
+            LLMTap(watch),
+            p.tts.node,
+            TTSTap(watch),
+            *([p.voicemail.gate()] if p.voicemail else []),
+            p.prompts,
+            p.transport.output(),
+            p.assistant_turns,
+        ]
     )
 
 
