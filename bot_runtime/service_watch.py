@@ -138,41 +138,44 @@ class ServiceWatch:
             await self.on_stall(service, what)
 
 
-class LLMTap(FrameProcessor):
+class _Tap(FrameProcessor):
+    """Passes every frame on, telling the watch about the ones ``observe`` cares for."""
+
+    def __init__(self, watch: ServiceWatch) -> None:
+        super().__init__()
+        self._watch = watch
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if direction == FrameDirection.DOWNSTREAM:
+            self.observe(frame)
+        await self.push_frame(frame, direction)
+
+    def observe(self, frame: Frame) -> None:
+        raise NotImplementedError
+
+
+class LLMTap(_Tap):
     """Between the LLM and the voice: tells the watch when the LLM starts, speaks and ends."""
 
-    def __init__(self, watch: ServiceWatch) -> None:
-        super().__init__()
-        self._watch = watch
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if direction == FrameDirection.DOWNSTREAM:
-            if isinstance(frame, LLMFullResponseStartFrame):
-                self._watch.llm_asked()
-            elif isinstance(frame, LLMTextFrame):
-                self._watch.llm_answered()
-            elif isinstance(frame, FunctionCallsStartedFrame):
-                self._watch.tool_started()
-            elif isinstance(frame, LLMFullResponseEndFrame):
-                self._watch.llm_done()
-            elif isinstance(frame, InterruptionFrame):
-                self._watch.stop_all()
-        await self.push_frame(frame, direction)
+    def observe(self, frame: Frame) -> None:
+        if isinstance(frame, LLMFullResponseStartFrame):
+            self._watch.llm_asked()
+        elif isinstance(frame, LLMTextFrame):
+            self._watch.llm_answered()
+        elif isinstance(frame, FunctionCallsStartedFrame):
+            self._watch.tool_started()
+        elif isinstance(frame, LLMFullResponseEndFrame):
+            self._watch.llm_done()
+        elif isinstance(frame, InterruptionFrame):
+            self._watch.stop_all()
 
 
-class TTSTap(FrameProcessor):
-    """After the voice: tells the watch which words the voice has voiced."""
+class TTSTap(_Tap):
+    """After the voice: tells the watch which words the voice has voiced, and when it is done."""
 
-    def __init__(self, watch: ServiceWatch) -> None:
-        super().__init__()
-        self._watch = watch
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if direction == FrameDirection.DOWNSTREAM:
-            if isinstance(frame, TTSTextFrame):
-                self._watch.tts_voiced(frame.text)
-            elif isinstance(frame, TTSStoppedFrame):
-                self._watch.tts_finished()
-        await self.push_frame(frame, direction)
+    def observe(self, frame: Frame) -> None:
+        if isinstance(frame, TTSTextFrame):
+            self._watch.tts_voiced(frame.text)
+        elif isinstance(frame, TTSStoppedFrame):
+            self._watch.tts_finished()

@@ -70,15 +70,10 @@ def _decode_handshake_message(message: dict[str, Any]) -> dict[str, Any]:
     text = message.get("text")
     if text is None:
         raise StreamRejected("binary frame before 'start' (Twilio sends JSON text)")
-    if len(text) > MAX_MESSAGE_BYTES:
-        raise StreamRejected(f"a {len(text)}-byte message before 'start' (too large for Twilio)")
     try:
-        event = json.loads(text)
-    except json.JSONDecodeError:
-        raise StreamRejected("a message before 'start' is not JSON") from None
-    if not isinstance(event, dict):
-        raise StreamRejected("a message before 'start' is not a JSON object")
-    return event
+        return _parse(text)
+    except _Malformed as problem:
+        raise StreamRejected(f"{problem} before 'start'") from None
 
 
 def _parse_start(event: dict[str, Any]) -> StreamStart:

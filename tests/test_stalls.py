@@ -139,6 +139,10 @@ async def nothing_left_open(stalling) -> None:
     )
 
 
+# Each test below tells one stall end to end, so they read alike on purpose: the service, the
+# moment it stalls and whether there is a backup are the differences that matter.
+
+
 async def test_an_llm_that_hangs_before_its_first_word_brings_the_apology_in_time(
     fakes, records, stalling
 ):
