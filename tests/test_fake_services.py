@@ -10,7 +10,7 @@ import openai
 import pytest
 from deepgram import AsyncDeepgramClient, DeepgramClientEnvironment
 from deepgram.core import ApiError
-from deepgram.listen.v1.types import ListenV1Metadata, ListenV1Results
+from deepgram.listen.v1.types import ListenV1Metadata, ListenV1Results, ListenV1UtteranceEnd
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -117,19 +117,26 @@ async def next_result(connection) -> ListenV1Results:
     return message
 
 
-async def test_deepgram_transcribes_speech_on_finalize_and_on_endpointing():
+async def test_deepgram_transcribes_speech_on_finalize_and_at_the_line_end():
     speech = read_wav_8k(AUDIO / "order_status.wav")
     async with FakeDeepgram(transcripts=[ORDER_STATUS, "Thanks."]) as fake:
-        params = {"model": "nova-3-general", "encoding": "linear16", "sample_rate": RATE}
+        params = {
+            "model": "nova-3-general",
+            "encoding": "linear16",
+            "sample_rate": RATE,
+            "interim_results": "true",
+            "endpointing": "false",
+        }
         async with deepgram_client(fake).listen.v1.connect(**params) as connection:
             await send_audio(connection, silence(0.5) + speech + silence(0.25))
             interim = await next_result(connection)
             await connection.send_finalize()
-            final = await next_result(connection)
-            # No Finalize this time: the fake endpoints after a second of silence.
+            while not (final := await next_result(connection)).is_final:
+                pass  # More interims while the caller spoke: no final without endpointing.
+            # No Finalize this time: the fake ends the line after a second of silence.
             await send_audio(connection, speech + silence(1.5))
-            await next_result(connection)
-            endpointed = await next_result(connection)
+            while not (endpointed := await next_result(connection)).is_final:
+                pass
             await connection.send_close_stream()
             metadata = await asyncio.wait_for(connection.recv(), 5)
 
@@ -171,7 +178,12 @@ async def next_final(connection) -> str:
 async def test_deepgram_gives_a_line_out_phrase_by_phrase_at_mid_line_finalizes():
     lines = ["Hi, I'm calling about my order.", "Yes.", "One, two, three."]
     async with FakeDeepgram(transcripts=lines) as fake:
-        params = {"model": "nova-3-general", "encoding": "linear16", "sample_rate": RATE}
+        params = {
+            "model": "nova-3-general",
+            "encoding": "linear16",
+            "sample_rate": RATE,
+            "endpointing": "false",
+        }
         async with deepgram_client(fake).listen.v1.connect(**params) as connection:
             heard = []
             for audio in (tone(0.4), tone(1.2), tone(0.3), tone(0.5)):
@@ -186,9 +198,44 @@ async def test_deepgram_gives_a_line_out_phrase_by_phrase_at_mid_line_finalizes(
     assert fake.transcripts_sent == heard
 
 
+async def test_deepgram_endpoints_before_the_finalize_which_it_answers_empty():
+    """Deepgram's default endpointing (10 ms): the words come final as soon as the caller
+    pauses, before the client's VAD stop; its Finalize then finds nothing left."""
+    async with FakeDeepgram(transcripts=["Yes please."]) as fake:
+        params = {
+            "model": "nova-3-general",
+            "encoding": "linear16",
+            "sample_rate": RATE,
+            "interim_results": "true",
+            "utterance_end_ms": "1000",
+        }
+        async with deepgram_client(fake).listen.v1.connect(**params) as connection:
+            await send_audio(connection, tone(0.7) + silence(0.3))
+            messages = []
+            while not (isinstance(m := await connection.recv(), ListenV1Results) and m.is_final):
+                messages.append(m)
+            await connection.send_finalize()
+            answer = await next_result(connection)
+            await send_audio(connection, silence(1.2))
+            utterance_end = await asyncio.wait_for(connection.recv(), 5)
+
+    assert [m.is_final for m in messages] == [False]  # An interim while the caller spoke.
+    assert m.speech_final and not m.from_finalize
+    assert m.channel.alternatives[0].transcript == "Yes please."
+    assert answer.is_final and answer.from_finalize
+    assert answer.channel.alternatives[0].transcript == ""
+    assert isinstance(utterance_end, ListenV1UtteranceEnd)
+    assert fake.sessions[0].control == ["Finalize"]
+
+
 async def test_deepgram_transcribes_unscripted_lines_as_the_default_transcript():
     async with FakeDeepgram(transcripts=["Yes."], default_transcript="Okay then.") as fake:
-        params = {"model": "nova-3-general", "encoding": "linear16", "sample_rate": RATE}
+        params = {
+            "model": "nova-3-general",
+            "encoding": "linear16",
+            "sample_rate": RATE,
+            "endpointing": "false",
+        }
         async with deepgram_client(fake).listen.v1.connect(**params) as connection:
             heard = []
             for _ in range(3):

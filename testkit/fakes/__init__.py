@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from .cartesia import CartesiaContext, FakeCartesia
 from .deepgram import DeepgramSession, FakeDeepgram
 from .openai import FakeOpenAI, Reply, ToolCall
+from .timing import CartesiaTiming, DeepgramTiming, OpenAITiming, ServiceTiming
 from .twilio_rest import FakeTwilio
 
 
@@ -36,12 +37,16 @@ class Fakes:
 
 __all__ = [
     "CartesiaContext",
+    "CartesiaTiming",
     "DeepgramSession",
+    "DeepgramTiming",
     "FakeCartesia",
     "FakeDeepgram",
     "FakeOpenAI",
     "FakeTwilio",
     "Fakes",
+    "OpenAITiming",
     "Reply",
+    "ServiceTiming",
     "ToolCall",
 ]

@@ -1,5 +1,6 @@
-"""A loopback Cartesia TTS websocket that answers text at once with a tone as long as the words."""
+"""A loopback Cartesia TTS websocket that answers text with a tone as long as the words."""
 
+import asyncio
 import base64
 import json
 import math
@@ -14,6 +15,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request
 
 from ._websocket_server import HandshakeRejected, WebsocketFake
+from .timing import CartesiaTiming
 
 SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
 CHUNK_SECS = 0.04
@@ -55,18 +57,26 @@ def tone(words: int, *, secs_per_word: float, sample_rate: int) -> bytes:
 
 
 class FakeCartesia(WebsocketFake):
-    """Cartesia's ``/tts/websocket``, with zero latency.
+    """Cartesia's ``/tts/websocket``, on Cartesia's timing.
 
-    Each transcript is answered immediately with ``chunk`` messages (base64 PCM16 at
+    Each transcript is answered ``timing.first_audio_secs`` later (at once with
+    ``CartesiaTiming.instant()``), in the order asked, with ``chunk`` messages (base64 PCM16 at
     the requested rate, ``secs_per_word`` of tone per word) and a ``timestamps``
     message for its words; ``done`` follows once the context is flushed
     (``continue: false``). ``{"context_id": ..., "cancel": true}`` cancels a context.
     """
 
-    def __init__(self, *, api_key: str = "sk_car_test_key", secs_per_word: float = 0.12) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = "sk_car_test_key",
+        secs_per_word: float = 0.12,
+        timing: CartesiaTiming | None = None,
+    ) -> None:
         super().__init__()
         self.api_key = api_key
         self.secs_per_word = secs_per_word
+        self.timing = timing or CartesiaTiming()
         # After this many transcripts voiced, the rest are taken and never answered, the
         # socket left open (a stall: no error, no close). None: every transcript is voiced.
         self.stall_after_transcripts: int | None = None
@@ -89,8 +99,36 @@ class FakeCartesia(WebsocketFake):
             )
 
     async def serve_session(self, websocket: ServerConnection) -> None:
-        async for message in websocket:
-            for reply in self.answer(message):
+        delay = self.timing.first_audio_secs
+        if delay <= 0:
+            async for message in websocket:
+                for reply in self.answer(message):
+                    await websocket.send(json.dumps(reply))
+            return
+        # Audio comes a model's latency after its text; replies keep the order asked.
+        outbox: asyncio.Queue[tuple[float, list[dict[str, Any]]]] = asyncio.Queue()
+        sender = asyncio.create_task(self._send_when_due(websocket, outbox))
+        try:
+            loop = asyncio.get_running_loop()
+            async for message in websocket:
+                replies = self.answer(message)
+                if replies:
+                    voiced = any(reply["type"] == "chunk" for reply in replies)
+                    outbox.put_nowait((loop.time() + (delay if voiced else 0.0), replies))
+        finally:
+            sender.cancel()
+
+    async def _send_when_due(
+        self, websocket: ServerConnection, outbox: asyncio.Queue[tuple[float, list[dict[str, Any]]]]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due, replies = await outbox.get()
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            for reply in replies:
+                context = self.contexts.get(reply["context_id"])
+                if context is not None and context.cancelled and reply["type"] != "error":
+                    continue  # Cancelled while the model worked on it: nothing more comes.
                 await websocket.send(json.dumps(reply))
 
     def answer(self, message: str | bytes) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request
 
 from ._websocket_server import HandshakeRejected, WebsocketFake
+from .timing import DeepgramTiming
 
 with warnings.catch_warnings():
     # Deprecated on 3.11-3.12; on 3.13+ pipecat installs audioop-lts under the same name.
@@ -24,6 +25,8 @@ with warnings.catch_warnings():
     import audioop
 
 BLOCK_SECS = 0.02
+# Deepgram's endpointing when the query does not set it.
+DEFAULT_ENDPOINTING_MS = 10
 MODEL_UUID = "40bd3654-e622-47c4-a111-63a61b23bfe5"
 MODEL_INFO = {"name": "general-nova-3", "version": "2025-01-01.0", "arch": "nova-3"}
 # What Deepgram says when a stream goes quiet (no audio, no KeepAlive) for 10 s.
@@ -43,22 +46,28 @@ class DeepgramSession:
 
 
 class FakeDeepgram(WebsocketFake):
-    """Deepgram's ``/v1/listen`` websocket, scripted.
+    """Deepgram's ``/v1/listen`` websocket, scripted, on Deepgram's timing.
 
     Caller speech is found by energy in the received linear16 audio; each caller line
     is transcribed as the next of ``transcripts``. Results come the way Deepgram sends
-    them: an interim while the caller speaks, and a final when the client sends
-    ``Finalize`` (pipecat does when its VAD hears the caller stop) or after
-    ``endpoint_secs`` of silence, like Deepgram's own endpointing. Once the script
-    runs out, lines are transcribed as ``default_transcript`` (nothing by default), so
-    many concurrent calls, whose lines would take from one script in no set order,
-    can all be heard as the same words.
+    them, ``timing.result_delay_secs`` after the audio they describe: interim results
+    every ``timing.interim_every_secs`` of speech (when the query asks for
+    ``interim_results=true``, as pipecat does); a final (``is_final``,
+    ``speech_final``) at the endpoint, a silence as long as the query's ``endpointing``
+    (10 ms when unset; ``false``: none) but at least
+    ``timing.min_endpoint_silence_secs``, which comes before the client's VAD stop and
+    its ``Finalize``; the answer to a ``Finalize`` (``from_finalize: true``), empty when
+    endpointing already sent the words; ``UtteranceEnd`` after ``utterance_end_ms`` of
+    silence when asked for. Once the script runs out, lines are transcribed as
+    ``default_transcript`` (nothing by default), so many concurrent calls, whose lines
+    would take from one script in no set order, can all be heard as the same words.
 
-    A ``Finalize`` in the middle of a line (a turn detector that took "Hi," for the
-    whole turn) gets only what was said so far: the line is given out phrase by
+    A final in the middle of a line (a pause, or a turn detector that took "Hi," for
+    the whole turn) gets only what was said so far: the line is given out phrase by
     phrase (split after punctuation), one phrase per pause of at least
-    ``phrase_gap_secs`` in the audio, and the rest follows in later finals. A line
-    ends once all of it was sent, or at the endpoint.
+    ``phrase_gap_secs`` in the audio (or per endpoint or ``Finalize``), and the rest
+    follows in later finals. A line ends once all of it was sent and a ``Finalize``
+    came, or after ``line_end_secs`` of silence.
     """
 
     def __init__(
@@ -70,8 +79,9 @@ class FakeDeepgram(WebsocketFake):
         speech_rms: int = 300,
         phrase_gap_secs: float = 0.15,
         interim_after_secs: float = 0.3,
-        endpoint_secs: float = 1.0,
+        line_end_secs: float = 1.0,
         idle_timeout_secs: float = 10.0,
+        timing: DeepgramTiming | None = None,
     ) -> None:
         super().__init__()
         self.api_key = api_key
@@ -80,7 +90,8 @@ class FakeDeepgram(WebsocketFake):
         self.speech_rms = speech_rms
         self.phrase_gap_secs = phrase_gap_secs
         self.interim_after_secs = interim_after_secs
-        self.endpoint_secs = endpoint_secs
+        self.line_end_secs = line_end_secs
+        self.timing = timing or DeepgramTiming()
         self.idle_timeout_secs = idle_timeout_secs
         # A Deepgram that stops answering with the socket still open (the commonest outage:
         # no error, no close): "silent" sends nothing at all, "after_interim" still sends
@@ -166,20 +177,37 @@ class _Transcription:
         self.session = session
         self.request_id = str(uuid.uuid4())
         self.block_bytes = round(int(session.params["sample_rate"]) * BLOCK_SECS) * 2
+        self.endpoint_secs = _endpoint_secs(session.params, fake.timing)
+        self.interims = session.params.get("interim_results") == "true"
+        utterance_end_ms = session.params.get("utterance_end_ms", "")
+        self.utterance_end_secs = int(utterance_end_ms) / 1000 if utterance_end_ms else None
         self.pending = b""
         self.sha256 = hashlib.sha256()
         self.audio_secs = 0.0  # position in the received audio
         self.line: _Line | None = None
         self.silence_secs = 0.0  # length of the current silence
         self.pause_counted = True  # the current silence already counts as a pause
+        self.endpointed = True  # the current silence already had its endpoint final
         # Since the last final result: where it began, and the speech in it.
         self.segment_start = 0.0
         self.speech_start: float | None = None
         self.speech_end = 0.0
         self.speech_secs = 0.0
-        self.interim_sent = False
+        self.interims_sent = 0
+        # The end of the last finalized word, until an UtteranceEnd has said so.
+        self.utterance_word_end: float | None = None
+        # Results wait here for their delivery time (the model's and the network's).
+        self.outbox: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
+        self.sender: asyncio.Task | None = None
 
     async def run(self) -> None:
+        try:
+            await self.receive()
+        finally:
+            if self.sender is not None:
+                self.sender.cancel()
+
+    async def receive(self) -> None:
         while True:
             try:
                 async with asyncio.timeout(self.fake.idle_timeout_secs):
@@ -210,22 +238,49 @@ class _Transcription:
             self.line = self.fake.next_line()
         self.silence_secs = 0.0
         self.pause_counted = False
+        self.endpointed = False
         if self.speech_start is None:
             self.speech_start = self.audio_secs - BLOCK_SECS
         self.speech_end = self.audio_secs
         self.speech_secs += BLOCK_SECS
-        if self.speech_secs >= self.fake.interim_after_secs and not self.interim_sent:
-            self.interim_sent = True
+        interim_due = self.fake.interim_after_secs + self.interims_sent * (
+            self.fake.timing.interim_every_secs
+        )
+        if self.interims and self.speech_secs >= interim_due:
             words = " ".join(self.line.spoken_so_far()).split()
             if words:
-                await self.send_results(" ".join(words[: max(1, len(words) // 2)]))
+                # The first interim has half the words heard so far, later ones all of them.
+                shown = len(words) if self.interims_sent else max(1, len(words) // 2)
+                self.interims_sent += 1
+                await self.send_results(" ".join(words[:shown]))
 
     async def on_silence(self) -> None:
         self.silence_secs += BLOCK_SECS
         if self.silence_secs >= self.fake.phrase_gap_secs:
             self.count_pause()
-        if self.line is not None and self.silence_secs >= self.fake.endpoint_secs:
-            await self.send_final(everything=True, from_finalize=False)
+        if (
+            self.line is not None
+            and self.endpoint_secs is not None
+            and not self.endpointed
+            and self.silence_secs >= self.endpoint_secs
+        ):
+            # Deepgram's endpointing: the words so far are final, before any Finalize.
+            self.endpointed = True
+            self.count_pause()
+            await self.send_final(everything=False, from_finalize=False)
+        if self.line is not None and self.silence_secs >= self.fake.line_end_secs:
+            if not self.line.finished or self.speech_start is not None:
+                await self.send_final(everything=True, from_finalize=False)
+            self.line = None
+        if (
+            self.utterance_end_secs is not None
+            and self.utterance_word_end is not None
+            and self.audio_secs - self.utterance_word_end >= self.utterance_end_secs
+        ):
+            last_word_end, self.utterance_word_end = self.utterance_word_end, None
+            await self.deliver(
+                {"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": last_word_end}
+            )
 
     def count_pause(self) -> None:
         if self.line is not None and not self.pause_counted:
@@ -245,25 +300,31 @@ class _Transcription:
         elif kind == "CloseStream":
             if self.line is not None:
                 await self.send_final(everything=True, from_finalize=False)
+            await self.outbox.join()  # What was due goes out before the stream ends.
             await self.websocket.send(json.dumps(self.metadata()))
             await self.websocket.close()
             return False
         return True
 
     async def send_final(self, *, everything: bool, from_finalize: bool) -> None:
-        """Final result for the speech since the last one (empty when there is nothing new)."""
+        """Final result for the speech since the last one (empty when there is nothing new).
+
+        A line ends with a final that has everything, or with a Finalize once all of
+        it was sent (the client's VAD heard its end).
+        """
         transcript = self.line.take(everything=everything) if self.line is not None else ""
-        if self.line is not None and self.line.finished:
+        if self.line is not None and (everything or (from_finalize and self.line.finished)):
             self.line = None
         if transcript:
             self.fake.transcripts_sent.append(transcript)
+            self.utterance_word_end = round(self.speech_end, 3)
         await self.send_results(
             transcript, is_final=True, speech_final=True, from_finalize=from_finalize
         )
         self.segment_start = self.audio_secs
         self.speech_start = None
         self.speech_secs = 0.0
-        self.interim_sent = False
+        self.interims_sent = 0
 
     async def send_results(
         self,
@@ -295,7 +356,27 @@ class _Transcription:
             },
         }
         self.fake.results.append(message)
-        await self.websocket.send(json.dumps(message))
+        await self.deliver(message)
+
+    async def deliver(self, message: dict[str, Any]) -> None:
+        """Send ``message`` once the model and the network would have: in order, late."""
+        delay = self.fake.timing.result_delay_secs
+        if delay <= 0 and self.outbox.empty():
+            await self.websocket.send(json.dumps(message))
+            return
+        self.outbox.put_nowait((asyncio.get_running_loop().time() + delay, message))
+        if self.sender is None:
+            self.sender = asyncio.create_task(self.send_when_due())
+
+    async def send_when_due(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due, message = await self.outbox.get()
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            try:
+                await self.websocket.send(json.dumps(message))
+            finally:
+                self.outbox.task_done()
 
     def words(self, transcript: str) -> list[dict[str, Any]]:
         """Word timings spread evenly over the speech heard."""
@@ -326,3 +407,12 @@ class _Transcription:
             "models": [MODEL_UUID],
             "model_info": {MODEL_UUID: MODEL_INFO},
         }
+
+
+def _endpoint_secs(params: dict[str, str], timing: DeepgramTiming) -> float | None:
+    """The silence that ends speech, from the query's ``endpointing``; None when it is off."""
+    endpointing = params.get("endpointing", str(DEFAULT_ENDPOINTING_MS))
+    if endpointing == "false":
+        return None
+    milliseconds = int(endpointing) if endpointing.isdigit() else DEFAULT_ENDPOINTING_MS
+    return max(milliseconds / 1000, timing.min_endpoint_silence_secs)

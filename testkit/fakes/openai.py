@@ -13,6 +13,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from .timing import OpenAITiming
+
 FINGERPRINT = "fp_fake0penai"
 ARGUMENT_PIECE_CHARS = 8  # tool-call arguments arrive in fragments of about this size
 
@@ -59,7 +61,8 @@ class FakeOpenAI:
     given, or ``default_reply`` once the script runs out). Streaming follows OpenAI's
     Server-Sent Events: a role chunk, content or tool-call fragments, a chunk with
     ``finish_reason``, a usage chunk when ``stream_options.include_usage``, then
-    ``data: [DONE]``.
+    ``data: [DONE]``. Chunks come on ``timing``: the first content after its time to
+    first token, the rest at its token rate (``OpenAITiming.instant()``: all at once).
     """
 
     def __init__(
@@ -69,13 +72,19 @@ class FakeOpenAI:
         replies: Iterable[Response] = (),
         default_reply: str = "Okay.",
         responder: Callable[[dict[str, Any]], Response] | None = None,
+        timing: OpenAITiming | None = None,
     ) -> None:
         self.api_key = api_key
         self.replies: deque[Response] = deque(replies)
         self.default_reply = default_reply
         self.responder = responder
+        self.timing = timing or OpenAITiming()
         self.requests: list[dict[str, Any]] = []
-        # Seconds to wait before the first chunk of each reply: a model that stalls.
+        # Replies whose stream the client dropped before its end (an interrupted or
+        # discarded reply), counted when the fake notices.
+        self.abandoned_streams = 0
+        # Seconds to wait before the first chunk of each reply, on top of the timing's time
+        # to first token: a model that stalls.
         self.first_token_delay_secs = 0.0
         # A reply that stops after this many content pieces, the connection left open (a
         # stall mid-reply: no error, no close). None: replies run to the end.
@@ -156,16 +165,25 @@ class FakeOpenAI:
         )
         await stream.prepare(request)
         self.open_streams += 1
+        finished = False
         try:
-            await asyncio.sleep(self.first_token_delay_secs)
+            # The first chunk (the role, then the first token) after the model's time to
+            # first token, then a piece per token at its rate.
             for index, chunk in enumerate(completion.chunks()):
+                if index == 0:
+                    await asyncio.sleep(self.timing.first_token_secs + self.first_token_delay_secs)
+                elif index > 1:
+                    await asyncio.sleep(self.timing.token_gap_secs)
                 if self.stall_after_pieces is not None and index > self.stall_after_pieces:
                     await asyncio.Event().wait()  # Until the client hangs up on it.
                 await stream.write(f"data: {json.dumps(chunk)}\n\n".encode())
             await stream.write(b"data: [DONE]\n\n")
             await stream.write_eof()
+            finished = True
         finally:
             self.open_streams -= 1
+            if not finished:
+                self.abandoned_streams += 1
         return stream
 
 

@@ -1,0 +1,78 @@
+"""How fast the fakes answer: each real service's published timing by default, or at once."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DeepgramTiming:
+    """When Deepgram's live results come, relative to the audio they describe.
+
+    Endpointing itself is what the client asks for in its query (``endpointing=MS``,
+    10 ms when unset, as Deepgram documents); these are what the query cannot say.
+    """
+
+    # Deepgram's own voice detection does not end speech on the gaps between words: the
+    # recorded test lines have 40-100 ms gaps inside phrases. Endpointing acts on a silence
+    # of at least this, however short the endpointing asked for.
+    min_endpoint_silence_secs: float = 0.1
+    # Model and network time from the audio to its result: Deepgram quotes nova-3 streaming
+    # finals "typically 100-300 ms after speech end" (real-services.md); with the silence
+    # above, a final comes 150 ms after the last word. Finalize answers take the same time.
+    result_delay_secs: float = 0.05
+    # Interim results (interim_results=true) while the caller speaks, about twice a second.
+    interim_every_secs: float = 0.5
+
+    @classmethod
+    def instant(cls) -> "DeepgramTiming":
+        """Results the moment the audio allows them: the bot's own latency, nothing else."""
+        return cls(result_delay_secs=0.0)
+
+
+@dataclass(frozen=True)
+class OpenAITiming:
+    """How a streamed chat completion comes out over time."""
+
+    # Time to first token of gpt-4.1-mini class models: typically 300-400 ms (OpenAI's
+    # latency guide; Artificial Analysis measures 0.3-0.6 s for gpt-4.1-mini/gpt-4o-mini).
+    first_token_secs: float = 0.35
+    # Output speed once streaming: gpt-4.1-mini measures about 70-90 tokens per second
+    # (Artificial Analysis); one streamed piece here is about one token.
+    tokens_per_sec: float = 80.0
+
+    @classmethod
+    def instant(cls) -> "OpenAITiming":
+        return cls(first_token_secs=0.0, tokens_per_sec=0.0)
+
+    @property
+    def token_gap_secs(self) -> float:
+        return 1 / self.tokens_per_sec if self.tokens_per_sec else 0.0
+
+
+@dataclass(frozen=True)
+class CartesiaTiming:
+    """How soon Cartesia's audio starts after a transcript reaches it."""
+
+    # Sonic's time to first audio: Cartesia quotes about 90 ms model latency, 90-150 ms
+    # measured over the websocket (real-services.md).
+    first_audio_secs: float = 0.1
+
+    @classmethod
+    def instant(cls) -> "CartesiaTiming":
+        return cls(first_audio_secs=0.0)
+
+
+@dataclass(frozen=True)
+class ServiceTiming:
+    """One timing model for every fake: ``real()`` (the default) or ``instant()``."""
+
+    deepgram: DeepgramTiming = DeepgramTiming()
+    openai: OpenAITiming = OpenAITiming()
+    cartesia: CartesiaTiming = CartesiaTiming()
+
+    @classmethod
+    def real(cls) -> "ServiceTiming":
+        return cls()
+
+    @classmethod
+    def instant(cls) -> "ServiceTiming":
+        return cls(DeepgramTiming.instant(), OpenAITiming.instant(), CartesiaTiming.instant())
