@@ -38,6 +38,7 @@ from bot_runtime.services import (
     build_tts_with_backup,
 )
 from bot_runtime.settings import BotSettings, TwilioSettings
+from bot_runtime.turn_end import TurnEnd
 from bot_runtime.twilio_stream import GuardedTwilioSerializer, StreamStart
 
 KEYPAD_INSTRUCTION = (
@@ -54,6 +55,7 @@ class CallPipeline:
     transport: FastAPIWebsocketTransport
     user_turns: LLMUserAggregator
     assistant_turns: LLMAssistantAggregator
+    turn_end: TurnEnd
     stt: STTService
     llm: BackedUp
     tts: BackedUp
@@ -78,7 +80,7 @@ def build_call_pipeline(
     """Build the call's processors and worker; services connect when the worker starts."""
     serializer = build_serializer(start, settings.twilio)
     transport = _transport(websocket, serializer, max_call_secs=settings.max_call_secs)
-    user_turns, assistant_turns = _turn_aggregators(settings, tools=tools, ending=ending)
+    user_turns, assistant_turns, turn_end = _turn_aggregators(settings, tools=tools, ending=ending)
     stt, tts = build_stt(settings), build_tts_with_backup(settings)
     llm = build_llm_with_backup(
         settings, system_instruction=system_instruction(settings.system_prompt, facts)
@@ -93,6 +95,7 @@ def build_call_pipeline(
         transport=transport,
         user_turns=user_turns,
         assistant_turns=assistant_turns,
+        turn_end=turn_end,
         stt=stt,
         llm=llm,
         tts=tts,
@@ -200,16 +203,23 @@ def _worker(pipeline: Pipeline, latency: UserBotLatencyObserver) -> PipelineWork
 
 def _turn_aggregators(
     settings: BotSettings, *, tools: ToolsSchema, ending: CallEnding
-) -> tuple[LLMUserAggregator, LLMAssistantAggregator]:
-    return LLMContextAggregatorPair(
+) -> tuple[LLMUserAggregator, LLMAssistantAggregator, TurnEnd]:
+    detection = turn_taking.turn_detection(
+        start_secs=settings.speech_start_secs,
+        stop_secs=settings.turn_end_silence_secs,
+        preemptive=settings.preemptive_replies,
+    )
+    user, assistant = LLMContextAggregatorPair(
         LLMContext(tools=tools),
         user_params=LLMUserAggregatorParams(
-            **turn_taking.turn_detection(
-                start_secs=settings.speech_start_secs, stop_secs=settings.turn_end_silence_secs
-            ),
+            **detection,
             user_idle_timeout=settings.silence_timeout_secs,
             # Once the call is ending, the caller's voice must not interrupt (and
             # `clear`) the goodbye or the transfer notice.
             user_mute_strategies=[MuteWhileEnding(ending)],
         ),
     )
+    (turn_end,) = detection["user_turn_strategies"].stop or []
+    assert isinstance(turn_end, TurnEnd)
+    turn_end.read_turn_text_from(user.aggregation_string)
+    return user, assistant, turn_end

@@ -10,6 +10,7 @@ from loguru import logger
 
 from bot_runtime.call_ending import CallEnding
 from bot_runtime.call_facts import CallInfo
+from bot_runtime.turn_end import PreemptionCount
 
 
 @dataclass
@@ -35,6 +36,7 @@ class CallRecord:
     keypad: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     service_events: list[dict[str, Any]] = field(default_factory=list)
+    preemption: PreemptionCount = field(default_factory=PreemptionCount)
 
     @property
     def call_sid(self) -> str:
@@ -125,6 +127,11 @@ class CallRecord:
             p50 = statistics.median(self.turn_latencies_secs) * 1000
             worst = max(self.turn_latencies_secs) * 1000
             parts.append(f"latency p50 {p50:.0f} ms max {worst:.0f} ms")
+        if self.preemption.started:
+            parts.append(
+                f"preemptive replies {self.preemption.started}"
+                f" ({self.preemption.discarded} thrown away)"
+            )
         if self.answered_by:
             parts.append(f"answered by {self.answered_by}")
         if self.recording_sid:

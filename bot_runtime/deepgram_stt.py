@@ -1,4 +1,5 @@
-"""Deepgram streaming speech-to-text that notices when Deepgram stops answering."""
+"""Deepgram streaming speech-to-text: notices when Deepgram stops answering, and when the
+words were all in before the Finalize."""
 
 import asyncio
 import time
@@ -7,6 +8,8 @@ from loguru import logger
 from pipecat.frames.frames import Frame, VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.deepgram.stt import DeepgramSTTService
+
+from bot_runtime.turn_end import TranscriptCompleteFrame
 
 # When the caller stops speaking the service sends Deepgram a Finalize, which Deepgram answers
 # within 100-300 ms (an empty result if it had already sent the words). No answer at all by
@@ -19,6 +22,13 @@ RECONNECT_BUDGET_SECS = 0.8
 
 class DeepgramSTT(DeepgramSTTService):
     """pipecat's Deepgram service, watching for a connection that hears but never answers.
+
+    It also says when the words were all in before the turn's end: Deepgram endpoints
+    after 10 ms of silence by default, so its final usually comes before the bot's VAD
+    stop and the ``Finalize`` that follows, which it then answers with an empty result.
+    pipecat marks a transcript final only when a ``Finalize`` answer carries words, and
+    the turn would wait out the safety net (0.35 s after the words) for nothing; here
+    that empty answer sends a ``TranscriptCompleteFrame`` (see turn_end.py).
 
     A socket that stays open while Deepgram has stopped (no error, no close) looks
     healthy to the SDK: the caller's words go in and nothing comes out. Here, once
@@ -48,6 +58,12 @@ class DeepgramSTT(DeepgramSTTService):
         # results included: the only sign of life when the words came earlier.
         self._last_answer_at = time.monotonic()
         await super()._on_message(message)
+        # pipecat: private. Set when Deepgram answers this turn's Finalize, cleared when a
+        # transcript carries it on (or the caller speaks again): still set, the answer was
+        # empty and every word of the turn was in an earlier final.
+        if self._finalize_pending:
+            self._finalize_pending = False
+            await self.push_frame(TranscriptCompleteFrame())
 
     async def cleanup(self) -> None:
         await self._stop_deaf_watch()

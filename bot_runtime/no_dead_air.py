@@ -27,7 +27,9 @@ class NoDeadAir:
 
     The clock starts at the end of the first turn that has not been answered and
     stops only when the bot is heard: the caller speaking again (or cutting off a
-    reply they did not hear) neither resets it nor clears the debt. A stalled or
+    reply they did not hear) neither resets it nor clears the debt; it only stands
+    still while they speak, as no reply could be heard over them (a long line whose
+    first words were taken for a whole turn must not run it out). A stalled or
     failed LLM or voice is replaced by its backup for the rest of the call, which
     must answer within the same promise; with no backup, or when the backup fails
     too, the caller hears the recorded apology (see endings.py). A deaf
@@ -58,7 +60,9 @@ class NoDeadAir:
         self._promise_secs = promise_secs
         self._tasks = tasks
         self._promise: asyncio.Task | None = None
-        self._owed_since: float | None = None
+        self._owing = False
+        self._owed_since = 0.0  # when the caller last fell quiet owing a reply
+        self._owed_secs = 0.0  # time owed (the caller quiet) before that
         self._retried: set[str] = set()
         self._stt_was_deaf = False
         self._on_backup: set[str] = set()
@@ -66,22 +70,42 @@ class NoDeadAir:
 
     # --- the promise ------------------------------------------------------------------------
 
+    def caller_is_speaking(self, speaking: bool) -> None:
+        """The caller's turn began (True) or ended (False), with words or not."""
+        if not self._owing:
+            return
+        if speaking:
+            self._owed_secs += time.monotonic() - self._owed_since
+            self._stop_clock()
+        else:
+            self._start_clock()
+
     def caller_finished_a_turn(self) -> None:
         """A turn with words: a reply is owed, from now unless one already was."""
-        if self._owed_since is None:
-            self._owed_since = time.monotonic()
-            self._promise = self._tasks.start(self._keep_promise())
+        if not self._owing:
+            self._owing = True
+            self._owed_secs = 0.0
+            self._start_clock()
 
     def bot_was_heard(self) -> None:
-        self._owed_since = None
+        self._owing = False
         self._retried.clear()
+        self._stop_clock()
+
+    def _start_clock(self) -> None:
+        self._stop_clock()
+        self._owed_since = time.monotonic()
+        self._promise = self._tasks.start(self._keep_promise())
+
+    def _stop_clock(self) -> None:
         if self._promise and not self._promise.done():
             self._promise.cancel()
 
     async def _keep_promise(self) -> None:
-        await asyncio.sleep(self._promise_secs - APOLOGY_LEAD_SECS)
+        await asyncio.sleep(max(0.0, self._promise_secs - APOLOGY_LEAD_SECS - self._owed_secs))
         if self._watch.tool_running:  # The reply waits for a tool, which has its own limit.
-            self._promise = self._tasks.start(self._keep_promise())
+            self._owed_secs = 0.0
+            self._start_clock()
             return
         self._fall_back("reply", f"no reply within {self._promise_secs:g} s")
 

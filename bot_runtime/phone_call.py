@@ -85,6 +85,7 @@ class PhoneCall:
             on_key=self.record.key_pressed,
             watch=self.watch,
         )
+        self.record.preemption = self.pipeline.turn_end.preemption
         self._build_parts()
         self._handle_events()
 
@@ -188,8 +189,10 @@ class PhoneCall:
         self._caller_turn_at = self.record.secs_since_start()
         self._silence_prompts = 0
         self.opening.caller_spoke()
+        self.no_dead_air.caller_is_speaking(True)
 
     async def _on_caller_turn_ended(self, _aggregator, _strategy, message: UserTurnStoppedMessage):
+        self.no_dead_air.caller_is_speaking(False)
         if message.content:
             self.record.caller_said(message.content, at_secs=self._caller_turn_at)
             # On an outbound call nothing is owed before the voicemail detector has heard a

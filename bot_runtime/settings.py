@@ -102,6 +102,7 @@ class BotSettings:
     silence_timeout_secs: float
     turn_end_silence_secs: float
     speech_start_secs: float
+    preemptive_replies: bool
     max_call_secs: float
     outbound_greeting_delay_secs: float
     voicemail_message: str
@@ -248,6 +249,11 @@ def _read_conversation(
         # 0.1 s of voice stops the bot for a caller who talks over it (pipecat's 0.2 s made
         # barge-in take about 0.35 s); Silero's confidence gate keeps out line noise.
         "speech_start_secs": reader.seconds("SPEECH_START_SECS", 0.1, minimum=0.05),
+        # The reply starts on the caller's final words, before the turn is confirmed, and is
+        # thrown away if they go on: it hides the LLM's first token (0.3-0.4 s) at the cost
+        # of an extra request now and then. Off with the local LLM, whose extra replies
+        # would take CPU from the calls.
+        "preemptive_replies": reader.flag("PREEMPTIVE_REPLIES", not local_llm),
         "max_call_secs": reader.seconds("MAX_CALL_SECS", 900.0, minimum=10.0),
         "outbound_greeting_delay_secs": reader.seconds("OUTBOUND_GREETING_DELAY_SECS", 2.0),
         # A caller owed a reply hears one (from a backup, or the recorded apology) within

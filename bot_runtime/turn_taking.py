@@ -25,11 +25,11 @@ from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 from pipecat.frames.frames import Frame, InputAudioRawFrame
 from pipecat.metrics.metrics import MetricsData
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
-from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from threadpoolctl import threadpool_limits
 
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
+from bot_runtime.turn_end import TranscriptCompleteFrame, TurnEnd
 
 SILERO_MODEL = files("pipecat.audio.vad.data") / "silero_vad.onnx"
 SMART_TURN_MODEL = files("pipecat.audio.turn.smart_turn.data") / "smart-turn-v3.2-cpu.onnx"
@@ -228,11 +228,12 @@ class CallerAudioEnd(FrameProcessor):
     pipecat's user aggregator passes every frame on, so each 20 ms of caller audio
     would also travel through the LLM, the TTS, the output transport and the
     assistant aggregator, and past every observer at each step; none of them use it.
+    Nor does anything after it use the speech-to-text's ``TranscriptCompleteFrame``.
     """
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
-        if not isinstance(frame, InputAudioRawFrame):
+        if not isinstance(frame, (InputAudioRawFrame, TranscriptCompleteFrame)):
             await self.push_frame(frame, direction)
 
 
@@ -243,20 +244,23 @@ class TurnDetection(TypedDict):
     user_turn_strategies: UserTurnStrategies
 
 
-def turn_detection(*, start_secs: float, stop_secs: float) -> TurnDetection:
+def turn_detection(*, start_secs: float, stop_secs: float, preemptive: bool) -> TurnDetection:
     """A call's turn detection: pipecat's default strategies, on the shared models.
 
     ``start_secs`` of voice start the caller's speech (and interrupt the bot);
     ``stop_secs`` of quiet after the caller's words end it (the end-of-turn wait,
     counted from the words, not from Silero's trailing confidence). A turn starts
-    by voice or by transcript, and smart-turn decides whether a stop ends it.
+    by voice or by transcript, and smart-turn decides whether a stop ends it
+    (see turn_end.py, which also starts ``preemptive`` replies).
     """
     vad_stop_secs = max(stop_secs - SILERO_TRAIL_SECS, SPECULATION_AFTER_SECS)
     vad = SharedSileroVAD(params=VADParams(start_secs=start_secs, stop_secs=vad_stop_secs))
-    smart_turn = TurnAnalyzerUserTurnStopStrategy(turn_analyzer=SharedSmartTurn(vad))
-    return TurnDetection(
-        vad_analyzer=vad, user_turn_strategies=UserTurnStrategies(stop=[smart_turn])
+    turn_end = TurnEnd(
+        turn_analyzer=SharedSmartTurn(vad),
+        caller_speaking=lambda: vad.speaking,
+        preemptive=preemptive,
     )
+    return TurnDetection(vad_analyzer=vad, user_turn_strategies=UserTurnStrategies(stop=[turn_end]))
 
 
 def prepare_models() -> None:

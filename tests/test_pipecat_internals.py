@@ -22,6 +22,7 @@ from pipecat.services.deepgram.stt import DeepgramSTTService
 from pipecat.services.piper.tts import PiperTTSService
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
+from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.utils.base_object import BaseObject
 from pipecat.utils.text.simple_text_aggregator import SimpleTextAggregator
 
@@ -58,6 +59,18 @@ PRIVATE_NAMES = [
     (STTService, "_reconnect", "deepgram_stt.DeepgramSTT"),
     (BaseObject, "_register_event_handler", "deepgram_stt.DeepgramSTT"),
     (BaseObject, "_call_event_handler", "deepgram_stt.DeepgramSTT"),
+    (STTService, "_finalize_pending", "deepgram_stt.DeepgramSTT._on_message"),
+    (TurnAnalyzerUserTurnStopStrategy, "_text", "turn_end.TurnEnd.process_frame"),
+    (
+        TurnAnalyzerUserTurnStopStrategy,
+        "_transcript_finalized",
+        "turn_end.TurnEnd.process_frame",
+    ),
+    (
+        TurnAnalyzerUserTurnStopStrategy,
+        "_maybe_trigger_user_turn_stopped",
+        "turn_end.TurnEnd.process_frame",
+    ),
 ]
 
 # Constructors the runtime skips (they load a model per call), and every field each one sets:

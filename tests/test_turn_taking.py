@@ -29,7 +29,7 @@ PCM_FRAME_BYTES = pcm16_bytes(MEDIA_FRAME_SECS)  # PCM16, as Twilio's media mess
 
 
 def detection_for_one_call() -> tuple[turn_taking.SharedSileroVAD, turn_taking.SharedSmartTurn]:
-    detection = turn_taking.turn_detection(start_secs=0.1, stop_secs=0.2)
+    detection = turn_taking.turn_detection(start_secs=0.1, stop_secs=0.2, preemptive=False)
     vad = detection["vad_analyzer"]
     (stop,) = detection["user_turn_strategies"].stop
     vad.set_sample_rate(PHONE_SAMPLE_RATE)
@@ -106,7 +106,10 @@ async def test_the_caller_hears_the_configured_quiet_before_their_speech_ends(wa
             pcm = ulaw_to_pcm16(
                 pcm16_to_ulaw(bytes(pcm16_bytes(lead_secs)) + words + bytes(pcm16_bytes(1.0)))
             )
-            vad = turn_taking.turn_detection(start_secs=0.1, stop_secs=wait_secs)["vad_analyzer"]
+            detection = turn_taking.turn_detection(
+                start_secs=0.1, stop_secs=wait_secs, preemptive=False
+            )
+            vad = detection["vad_analyzer"]
             vad.set_sample_rate(PHONE_SAMPLE_RATE)
             changes = await feed(vad, None, pcm, frame_bytes=frame_bytes)
             stop = CALLER_FRAME_SECS * (1 + max(i for i, s in changes if s == VADState.QUIET))
@@ -119,7 +122,8 @@ async def test_the_caller_hears_the_configured_quiet_before_their_speech_ends(wa
 
 
 async def test_a_listening_caller_costs_no_vad_model_runs_and_is_heard_as_before():
-    vad = turn_taking.turn_detection(start_secs=0.1, stop_secs=0.2)["vad_analyzer"]
+    detection = turn_taking.turn_detection(start_secs=0.1, stop_secs=0.2, preemptive=False)
+    vad = detection["vad_analyzer"]
     vad.set_sample_rate(PHONE_SAMPLE_RATE)
     # pipecat's own Silero VAD, scoring every window, with the same stop time.
     reference = SileroVADAnalyzer(params=VADParams(start_secs=0.1, stop_secs=vad.params.stop_secs))
