@@ -16,9 +16,9 @@ from benchmarks.calls import HEARD, REPLY, CallPlan
 from benchmarks.load import StepResult, run_step
 from benchmarks.process_usage import PeakRss, rss_bytes
 from benchmarks.reference_bot import generate_reference_bot
-from benchmarks.report import Report, machine_facts
+from benchmarks.report import Report, machine_facts, plot
 from testkit.bot_server import BotServer, start_bot_server
-from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes, Reply
+from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes, Reply, ServiceTiming
 from testkit.fakes.twilio_rest import FakeTwilio
 from testkit.media_stream import TEST_ACCOUNT_SID, new_sid
 from testkit.scenario import AGENT_NUMBER, AUTH_TOKEN, CALLER_NUMBER, TWILIO_CREDENTIALS
@@ -67,6 +67,20 @@ def parse_args() -> argparse.Namespace:
         "--bots", default="this,reference", help="this, reference or both (default: both)"
     )
     parser.add_argument(
+        "--timing",
+        choices=("both", "instant", "real"),
+        default="both",
+        help="instant: fakes that answer at once, the bots themselves (every step, CPU); "
+        "real: fakes on the services' published timing (testkit/fakes/timing.py), what "
+        "callers feel (calls one after another only); both (default)",
+    )
+    parser.add_argument(
+        "--real-calls",
+        type=int,
+        default=4,
+        help="calls one after another per bot on real timing (default: %(default)s)",
+    )
+    parser.add_argument(
         "--this-bot",
         type=Path,
         default=REPO / "bot.py",
@@ -97,7 +111,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.local:
         # The local models serve calls one at a time: no load steps, no side-by-side CPU.
-        args.bots, args.steps, args.cpu_rounds = "this", [1], 0
+        args.bots, args.steps, args.cpu_rounds, args.timing = "this", [1], 0, "instant"
     elif args.baseline_bot:
         args.bots += ",baseline"
     return args
@@ -121,15 +135,17 @@ def bot_env(fakes: Fakes, *, keyless: bool) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def zero_delay_fakes() -> AsyncIterator[Fakes]:
-    """Every outside service on loopback, answering at once."""
+async def loopback_fakes(timing: ServiceTiming) -> AsyncIterator[Fakes]:
+    """Every outside service on loopback, answering on ``timing``."""
     async with AsyncExitStack() as stack:
         yield Fakes(
-            deepgram=await stack.enter_async_context(FakeDeepgram(default_transcript=HEARD)),
-            openai=await stack.enter_async_context(
-                FakeOpenAI(responder=lambda request: Reply(REPLY))
+            deepgram=await stack.enter_async_context(
+                FakeDeepgram(default_transcript=HEARD, timing=timing.deepgram)
             ),
-            cartesia=await stack.enter_async_context(FakeCartesia()),
+            openai=await stack.enter_async_context(
+                FakeOpenAI(responder=lambda request: Reply(REPLY), timing=timing.openai)
+            ),
+            cartesia=await stack.enter_async_context(FakeCartesia(timing=timing.cartesia)),
             twilio=await stack.enter_async_context(
                 FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=AUTH_TOKEN)
             ),
@@ -169,7 +185,8 @@ async def start_bots(
 async def measure_step(
     bot: RunningBot, fakes: Fakes, plan: CallPlan, *, calls: int, sequential: bool
 ) -> StepResult:
-    return await asyncio.wait_for(
+    asked_before = len(turn_requests(fakes))
+    step = await asyncio.wait_for(
         run_step(
             bot.server.url,
             server_pid=bot.server.process.pid,
@@ -181,6 +198,20 @@ async def measure_step(
         ),
         STEP_TIMEOUT_SECS,
     )
+    step.llm_requests = len(turn_requests(fakes)) - asked_before
+    return step
+
+
+def turn_requests(fakes: Fakes) -> list[dict]:
+    """The LLM requests that answer a caller's line (speculative ones included), not greetings."""
+    return [
+        request
+        for request in fakes.openai.requests
+        if any(
+            message.get("role") == "user" and HEARD in str(message.get("content"))
+            for message in request["messages"][-1:]
+        )
+    ]
 
 
 async def measure_cpu_side_by_side(
@@ -203,23 +234,36 @@ async def measure_cpu_side_by_side(
             print(report.step_line(name, step) + "  (side by side, for CPU)", flush=True)
 
 
-async def benchmark(args: argparse.Namespace) -> Report:
+async def benchmark(args: argparse.Namespace) -> list[Report]:
+    """One report per timing asked for: the bots themselves, then what callers feel."""
     options = vars(args) | {
         "out": str(args.out),
         "logs": str(args.logs) if args.logs else None,
         "this_bot": str(args.this_bot),
         "baseline_bot": str(args.baseline_bot) if args.baseline_bot else None,
     }
-    report = Report(machine=machine_facts(), options=options)
-    print(report.machine_line(), flush=True)
+    reports = []
+    if args.timing in ("both", "instant"):
+        report = Report(machine=machine_facts(), options=options, timing="instant")
+        print(report.machine_line(), flush=True)
+        print("Instant fakes: the bots themselves", flush=True)
+        await measure_load(args, report)
+        reports.append(report)
+    if args.timing in ("both", "real"):
+        report = Report(machine=machine_facts(), options=options, timing="real")
+        print(report.machine_line(), flush=True)
+        print("Real timing: what callers feel", flush=True)
+        await measure_real_timing(args, report)
+        reports.append(report)
+    return reports
+
+
+async def measure_load(args: argparse.Namespace, report: Report) -> None:
+    """Zero-delay fakes: latency one call at a time, the load steps, CPU side by side."""
     plan = CallPlan.default()
     deadline = time.monotonic() + args.budget_secs
-    async with zero_delay_fakes() as fakes, AsyncExitStack() as stack:
-        if args.logs:
-            args.logs.mkdir(parents=True, exist_ok=True)
-            work = args.logs
-        else:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+    async with loopback_fakes(ServiceTiming.instant()) as fakes, AsyncExitStack() as stack:
+        work = work_dir(args, stack, "instant")
         bots = await start_bots(args, fakes, stack, work)
         for name, bot in bots.items():
             report.startup_rss_mib[name] = rss_bytes(bot.server.process.pid) / 2**20
@@ -252,28 +296,55 @@ async def benchmark(args: argparse.Namespace) -> Report:
                 break
         await measure_cpu_side_by_side(args, bots, fakes, plan, report)
         report.finish()
-    return report
+
+
+async def measure_real_timing(args: argparse.Namespace, report: Report) -> None:
+    """Fakes on the services' own timing: fresh bots, calls one after another, each bot alone."""
+    plan = CallPlan.default()
+    async with loopback_fakes(ServiceTiming.real()) as fakes, AsyncExitStack() as stack:
+        work = work_dir(args, stack, "real")
+        bots = await start_bots(args, fakes, stack, work)
+        for name, bot in bots.items():
+            report.startup_rss_mib[name] = rss_bytes(bot.server.process.pid) / 2**20
+            step = await measure_step(bot, fakes, plan, calls=args.real_calls, sequential=True)
+            report.add_step(name, step)
+            print(report.step_line(name, step), flush=True)
+            for error in sorted(set(step.errors))[:3]:
+                print(f"    failed call: {error}", flush=True)
+        report.finish()
+
+
+def work_dir(args: argparse.Namespace, stack: AsyncExitStack, timing: str) -> Path:
+    """Where the bots' logs (and the generated reference bot) go for one timing."""
+    if args.logs:
+        work = args.logs / timing
+        work.mkdir(parents=True, exist_ok=True)
+        return work
+    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{timing}-")))
 
 
 def main() -> None:
     args = parse_args()
 
-    async def run() -> Report:
+    async def run() -> list[Report]:
         task = asyncio.current_task()
         assert task is not None
         # SIGTERM ends the run like Ctrl-C: through the exit stack that stops every bot.
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         return await benchmark(args)
 
-    report = asyncio.run(run())
+    reports = asyncio.run(run())
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "bench-local" if args.local else "bench"
-    (args.out / f"{stem}.json").write_text(json.dumps(report.as_json(), indent=2) + "\n")
-    print()
-    print(report.table())
+    document = {report.timing: report.as_json() for report in reports}
+    (args.out / f"{stem}.json").write_text(json.dumps(document, indent=2) + "\n")
+    for report in reports:
+        print()
+        print(report.title())
+        print(report.table())
     written = [args.out / f"{stem}.json"]
     if not args.local:
-        report.plot(args.out / f"{stem}.png")
+        plot(reports, args.out / f"{stem}.png")
         written.append(args.out / f"{stem}.png")
     print(f"\nWrote {', '.join(str(path) for path in written)}")
     print(f"Load average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

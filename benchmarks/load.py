@@ -46,6 +46,8 @@ class StepResult:
 
     def __post_init__(self) -> None:
         self.summary = self._summarise()
+        # LLM requests answering the callers' lines during the step (set by the benchmark).
+        self.llm_requests = 0
 
     def _summarise(self) -> dict[str, float | int | bool | None]:
         ok = [r for r in self.results if r.error is None]

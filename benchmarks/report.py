@@ -23,12 +23,31 @@ ROWS = [
     ("barge_in_p50_ms", "barge-in: speech onset -> clear, p50", "ms", "lower"),
     ("barge_in_p95_ms", "barge-in p95", "ms", "lower"),
     ("underruns", "underruns (gaps > 100 ms), calls one at a time", "", "lower"),
+    ("llm_requests_per_turn", "LLM requests per caller turn", "", "lower"),
     ("failed_calls", "failed calls, all steps", "", "lower"),
     ("cpu_secs_per_call_minute", "CPU seconds per call-minute", "s", "lower"),
     ("cpu_compared_at_calls", "  measured at concurrent calls", "", None),
     ("peak_rss_mib", "peak RSS", "MiB", "lower"),
     ("capacity", "capacity: concurrent calls", "", "higher"),
 ]
+# The rows a run of calls one after another (the real-timing run) can fill.
+SEQUENTIAL_ROWS = {
+    "greeting_ms",
+    "first_call_greeting_ms",
+    "turn_p50_ms",
+    "turn_p95_ms",
+    "first_call_turn_p50_ms",
+    "barge_in_p50_ms",
+    "barge_in_p95_ms",
+    "underruns",
+    "llm_requests_per_turn",
+    "failed_calls",
+}
+TITLES = {
+    "instant": "The bots themselves: fakes that answer at once",
+    "real": "What callers feel: fakes on the services' published timing (Deepgram's final "
+    "150 ms after the words, LLM first token 350 ms then 80 tokens/s, voice 100 ms)",
+}
 
 
 def machine_facts() -> dict[str, Any]:
@@ -56,6 +75,7 @@ class Report:
     # Steps run by every bot at the same moment, for CPU per call-minute (see add_cpu_round).
     cpu_rounds: dict[str, list[StepResult]] = field(default_factory=dict)
     startup_rss_mib: dict[str, float] = field(default_factory=dict)
+    timing: str = "instant"
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     finished_at: str | None = None
     load_average_at_end: list[float] | None = None
@@ -75,6 +95,14 @@ class Report:
     def finish(self) -> None:
         self.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.load_average_at_end = [round(x, 2) for x in os.getloadavg()]
+
+    def title(self) -> str:
+        return TITLES[self.timing]
+
+    def rows(self) -> list[tuple[str, str, str, str | None]]:
+        if self.timing == "instant":
+            return ROWS
+        return [row for row in ROWS if row[0] in SEQUENTIAL_ROWS]
 
     def machine_line(self) -> str:
         m = self.machine
@@ -119,6 +147,10 @@ class Report:
             figures["cpu_compared_at_calls"] = paired[0].calls
         if sequential is not None:
             figures["underruns"] = sequential.summary["underruns"]
+            turns = sequential.summary["turns"]
+            figures["llm_requests_per_turn"] = (
+                round(sequential.llm_requests / turns, 2) if turns else None
+            )
         figures["failed_calls"] = sum(s.summary["failed_calls"] for s in steps)
         figures["peak_rss_mib"] = max((s.summary["peak_rss_mib"] for s in steps), default=None)
         within = [_load(s) for s in steps if s.summary["within_capacity"]]
@@ -135,7 +167,7 @@ class Report:
             return {}
         ours, theirs = self.headline("this"), self.headline("reference")
         ratios: dict[str, float | None] = {}
-        for key, _, _, better in ROWS:
+        for key, _, _, better in self.rows():
             a, b = ours.get(key), theirs.get(key)
             if not a or not b or better is None:
                 ratios[key] = None
@@ -145,6 +177,8 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "timing": self.timing,
+            "title": self.title(),
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "machine": self.machine | {"load_average_at_end": self.load_average_at_end},
@@ -166,7 +200,7 @@ class Report:
         ratios = self.ratios()
         header = ["figure", *bots] + (["times better"] if ratios else [])
         rows = [header]
-        for key, label, unit, _ in ROWS:
+        for key, label, unit, _ in self.rows():
             cells = [label]
             for bot in bots:
                 value = self.headline(bot).get(key)
@@ -189,36 +223,57 @@ class Report:
         lines.insert(1, "|" + "|".join("-" * (width + 2) for width in widths) + "|")
         return "\n".join(lines)
 
-    def plot(self, path: Path) -> None:
-        """Turn latency and CPU against concurrent calls, both bots on the same axes."""
-        import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+def plot(reports: list[Report], path: Path) -> None:
+    """Turn latency and CPU against concurrent calls, every bot on the same axes.
 
-        figure, (latency, cpu) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
-        for bot, steps in self.steps.items():
+    Instant-timing steps are lines; real-timing calls (one at a time) are stars at 1 call.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (latency, cpu) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+    colors: dict[str, str] = {}
+    for report in reports:
+        for bot, steps in report.steps.items():
             calls = [_load(s) for s in steps]
             p50 = [s.summary["turn_p50_ms"] for s in steps]
             p95 = [s.summary["turn_p95_ms"] for s in steps]
+            if report.timing == "real":
+                latency.plot(
+                    calls,
+                    p50,
+                    marker="*",
+                    markersize=12,
+                    linestyle="none",
+                    color=colors.get(bot),
+                    label=f"{bot} p50, real timing",
+                )
+                continue
             (line,) = latency.plot(calls, p95, marker="o", label=f"{bot} p95")
+            colors[bot] = line.get_color()
             latency.plot(
-                calls, p50, marker=".", linestyle="--", color=line.get_color(), label=f"{bot} p50"
+                calls, p50, marker=".", linestyle="--", color=colors[bot], label=f"{bot} p50"
             )
             cpu.plot(calls, [s.summary["cpu_cores_used"] for s in steps], marker="o", label=bot)
-        latency.axhline(1000, color="grey", linewidth=0.8, linestyle=":")
-        latency.set(xlabel="concurrent calls", ylabel="turn latency (ms)", title="Turn latency")
-        cpu.axhline(self.machine["cores"], color="grey", linewidth=0.8, linestyle=":")
-        cpu.set(xlabel="concurrent calls", ylabel="CPU cores used by the bot process", title="CPU")
-        for axes in (latency, cpu):
-            axes.grid(alpha=0.3)
-            axes.legend()
-        figure.suptitle(
-            f"Zero-delay fakes, {self.machine['cores']} cores ({self.machine['cpu']})", fontsize=9
-        )
-        figure.tight_layout()
-        figure.savefig(path)
-        plt.close(figure)
+    machine = reports[0].machine
+    latency.axhline(1000, color="grey", linewidth=0.8, linestyle=":")
+    latency.set(xlabel="concurrent calls", ylabel="turn latency (ms)", title="Turn latency")
+    cpu.axhline(machine["cores"], color="grey", linewidth=0.8, linestyle=":")
+    cpu.set(xlabel="concurrent calls", ylabel="CPU cores used by the bot process", title="CPU")
+    for axes in (latency, cpu):
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.suptitle(
+        f"Lines: zero-delay fakes; stars: fakes on real services' timing. "
+        f"{machine['cores']} cores ({machine['cpu']})",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
 
 
 def _load(step: StepResult) -> int:
