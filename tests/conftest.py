@@ -61,7 +61,8 @@ def fresh_script(request):
 async def records():
     """The business's server that receives every bot's call records (one path per bot)."""
     async with FakeBusinessServer() as server:
-        for name in ("standard", "secured", "bare", "control", "fragile", "example", "failing"):
+        names = ("standard", "secured", "bare", "control", "fragile", "example", "failing")
+        for name in (*names, "patient"):
             server.script(f"/calls/{name}", Answer(body={"received": True}))
         yield server
 

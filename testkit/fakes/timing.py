@@ -12,13 +12,15 @@ class DeepgramTiming:
     """
 
     # Deepgram's own voice detection does not end speech on the gaps between words: the
-    # recorded test lines have 40-100 ms gaps inside phrases. Endpointing acts on a silence
-    # of at least this, however short the endpointing asked for.
-    min_endpoint_silence_secs: float = 0.1
-    # Model and network time from the audio to its result: Deepgram quotes nova-3 streaming
-    # finals "typically 100-300 ms after speech end" (real-services.md); with the silence
-    # above, a final comes 150 ms after the last word. Finalize answers take the same time.
-    result_delay_secs: float = 0.05
+    # recorded test lines have 40-140 ms gaps inside phrases (and this fake hands a line out
+    # a phrase per pause of 0.15 s). Endpointing acts on a silence of at least this, however
+    # short the endpointing asked for.
+    min_endpoint_silence_secs: float = 0.15
+    # Model and network time from the audio to its result. Deepgram quotes nova-3 streaming
+    # finals "typically 100-300 ms after speech end" (real-services.md): with the silence
+    # above, a final comes 180 ms after the last loud audio, 100-150 ms after the words as
+    # the benchmark times them (from their quiet tail). Finalize answers take this long.
+    result_delay_secs: float = 0.03
     # Interim results (interim_results=true) while the caller speaks, about twice a second.
     interim_every_secs: float = 0.5
 
