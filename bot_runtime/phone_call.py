@@ -1,5 +1,6 @@
 """One phone call: its parts put together, the pipeline's events sent to them, run to the end."""
 
+import time
 from collections.abc import Awaitable
 
 from fastapi import WebSocket
@@ -45,6 +46,7 @@ class PhoneCall:
     ):
         self._settings = settings
         self._facts = facts
+        self._start = start
         self._silence_prompts = 0
         self._caller_turn_at = 0.0
         self._agent_turn_at = 0.0
@@ -216,9 +218,12 @@ class PhoneCall:
         else:
             self.endings.say_goodbye(EndedReason.SILENCE)
 
-    async def _on_first_speech(self, _observer, latency: float) -> None:
+    async def _on_first_speech(self, _observer, _since_pipeline_start: float) -> None:
+        # From Twilio's `start`, as the caller waits, not from the pipeline's start (which
+        # leaves out building the call).
+        latency = time.monotonic() - self._start.received_at
         self.record.greeting_latency_secs = latency
-        logger.info(f"First bot speech {latency * 1000:.0f} ms after the stream started")
+        logger.info(f"First bot speech {latency * 1000:.0f} ms after Twilio's start message")
 
     async def _on_turn_latency(self, _observer, latency: float) -> None:
         self.record.add_turn_latency(latency)

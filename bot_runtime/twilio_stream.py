@@ -40,6 +40,8 @@ class StreamStart:
     call_sid: str
     account_sid: str | None
     custom_parameters: dict[str, str] = field(default_factory=dict)
+    # When the bot read it (time.monotonic): what a caller's wait for the greeting counts from.
+    received_at: float = field(default_factory=time.monotonic, compare=False)
 
 
 async def read_stream_start(websocket: WebSocket, *, timeout_secs: float = 10.0) -> StreamStart:
