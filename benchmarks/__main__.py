@@ -94,6 +94,13 @@ def parse_args() -> argparse.Namespace:
         "main's checkout, to see what a change did to CPU)",
     )
     parser.add_argument(
+        "--baseline-env",
+        type=lambda text: dict(pair.split("=", 1) for pair in text.split(",")),
+        default={},
+        help="extra environment for the baseline bot, KEY=VALUE,... (e.g. "
+        "PREEMPTIVE_REPLIES=false with --baseline-bot bot.py: what preemptive replies cost)",
+    )
+    parser.add_argument(
         "--local",
         action="store_true",
         help="measure this bot in keyless mode (local Whisper, SmolLM2, Piper), calls one "
@@ -171,9 +178,10 @@ async def start_bots(
         scripts["reference"] = generate_reference_bot(work, twilio_base_url=fakes.twilio.base_url)
     bots = {}
     for name in names:
-        server = await start_bot_server(
-            bot_env(fakes, keyless=args.local), log_path=work / f"{name}.log", script=scripts[name]
-        )
+        env = bot_env(fakes, keyless=args.local)
+        if name == "baseline":
+            env |= args.baseline_env
+        server = await start_bot_server(env, log_path=work / f"{name}.log", script=scripts[name])
         stack.push_async_callback(server.stop)
         rss = PeakRss(server.process.pid)
         sampler = asyncio.ensure_future(rss.sample_forever())

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
 from ._websocket_server import HandshakeRejected, WebsocketFake
@@ -129,7 +130,10 @@ class FakeCartesia(WebsocketFake):
                 context = self.contexts.get(reply["context_id"])
                 if context is not None and context.cancelled and reply["type"] != "error":
                     continue  # Cancelled while the model worked on it: nothing more comes.
-                await websocket.send(json.dumps(reply))
+                try:
+                    await websocket.send(json.dumps(reply))
+                except ConnectionClosed:
+                    return  # The client went: the rest is dropped, as on a real socket.
 
     def answer(self, message: str | bytes) -> list[dict[str, Any]]:
         """The replies to one client message, in order."""

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
 from ._websocket_server import HandshakeRejected, WebsocketFake
@@ -370,11 +371,15 @@ class _Transcription:
 
     async def send_when_due(self) -> None:
         loop = asyncio.get_running_loop()
+        closed = False
         while True:
             due, message = await self.outbox.get()
-            await asyncio.sleep(max(0.0, due - loop.time()))
             try:
-                await self.websocket.send(json.dumps(message))
+                if not closed:
+                    await asyncio.sleep(max(0.0, due - loop.time()))
+                    await self.websocket.send(json.dumps(message))
+            except ConnectionClosed:
+                closed = True  # The client went: the rest is dropped, as on a real socket.
             finally:
                 self.outbox.task_done()
 
