@@ -7,6 +7,7 @@ from loguru import logger
 from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer
 from pipecat.frames.frames import (
     DataFrame,
+    EagerEndOfTurnCancelFrame,
     Frame,
     InterimTranscriptionFrame,
     TranscriptionFrame,
@@ -49,7 +50,9 @@ class TurnEnd(TurnAnalyzerUserTurnStopStrategy):
     context and its LLM service holds the reply until the turn ends. The reply is
     heard only if the turn ends on the same words; if the caller goes on, or more
     words arrive, it is thrown away (the request is cancelled) and never reaches
-    the voice, the transcript or the call record.
+    the voice, the transcript or the call record. A reply that wants a tool is
+    withdrawn by the LLM service itself (a tool's effects cannot be held back), and
+    the turn's end asks again.
     """
 
     def __init__(
@@ -90,6 +93,11 @@ class TurnEnd(TurnAnalyzerUserTurnStopStrategy):
                 self._transcript_finalized = True
                 await self._maybe_trigger_user_turn_stopped()
             return ProcessFrameResult.CONTINUE
+        if isinstance(frame, EagerEndOfTurnCancelFrame) and self._speculation is not None:
+            # The LLM withdrew it (it wants a tool, whose effects cannot be held back): the
+            # turn's end asks again, and the tool runs then.
+            self._speculation = None
+            self.preemption.discarded += 1
         if isinstance(frame, (VADUserStartedSpeakingFrame, InterimTranscriptionFrame)):
             await self._withdraw("the caller went on")
         result = await super().process_frame(frame)

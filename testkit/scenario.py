@@ -50,11 +50,17 @@ def scripted_reply(request: dict[str, Any]) -> Reply | ToolCall:
         choice = "voicemail" if "leave a message" in heard else "conversation"
         other = "conversation" if choice == "voicemail" else "voicemail"
         return Reply(json.dumps({"choice": choice, "probabilities": {choice: 0.95, other: 0.05}}))
-    last = request["messages"][-1]
-    said = last.get("content") if last.get("role") == "user" else ""
-    if isinstance(said, str) and "goodbye" in said.lower():
+    # What the caller said since the bot last spoke: a line cut into two turns at a pause,
+    # whose first reply the caller's next words stopped, is read whole, as a model would.
+    unanswered = []
+    for message in reversed(request["messages"]):
+        if message.get("role") != "user" or not isinstance(message.get("content"), str):
+            break
+        unanswered.insert(0, message["content"])
+    said = " ".join(unanswered).lower()
+    if "goodbye" in said:
         return ToolCall("end_call")
-    if isinstance(said, str) and "real person" in said.lower():
+    if "real person" in said:
         return ToolCall("transfer_call")
     return Reply(REPLY)
 
