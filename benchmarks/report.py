@@ -46,7 +46,7 @@ SEQUENTIAL_ROWS = {
 TITLES = {
     "instant": "The bots themselves: fakes that answer at once",
     "real": "What callers feel: fakes on the services' published timing (Deepgram's final "
-    "150 ms after the words, LLM first token 350 ms then 80 tokens/s, voice 100 ms)",
+    "0.1-0.15 s after the words, LLM first token 350 ms then 80 tokens/s, voice 100 ms)",
 }
 
 
