@@ -192,6 +192,15 @@ def test_the_turn_taking_times_are_read_and_bounded():
         BotSettings.from_env(SERVICE_KEYS | {"SPEECH_START_SECS": "fast"})
 
 
+def test_preemptive_replies_are_on_with_a_cloud_llm_and_off_with_the_local_one():
+    assert BotSettings.from_env(SERVICE_KEYS).preemptive_replies
+    assert not BotSettings.from_env({}).preemptive_replies
+    off = BotSettings.from_env(SERVICE_KEYS | {"PREEMPTIVE_REPLIES": "false"})
+    assert not off.preemptive_replies
+    with pytest.raises(ConfigError, match="PREEMPTIVE_REPLIES"):
+        BotSettings.from_env(SERVICE_KEYS | {"PREEMPTIVE_REPLIES": "sometimes"})
+
+
 def test_phone_numbers_are_read_as_people_write_them_and_kept_as_e164():
     env = {
         **SERVICE_KEYS,
