@@ -205,8 +205,14 @@ def _turn_aggregators(
         LLMContext(tools=tools),
         user_params=LLMUserAggregatorParams(
             **turn_taking.turn_detection(
-                start_secs=settings.speech_start_secs, stop_secs=settings.turn_end_silence_secs
+                start_secs=settings.speech_start_secs,
+                stop_secs=settings.turn_end_silence_secs,
+                barge_in_level_db=settings.barge_in_level_db,
+                barge_in_min_words=settings.barge_in_min_words,
             ),
+            # A turn with no words (a laugh, a bang the VAD took for speech) gets no answer:
+            # pipecat's default would run the LLM again and answer the previous turn twice.
+            empty_user_turn=None,
             user_idle_timeout=settings.silence_timeout_secs,
             # Once the call is ending, the caller's voice must not interrupt (and
             # `clear`) the goodbye or the transfer notice.
