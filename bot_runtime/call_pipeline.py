@@ -24,7 +24,7 @@ from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketTransport,
 )
 
-from bot_runtime import turn_taking
+from bot_runtime import noise_filter, turn_taking
 from bot_runtime.call_ending import CallEnding, MuteWhileEnding
 from bot_runtime.call_facts import CallFacts
 from bot_runtime.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
@@ -168,6 +168,8 @@ def _transport(
         websocket,
         FastAPIWebsocketParams(
             audio_in_enabled=True,
+            # Pipecat Cloud's Krisp VIVA, where the platform provides it (None elsewhere).
+            audio_in_filter=noise_filter.caller_audio_filter(),
             audio_out_enabled=True,
             serializer=serializer,
             session_timeout=int(max_call_secs),

@@ -1,0 +1,114 @@
+"""Noise on the line: `uv run python -m benchmarks.noise` prints what each noise and barge-in did.
+
+For each configuration, a bot answers at length and the caller plays every sound of
+testkit's noise set under its speech (did the bot stop? did it answer?), then talks
+over it with recorded lines, clean and with each background noise under them (time
+from the caller's first word to Twilio's `clear`). The fake Deepgram sends interim
+results at a speaking rate, so a words minimum costs what it would: the time to say
+the words (Deepgram's own delay comes on top on a real call).
+"""
+
+import argparse
+import asyncio
+import os
+import tempfile
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from benchmarks.load import percentile
+from testkit.bot_server import start_bot_server
+from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes
+from testkit.fakes.twilio_rest import FakeTwilio
+from testkit.media_stream import TEST_ACCOUNT_SID
+from testkit.noise_calls import (
+    NoiseResult,
+    answer_at_length,
+    barge_in,
+    get_the_bot_talking,
+    play_noise,
+)
+from testkit.noise_set import BACKGROUNDS, NOISES
+from testkit.scenario import AUTH_TOKEN, TWILIO_CREDENTIALS, answered_call, hear_greeting
+
+# A brisk caller, about 180 words a minute.
+WORDS_PER_SEC = 3.0
+LINES = ["saturday", "order_status", "order_number", "agree", "human", "goodbye"]
+CONFIGS = {
+    "default": {},
+    "words-1": {"BARGE_IN_MIN_WORDS": "1"},
+    "voice-only": {"BARGE_IN_MIN_WORDS": "0"},
+    "no-level-gate": {"BARGE_IN_LEVEL_DB": "100"},
+}
+
+
+async def measure(fakes: Fakes, env: dict[str, str], log: Path) -> tuple[list[NoiseResult], dict]:
+    """One bot: every noise under its speech, then every barge-in; (noise results, latencies)."""
+    bot = await start_bot_server(env, log_path=log)
+    try:
+        answer_at_length(fakes)
+        async with answered_call(bot, fakes) as caller:
+            await hear_greeting(caller)
+            await get_the_bot_talking(caller, fakes)
+            results = []
+            for noise in NOISES:
+                result = await play_noise(caller, fakes, noise)
+                results.append(result)
+                if result.cleared:  # The bot stopped: get it talking again for the next one.
+                    await caller.wait_for_bot_silence(timeout=10)
+                    await get_the_bot_talking(caller, fakes)
+            latencies: dict[str, list[float]] = {"clean": []}
+            for line in LINES:
+                latencies["clean"].append(await barge_in(caller, fakes, line))
+            for background in BACKGROUNDS:
+                latencies[background.name] = [
+                    await barge_in(caller, fakes, line, background=background) for line in LINES
+                ]
+        return results, latencies
+    finally:
+        await bot.stop()
+
+
+def print_tables(name: str, results: list[NoiseResult], latencies: dict) -> None:
+    print(f"\n## {name}\n")
+    print("| noise under the bot's speech | bot stopped (`clear`) | bot answered it |")
+    print("|---|---|---|")
+    for r in results:
+        print(f"| {r.noise} | {'yes' if r.cleared else 'no'} | {'yes' if r.replied else 'no'} |")
+    print(f"\n| barge-in ({len(LINES)} lines) | words to `clear` p50 | p95 |")
+    print("|---|---|---|")
+    for under, values in latencies.items():
+        label = "clean" if under == "clean" else f"with {under} under"
+        p50, p95 = percentile(values, 0.5), percentile(values, 0.95)
+        print(f"| {label} | {p50 * 1000:.0f} ms | {p95 * 1000:.0f} ms |")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.noise", description=__doc__)
+    parser.add_argument(
+        "--configs",
+        default="default",
+        help=f"comma-separated, of {', '.join(CONFIGS)} (default: %(default)s)",
+    )
+    args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    async with AsyncExitStack() as stack:
+        fakes = Fakes(
+            deepgram=await stack.enter_async_context(
+                FakeDeepgram(interim_words_per_sec=WORDS_PER_SEC)
+            ),
+            openai=await stack.enter_async_context(FakeOpenAI()),
+            cartesia=await stack.enter_async_context(FakeCartesia()),
+            twilio=await stack.enter_async_context(
+                FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=AUTH_TOKEN)
+            ),
+        )
+        logs = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        for name in args.configs.split(","):
+            env = {**fakes.service_env(), **TWILIO_CREDENTIALS, **CONFIGS[name]}
+            results, latencies = await measure(fakes, env, logs / f"{name}.log")
+            print_tables(name, results, latencies)
+    print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
