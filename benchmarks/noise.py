@@ -21,6 +21,7 @@ from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes
 from testkit.fakes.twilio_rest import FakeTwilio
 from testkit.media_stream import TEST_ACCOUNT_SID
 from testkit.noise_calls import (
+    CALLER_WORDS_PER_SEC,
     NoiseResult,
     answer_at_length,
     barge_in,
@@ -30,8 +31,6 @@ from testkit.noise_calls import (
 from testkit.noise_set import BACKGROUNDS, NOISES
 from testkit.scenario import AUTH_TOKEN, TWILIO_CREDENTIALS, answered_call, hear_greeting
 
-# A brisk caller, about 180 words a minute.
-WORDS_PER_SEC = 3.0
 LINES = ["saturday", "order_status", "order_number", "agree", "human", "goodbye"]
 CONFIGS = {
     "default": {},
@@ -94,7 +93,7 @@ async def main() -> None:
     async with AsyncExitStack() as stack:
         fakes = Fakes(
             deepgram=await stack.enter_async_context(
-                FakeDeepgram(interim_words_per_sec=WORDS_PER_SEC)
+                FakeDeepgram(interim_words_per_sec=CALLER_WORDS_PER_SEC)
             ),
             openai=await stack.enter_async_context(FakeOpenAI()),
             cartesia=await stack.enter_async_context(FakeCartesia()),

@@ -15,6 +15,8 @@ from testkit.noise_set import Noise, under
 from testkit.phone_audio import read_wav_8k
 from testkit.simulated_caller import SimulatedCaller
 
+# A brisk caller (about 180 words a minute): the fake Deepgram's interim results follow it.
+CALLER_WORDS_PER_SEC = 3.0
 # About 70 s of the fake voice (0.12 s a word): the bot talks through every noise.
 LONG_ANSWER = " ".join(["Here is the whole story of your order, from start to finish."] * 50)
 # After a sound ends: time for its last transcript, a turn end and an LLM request.
