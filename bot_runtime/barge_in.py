@@ -7,10 +7,11 @@ while the bot speaks, the caller's turn starts only when both hold:
 - the sound is the caller's voice at the caller's own level: within ``level_db`` of
   the level measured on their earlier turns (background voices, a TV or a radio are
   well below it), before they have spoken, of a nominal phone speech level;
-- the words heard since that voice began number at least ``min_words`` (interim
-  results count; words add up across pauses shorter than ``BURST_GAP_SECS``), so
-  a lone "okay" or "mm-hm" lets the bot go on. With ``min_words=0`` the voice alone
-  is enough.
+- the words heard since that voice began, acknowledgements ("okay", "mm-hmm",
+  "yeah": ``ACKNOWLEDGEMENTS``) left out, number at least ``min_words`` (interim
+  results count; words add up across pauses shorter than ``BURST_GAP_SECS``). A
+  laugh or a cough has no words and a lone "okay" none that count, so the bot goes
+  on. With ``min_words=0`` the voice alone is enough.
 
 While the bot is quiet, the caller's voice or any transcript starts their turn, as
 with pipecat's default VAD and transcription strategies.
@@ -51,6 +52,44 @@ MIN_LEVEL_SPEECH_SECS = 0.3
 LEVEL_UPDATE_WEIGHT = 0.5
 # Speech after a pause this long is a new utterance: its words are counted afresh.
 BURST_GAP_SECS = 0.8
+# What a listener says to show they are following, as Deepgram writes it (lower case, without
+# punctuation): none of these alone means "stop". "Yes" and "no" count: they answer.
+ACKNOWLEDGEMENTS = frozenset(
+    [
+        "mm",
+        "mmm",
+        "hmm",
+        "mhm",
+        "mhmm",
+        "mmhmm",
+        "mm-hm",
+        "mm-hmm",
+        "uh-huh",
+        "uhhuh",
+        "uh",
+        "huh",
+        "um",
+        "ah",
+        "oh",
+        "aha",
+        "okay",
+        "ok",
+        "kay",
+        "yeah",
+        "yep",
+        "yup",
+        "right",
+        "sure",
+        "alright",
+    ]
+)
+
+
+def counted_words(text: str) -> int:
+    """The words in a transcript that can cut the bot off: all but acknowledgements."""
+    return sum(
+        1 for word in text.lower().split() if word.strip(".,!?;:\"'") not in ACKNOWLEDGEMENTS
+    )
 
 
 def frame_dbfs(pcm16: bytes) -> float:
@@ -187,13 +226,13 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
     async def _on_words(
         self, frame: TranscriptionFrame | InterimTranscriptionFrame
     ) -> ProcessFrameResult:
-        words = len(frame.text.split())
-        if not words:
+        if not frame.text.strip():
             return ProcessFrameResult.CONTINUE
         if not self._bot_speaking:
             # pipecat's transcription strategy: words the VAD missed still start a turn.
             await self.trigger_user_turn_started()
             return ProcessFrameResult.STOP
+        words = counted_words(frame.text)
         if isinstance(frame, TranscriptionFrame):
             self._final_words += words
             self._interim_words = 0
