@@ -21,20 +21,22 @@ from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes
 from testkit.fakes.twilio_rest import FakeTwilio
 from testkit.media_stream import TEST_ACCOUNT_SID
 from testkit.noise_calls import (
+    BARGE_INS,
     CALLER_WORDS_PER_SEC,
+    BargeIn,
     NoiseResult,
     answer_at_length,
     barge_in,
     get_the_bot_talking,
     play_noise,
 )
-from testkit.noise_set import BACKGROUNDS, NOISES
+from testkit.noise_set import BACKGROUNDS, NOISES, Noise
 from testkit.scenario import AUTH_TOKEN, TWILIO_CREDENTIALS, answered_call, hear_greeting
+from testkit.simulated_caller import SimulatedCaller
 
-LINES = ["saturday", "order_status", "order_number", "agree", "human", "goodbye"]
 CONFIGS = {
     "default": {},
-    "words-1": {"BARGE_IN_MIN_WORDS": "1"},
+    "words-2": {"BARGE_IN_MIN_WORDS": "2"},
     "voice-only": {"BARGE_IN_MIN_WORDS": "0"},
     "no-level-gate": {"BARGE_IN_LEVEL_DB": "100"},
 }
@@ -55,16 +57,27 @@ async def measure(fakes: Fakes, env: dict[str, str], log: Path) -> tuple[list[No
                 if result.cleared:  # The bot stopped: get it talking again for the next one.
                     await caller.wait_for_bot_silence(timeout=10)
                     await get_the_bot_talking(caller, fakes)
-            latencies: dict[str, list[float]] = {"clean": []}
-            for line in LINES:
-                latencies["clean"].append(await barge_in(caller, fakes, line))
-            for background in BACKGROUNDS:
-                latencies[background.name] = [
-                    await barge_in(caller, fakes, line, background=background) for line in LINES
+            latencies: dict[str, list[float | None]] = {}
+            for background in [None, *BACKGROUNDS]:
+                latencies["clean" if background is None else background.name] = [
+                    await _timed_barge_in(caller, fakes, line, background) for line in BARGE_INS
                 ]
         return results, latencies
     finally:
         await bot.stop()
+
+
+async def _timed_barge_in(
+    caller: SimulatedCaller, fakes: Fakes, line: BargeIn, background: Noise | None
+) -> float | None:
+    """Words-to-clear seconds, or None when the bot did not stop (then it is got talking again)."""
+    try:
+        return await barge_in(caller, fakes, line, background=background)
+    except TimeoutError as error:
+        print(f"  missed: {error}", flush=True)
+        await caller.wait_for_bot_silence(timeout=15)
+        await get_the_bot_talking(caller, fakes)
+        return None
 
 
 def print_tables(name: str, results: list[NoiseResult], latencies: dict) -> None:
@@ -73,12 +86,18 @@ def print_tables(name: str, results: list[NoiseResult], latencies: dict) -> None
     print("|---|---|---|")
     for r in results:
         print(f"| {r.noise} | {'yes' if r.cleared else 'no'} | {'yes' if r.replied else 'no'} |")
-    print(f"\n| barge-in ({len(LINES)} lines) | words to `clear` p50 | p95 |")
-    print("|---|---|---|")
-    for under, values in latencies.items():
+    print(f"\n| barge-in ({len(BARGE_INS)} lines) | words to `clear` p50 | p95 | missed |")
+    print("|---|---|---|---|")
+    every = []
+    for under, values in [*latencies.items(), ("all", [])]:
         label = "clean" if under == "clean" else f"with {under} under"
-        p50, p95 = percentile(values, 0.5), percentile(values, 0.95)
-        print(f"| {label} | {p50 * 1000:.0f} ms | {p95 * 1000:.0f} ms |")
+        if under == "all":
+            label, values = "**all**", every
+        timed = [v for v in values if v is not None]
+        every += values
+        p50, p95 = percentile(timed, 0.5), percentile(timed, 0.95)
+        shown = [f"{v * 1000:.0f} ms" if v is not None else "-" for v in (p50, p95)]
+        print(f"| {label} | {shown[0]} | {shown[1]} | {len(values) - len(timed)} |", flush=True)
 
 
 async def main() -> None:
@@ -88,6 +107,7 @@ async def main() -> None:
         default="default",
         help=f"comma-separated, of {', '.join(CONFIGS)} (default: %(default)s)",
     )
+    parser.add_argument("--logs", type=Path, help="keep each bot's log here (default: discarded)")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     async with AsyncExitStack() as stack:
@@ -101,7 +121,8 @@ async def main() -> None:
                 FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=AUTH_TOKEN)
             ),
         )
-        logs = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        logs = args.logs or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        logs.mkdir(parents=True, exist_ok=True)
         for name in args.configs.split(","):
             env = {**fakes.service_env(), **TWILIO_CREDENTIALS, **CONFIGS[name]}
             results, latencies = await measure(fakes, env, logs / f"{name}.log")

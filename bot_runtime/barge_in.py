@@ -34,6 +34,9 @@ from pipecat.frames.frames import (
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnStartStrategy
 
+# The defaults of BARGE_IN_LEVEL_DB and BARGE_IN_MIN_WORDS (see the README's noise table).
+BARGE_IN_LEVEL_DB = 8.0
+BARGE_IN_MIN_WORDS = 1
 # ITU-T P.56's nominal active speech level on a digital phone line (dBov): the caller's
 # level until their own has been measured.
 NOMINAL_SPEECH_DBFS = -26.0

@@ -15,6 +15,7 @@ from typing import Any
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from bot_runtime.agent_file import DEFAULT_AGENT_FILE, AgentFile, read_agent_file
+from bot_runtime.barge_in import BARGE_IN_LEVEL_DB, BARGE_IN_MIN_WORDS
 from bot_runtime.env_reader import SECRET, ConfigError, EnvReader, secrets_of
 from bot_runtime.python_tools import load_python_tools
 from bot_runtime.twilio_settings import TwilioSettings
@@ -252,10 +253,12 @@ def _read_conversation(
         "speech_start_secs": reader.seconds("SPEECH_START_SECS", 0.1, minimum=0.05),
         # While the bot speaks, sound more than this many dB below the caller's own speech
         # (voices in the room, a TV) does not cut it off; see barge_in.py.
-        "barge_in_level_db": reader.number("BARGE_IN_LEVEL_DB", 8.0, minimum=0.0),
-        # Words the caller must say to cut the bot off ("okay", "mm-hm" let it go on);
-        # 0: their voice alone is enough.
-        "barge_in_min_words": int(reader.number("BARGE_IN_MIN_WORDS", 2, minimum=0, whole=True)),
+        "barge_in_level_db": reader.number("BARGE_IN_LEVEL_DB", BARGE_IN_LEVEL_DB, minimum=0.0),
+        # Words the caller must say to cut the bot off, acknowledgements ("okay", "mm-hm")
+        # not counted; 0: their voice alone is enough.
+        "barge_in_min_words": int(
+            reader.number("BARGE_IN_MIN_WORDS", BARGE_IN_MIN_WORDS, minimum=0, whole=True)
+        ),
         "max_call_secs": reader.seconds("MAX_CALL_SECS", 900.0, minimum=10.0),
         "outbound_greeting_delay_secs": reader.seconds("OUTBOUND_GREETING_DELAY_SECS", 2.0),
         # A caller owed a reply hears one (from a backup, or the recorded apology) within

@@ -29,7 +29,7 @@ from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from threadpoolctl import threadpool_limits
 
-from bot_runtime.barge_in import CallerVoiceStart
+from bot_runtime.barge_in import BARGE_IN_LEVEL_DB, BARGE_IN_MIN_WORDS, CallerVoiceStart
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 
 SILERO_MODEL = files("pipecat.audio.vad.data") / "silero_vad.onnx"
@@ -248,8 +248,8 @@ def turn_detection(
     *,
     start_secs: float,
     stop_secs: float,
-    barge_in_level_db: float = 8.0,
-    barge_in_min_words: int = 2,
+    barge_in_level_db: float = BARGE_IN_LEVEL_DB,
+    barge_in_min_words: int = BARGE_IN_MIN_WORDS,
 ) -> TurnDetection:
     """A call's turn detection on the shared models.
 
