@@ -119,8 +119,6 @@ NOISES = [
     Noise("hiss", "", -35.0, True, "white noise high-passed at 300 Hz: line hiss (sox synth)"),
 ]
 BY_NAME = {noise.name: noise for noise in NOISES}
-# Sounds that are noise, not the caller taking the turn; the acknowledgements are the caller's.
-ACKNOWLEDGEMENTS = ("mm_hm", "okay")
 BACKGROUNDS = [noise for noise in NOISES if noise.background]
 
 
