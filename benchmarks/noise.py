@@ -88,13 +88,10 @@ def print_tables(name: str, results: list[NoiseResult], latencies: dict) -> None
         print(f"| {r.noise} | {'yes' if r.cleared else 'no'} | {'yes' if r.replied else 'no'} |")
     print(f"\n| barge-in ({len(BARGE_INS)} lines) | words to `clear` p50 | p95 | missed |")
     print("|---|---|---|---|")
-    every = []
-    for under, values in [*latencies.items(), ("all", [])]:
-        label = "clean" if under == "clean" else f"with {under} under"
-        if under == "all":
-            label, values = "**all**", every
+    every = [value for values in latencies.values() for value in values]
+    for under, values in [*latencies.items(), ("all", every)]:
+        label = {"clean": "clean", "all": "**all**"}.get(under, f"with {under} under")
         timed = [v for v in values if v is not None]
-        every += values
         p50, p95 = percentile(timed, 0.5), percentile(timed, 0.95)
         shown = [f"{v * 1000:.0f} ms" if v is not None else "-" for v in (p50, p95)]
         print(f"| {label} | {shown[0]} | {shown[1]} | {len(values) - len(timed)} |", flush=True)
