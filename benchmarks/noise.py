@@ -55,8 +55,7 @@ async def measure(fakes: Fakes, env: dict[str, str], log: Path) -> tuple[list[No
                 result = await play_noise(caller, fakes, noise)
                 results.append(result)
                 if result.cleared:  # The bot stopped: get it talking again for the next one.
-                    await caller.wait_for_bot_silence(timeout=10)
-                    await get_the_bot_talking(caller, fakes)
+                    await _talking_again(caller, fakes, answered=result.replied)
             latencies: dict[str, list[float | None]] = {}
             for background in [None, *BACKGROUNDS]:
                 latencies["clean" if background is None else background.name] = [
@@ -65,6 +64,16 @@ async def measure(fakes: Fakes, env: dict[str, str], log: Path) -> tuple[list[No
         return results, latencies
     finally:
         await bot.stop()
+
+
+async def _talking_again(caller: SimulatedCaller, fakes: Fakes, *, answered: bool) -> None:
+    """After a noise cut the bot off: its (long) answer to the noise, or a question of ours."""
+    if answered:
+        await caller.wait_for_bot_audio(after=caller.clears[-1], timeout=10)
+        await asyncio.sleep(0.5)
+    else:
+        await caller.wait_for_bot_silence(timeout=10)
+        await get_the_bot_talking(caller, fakes)
 
 
 async def _timed_barge_in(
