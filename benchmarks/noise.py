@@ -16,7 +16,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 from benchmarks.load import percentile
-from testkit.bot_server import start_bot_server
+from testkit.bot_server import REPO, start_bot_server
 from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes
 from testkit.fakes.twilio_rest import FakeTwilio
 from testkit.media_stream import TEST_ACCOUNT_SID
@@ -42,9 +42,11 @@ CONFIGS = {
 }
 
 
-async def measure(fakes: Fakes, env: dict[str, str], log: Path) -> tuple[list[NoiseResult], dict]:
+async def measure(
+    fakes: Fakes, env: dict[str, str], log: Path, *, bot_script: Path
+) -> tuple[list[NoiseResult], dict]:
     """One bot: every noise under its speech, then every barge-in; (noise results, latencies)."""
-    bot = await start_bot_server(env, log_path=log)
+    bot = await start_bot_server(env, log_path=log, script=bot_script)
     try:
         answer_at_length(fakes)
         async with answered_call(bot, fakes) as caller:
@@ -113,6 +115,12 @@ async def main() -> None:
         default="default",
         help=f"comma-separated, of {', '.join(CONFIGS)} (default: %(default)s)",
     )
+    parser.add_argument(
+        "--bot",
+        type=Path,
+        default=REPO / "bot.py",
+        help="the bot.py to measure (e.g. an older checkout's, to see the behaviour before)",
+    )
     parser.add_argument("--logs", type=Path, help="keep each bot's log here (default: discarded)")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
@@ -131,7 +139,9 @@ async def main() -> None:
         logs.mkdir(parents=True, exist_ok=True)
         for name in args.configs.split(","):
             env = {**fakes.service_env(), **TWILIO_CREDENTIALS, **CONFIGS[name]}
-            results, latencies = await measure(fakes, env, logs / f"{name}.log")
+            results, latencies = await measure(
+                fakes, env, logs / f"{name}.log", bot_script=args.bot
+            )
             print_tables(name, results, latencies)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
