@@ -13,8 +13,10 @@ while the bot speaks, the caller's turn starts only when both hold:
   laugh or a cough has no words and a lone "okay" none that count, so the bot goes
   on. With ``min_words=0`` the voice alone is enough.
 
-While the bot is quiet, the caller's voice or any transcript starts their turn, as
-with pipecat's default VAD and transcription strategies.
+The bot has the floor from the end of a caller's turn with words (a reply is on its
+way) until it stops speaking: a cough while the reply is being written must not cancel
+it. Otherwise the caller's voice or any transcript starts their turn, as with pipecat's
+default VAD and transcription strategies.
 """
 
 import time
@@ -55,6 +57,9 @@ MIN_LEVEL_SPEECH_SECS = 0.3
 LEVEL_UPDATE_WEIGHT = 0.5
 # Speech after a pause this long is a new utterance: its words are counted afresh.
 BURST_GAP_SECS = 0.8
+# After a turn with words the bot holds the floor this long for its reply to start (the
+# reply is due within RESPONSE_TIMEOUT_SECS, 3 s by default, or the call falls back).
+REPLY_DUE_SECS = 3.0
 # What a listener says to show they are following, as Deepgram writes it (lower case, without
 # punctuation): none of these alone means "stop". "Yes" and "no" count: they answer.
 ACKNOWLEDGEMENTS = frozenset(
@@ -135,7 +140,9 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         self._min_words = min_words
         self._caller_level: float | None = None
         self._bot_speaking = False
+        self._reply_due_until = float("-inf")  # a reply to the caller is on its way until then
         self._in_turn = False
+        self._turn_words = False  # the caller's turn now has words
         self._recent: deque[float] = deque()  # frame levels of the last LOUDNESS_WINDOW_SECS
         self._recent_secs: deque[float] = deque()
         self._speech: list[float] | None = None  # frame levels since the VAD's start
@@ -160,17 +167,25 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
 
     async def handle_user_turn_started(self) -> None:
         self._in_turn = True
+        self._turn_words = False
         self._stale_words = False
 
     async def handle_user_turn_stopped(self) -> None:
         self._in_turn = False
+        if self._turn_words:  # The LLM is writing the reply now.
+            self._reply_due_until = time.monotonic() + REPLY_DUE_SECS
         self._new_utterance()
+
+    @property
+    def _bot_has_floor(self) -> bool:
+        return self._bot_speaking or time.monotonic() < self._reply_due_until
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         if isinstance(frame, InputAudioRawFrame):
             return await self._on_audio(frame)
         if isinstance(frame, BotStartedSpeakingFrame):
             self._bot_speaking = True
+            self._reply_due_until = float("-inf")
             self._speech_bot_quiet = False
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self._bot_speaking = False
@@ -208,7 +223,7 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         self._speech_bot_quiet = not self._bot_speaking
         loudness = level_of(self._recent)
         self._loud = self._loud or (loudness is not None and loudness >= self.threshold_dbfs)
-        if not self._bot_speaking:
+        if not self._bot_has_floor:
             await self.trigger_user_turn_started()
             return ProcessFrameResult.STOP
         return await self._maybe_cut_in()
@@ -231,25 +246,29 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
     ) -> ProcessFrameResult:
         if not frame.text.strip():
             return ProcessFrameResult.CONTINUE
-        if not self._bot_speaking:
+        if not self._bot_has_floor:
             # pipecat's transcription strategy: words the VAD missed still start a turn.
             await self.trigger_user_turn_started()
+            self._turn_words = True
             return ProcessFrameResult.STOP
+        self._turn_words = self._turn_words or self._in_turn
         words = counted_words(frame.text)
         if isinstance(frame, TranscriptionFrame):
             self._final_words += words
             self._interim_words = 0
-            self._stale_words = not self._in_turn
+            # Words the caller said while the bot spoke that cut nothing off.
+            self._stale_words |= not self._in_turn and self._bot_speaking
         else:
             self._interim_words = words
         return await self._maybe_cut_in()
 
     async def _maybe_cut_in(self) -> ProcessFrameResult:
-        if not self._bot_speaking or self._in_turn or not self._loud:
+        if not self._bot_has_floor or self._in_turn or not self._loud:
             return ProcessFrameResult.CONTINUE
         if self._final_words + self._interim_words < self._min_words:
             return ProcessFrameResult.CONTINUE
         await self.trigger_user_turn_started()
+        self._turn_words = self._final_words + self._interim_words > 0
         return ProcessFrameResult.STOP
 
     def _new_utterance(self) -> None:
