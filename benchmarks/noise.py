@@ -12,25 +12,25 @@ import argparse
 import asyncio
 import os
 import tempfile
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from benchmarks.load import percentile
-from testkit.bot_server import REPO, start_bot_server
+from testkit.bot_server import REPO, BotServer, start_bot_server
 from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes
 from testkit.fakes.twilio_rest import FakeTwilio
 from testkit.media_stream import TEST_ACCOUNT_SID
 from testkit.noise_calls import (
     BARGE_INS,
     CALLER_WORDS_PER_SEC,
-    BargeIn,
     NoiseResult,
     answer_at_length,
     barge_in,
     get_the_bot_talking,
     play_noise,
 )
-from testkit.noise_set import BACKGROUNDS, NOISES, Noise
+from testkit.noise_set import BACKGROUNDS, NOISES
 from testkit.scenario import AUTH_TOKEN, TWILIO_CREDENTIALS, answered_call, hear_greeting
 from testkit.simulated_caller import SimulatedCaller
 
@@ -45,50 +45,51 @@ CONFIGS = {
 async def measure(
     fakes: Fakes, env: dict[str, str], log: Path, *, bot_script: Path
 ) -> tuple[list[NoiseResult], dict]:
-    """One bot: every noise under its speech, then every barge-in; (noise results, latencies)."""
+    """One bot: every noise under its speech, then every barge-in; (noise results, latencies).
+
+    A noise that cuts the bot off, or a barge-in that does not, can leave the call in any
+    state (answering the noise, or ended by the no-reply fallback): the next one then
+    starts on a fresh call.
+    """
     bot = await start_bot_server(env, log_path=log, script=bot_script)
     try:
         answer_at_length(fakes)
-        async with answered_call(bot, fakes) as caller:
-            await hear_greeting(caller)
-            await get_the_bot_talking(caller, fakes)
-            results = []
-            for noise in NOISES:
-                result = await play_noise(caller, fakes, noise)
-                results.append(result)
-                if result.cleared:  # The bot stopped: get it talking again for the next one.
-                    await _talking_again(caller, fakes, answered=result.replied)
-            latencies: dict[str, list[float | None]] = {}
-            for background in [None, *BACKGROUNDS]:
-                latencies["clean" if background is None else background.name] = [
-                    await _timed_barge_in(caller, fakes, line, background) for line in BARGE_INS
-                ]
+        results: list[NoiseResult] = []
+        noises = list(NOISES)
+        while noises:
+            async with _talking_bot(bot, fakes) as caller:
+                while noises:
+                    results.append(await play_noise(caller, fakes, noises.pop(0)))
+                    if results[-1].cleared:
+                        break
+        latencies: dict[str, list[float | None]] = {}
+        barge_ins = [
+            (background, line) for background in [None, *BACKGROUNDS] for line in BARGE_INS
+        ]
+        while barge_ins:
+            async with _talking_bot(bot, fakes) as caller:
+                while barge_ins:
+                    background, line = barge_ins.pop(0)
+                    key = "clean" if background is None else background.name
+                    try:
+                        latency = await barge_in(caller, fakes, line, background=background)
+                    except TimeoutError as error:
+                        print(f"  missed: {error}", flush=True)
+                        latencies.setdefault(key, []).append(None)
+                        break
+                    latencies.setdefault(key, []).append(latency)
         return results, latencies
     finally:
         await bot.stop()
 
 
-async def _talking_again(caller: SimulatedCaller, fakes: Fakes, *, answered: bool) -> None:
-    """After a noise cut the bot off: its (long) answer to the noise, or a question of ours."""
-    if answered:
-        await caller.wait_for_bot_audio(after=caller.clears[-1], timeout=10)
-        await asyncio.sleep(0.5)
-    else:
-        await caller.wait_for_bot_silence(timeout=10)
+@asynccontextmanager
+async def _talking_bot(bot: BotServer, fakes: Fakes) -> AsyncIterator[SimulatedCaller]:
+    """A new call in which the bot has been asked a question and is answering at length."""
+    async with answered_call(bot, fakes) as caller:
+        await hear_greeting(caller)
         await get_the_bot_talking(caller, fakes)
-
-
-async def _timed_barge_in(
-    caller: SimulatedCaller, fakes: Fakes, line: BargeIn, background: Noise | None
-) -> float | None:
-    """Words-to-clear seconds, or None when the bot did not stop (then it is got talking again)."""
-    try:
-        return await barge_in(caller, fakes, line, background=background)
-    except TimeoutError as error:
-        print(f"  missed: {error}", flush=True)
-        await caller.wait_for_bot_silence(timeout=15)
-        await get_the_bot_talking(caller, fakes)
-        return None
+        yield caller
 
 
 def print_tables(name: str, results: list[NoiseResult], latencies: dict) -> None:

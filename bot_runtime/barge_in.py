@@ -143,10 +143,10 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         self._reply_due_until = float("-inf")  # a reply to the caller is on its way until then
         self._in_turn = False
         self._turn_words = False  # the caller's turn now has words
-        self._recent: deque[float] = deque()  # frame levels of the last LOUDNESS_WINDOW_SECS
-        self._recent_secs: deque[float] = deque()
-        self._speech: list[float] | None = None  # frame levels since the VAD's start
-        self._speech_secs = 0.0
+        # Levels (and lengths) of the last LOUDNESS_WINDOW_SECS of frames, and of the frames
+        # since the VAD heard speech start.
+        self._recent: deque[tuple[float, float]] = deque()
+        self._speech: list[tuple[float, float]] | None = None
         self._speech_bot_quiet = False  # the bot was quiet all through this speech
         self._speech_ended_at = float("-inf")
         self._loud = False  # the caller's voice was heard in this utterance
@@ -190,7 +190,7 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self._bot_speaking = False
         elif isinstance(frame, VADUserStartedSpeakingFrame):
-            return await self._on_speech_started()
+            return await self._on_speech_started(frame)
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._on_speech_stopped()
         elif isinstance(frame, (TranscriptionFrame, InterimTranscriptionFrame)):
@@ -199,30 +199,40 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
 
     async def _on_audio(self, frame: InputAudioRawFrame) -> ProcessFrameResult:
         secs = len(frame.audio) / 2 / frame.sample_rate / max(1, frame.num_channels)
-        level = frame_dbfs(frame.audio)
-        self._recent.append(level)
-        self._recent_secs.append(secs)
-        while sum(self._recent_secs) - self._recent_secs[0] >= LOUDNESS_WINDOW_SECS:
+        self._recent.append((frame_dbfs(frame.audio), secs))
+        while sum(s for _, s in self._recent) - self._recent[0][1] >= LOUDNESS_WINDOW_SECS:
             self._recent.popleft()
-            self._recent_secs.popleft()
         if self._speech is None:
             return ProcessFrameResult.CONTINUE
-        self._speech.append(level)
-        self._speech_secs += secs
-        loudness = level_of(self._recent)
-        if loudness is not None and loudness >= self.threshold_dbfs:
-            self._loud = True
+        self._speech.append(self._recent[-1])
+        self._check_loudness()
         return await self._maybe_cut_in()
 
-    async def _on_speech_started(self) -> ProcessFrameResult:
+    def _check_loudness(self) -> None:
+        """Whether the last LOUDNESS_WINDOW_SECS of the speech reach the caller's level."""
+        assert self._speech is not None
+        window, secs = [], 0.0
+        for level, length in reversed(self._speech):
+            if secs >= LOUDNESS_WINDOW_SECS:
+                break
+            window.append(level)
+            secs += length
+        loudness = level_of(window)
+        self._loud = self._loud or (loudness is not None and loudness >= self.threshold_dbfs)
+
+    async def _on_speech_started(self, frame: VADUserStartedSpeakingFrame) -> ProcessFrameResult:
         if time.monotonic() - self._speech_ended_at > BURST_GAP_SECS:
             await self._drop_stale_words()
             self._new_utterance()
-        self._speech = list(self._recent)
-        self._speech_secs = sum(self._recent_secs)
+        # The sound that set the VAD off: the frames of its start time.
+        self._speech, secs = [], 0.0
+        for level, length in reversed(self._recent):
+            if secs >= frame.start_secs:
+                break
+            self._speech.insert(0, (level, length))
+            secs += length
         self._speech_bot_quiet = not self._bot_speaking
-        loudness = level_of(self._recent)
-        self._loud = self._loud or (loudness is not None and loudness >= self.threshold_dbfs)
+        self._check_loudness()
         if not self._bot_has_floor:
             await self.trigger_user_turn_started()
             return ProcessFrameResult.STOP
@@ -234,7 +244,9 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         # Only the caller's own turns, with the bot quiet, tell how loud the caller is.
         if not (speech and self._in_turn and self._speech_bot_quiet):
             return
-        if self._speech_secs < MIN_LEVEL_SPEECH_SECS or (level := level_of(speech)) is None:
+        if sum(secs for _, secs in speech) < MIN_LEVEL_SPEECH_SECS:
+            return
+        if (level := level_of([level for level, _ in speech])) is None:
             return
         if self._caller_level is None:
             self._caller_level = level
