@@ -255,9 +255,15 @@ def _read_conversation(
         # (voices in the room, a TV) does not cut it off; see barge_in.py.
         "barge_in_level_db": reader.number("BARGE_IN_LEVEL_DB", BARGE_IN_LEVEL_DB, minimum=0.0),
         # Words the caller must say to cut the bot off, acknowledgements ("okay", "mm-hm")
-        # not counted; 0: their voice alone is enough.
+        # not counted; 0: their voice alone is enough. The local Whisper transcribes only
+        # once the caller stops: there, words would come too late to stop the bot.
         "barge_in_min_words": int(
-            reader.number("BARGE_IN_MIN_WORDS", BARGE_IN_MIN_WORDS, minimum=0, whole=True)
+            reader.number(
+                "BARGE_IN_MIN_WORDS",
+                0 if services["stt_provider"] == LOCAL else BARGE_IN_MIN_WORDS,
+                minimum=0,
+                whole=True,
+            )
         ),
         "max_call_secs": reader.seconds("MAX_CALL_SECS", 900.0, minimum=10.0),
         "outbound_greeting_delay_secs": reader.seconds("OUTBOUND_GREETING_DELAY_SECS", 2.0),

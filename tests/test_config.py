@@ -206,6 +206,8 @@ def test_the_barge_in_settings_are_read_and_checked():
         )
     assert "BARGE_IN_LEVEL_DB must be at least 0" in str(error.value)
     assert "BARGE_IN_MIN_WORDS must be a whole number, got '1.5'" in str(error.value)
+    # The local Whisper transcribes once the caller stops: its words come too late to cut in.
+    assert BotSettings.from_env({}).barge_in_min_words == 0
 
 
 def test_phone_numbers_are_read_as_people_write_them_and_kept_as_e164():
