@@ -174,7 +174,10 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         self._in_turn = False
         if self._turn_words:  # The LLM is writing the reply now.
             self._reply_due_until = time.monotonic() + REPLY_DUE_SECS
-        self._new_utterance()
+        # The words were the turn's. The voice stays the caller's for a moment: words of it
+        # that come after the turn ended (speech-to-text running late) still cut in.
+        self._final_words = 0
+        self._interim_words = 0
 
     @property
     def _bot_has_floor(self) -> bool:
@@ -275,13 +278,21 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         return await self._maybe_cut_in()
 
     async def _maybe_cut_in(self) -> ProcessFrameResult:
-        if not self._bot_has_floor or self._in_turn or not self._loud:
+        if not self._bot_has_floor or self._in_turn or not self._callers_voice:
             return ProcessFrameResult.CONTINUE
         if self._final_words + self._interim_words < self._min_words:
             return ProcessFrameResult.CONTINUE
         await self.trigger_user_turn_started()
         self._turn_words = self._final_words + self._interim_words > 0
         return ProcessFrameResult.STOP
+
+    @property
+    def _callers_voice(self) -> bool:
+        """The caller's own voice is speaking, or stopped less than BURST_GAP_SECS ago."""
+        recent = self._speech is not None or (
+            time.monotonic() - self._speech_ended_at <= BURST_GAP_SECS
+        )
+        return self._loud and recent
 
     def _new_utterance(self) -> None:
         self._loud = False

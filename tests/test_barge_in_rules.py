@@ -68,6 +68,11 @@ class Call:
         await self.speech(dbfs, 1.0, "What time do you open?")
         await self.end_turn()
 
+    def later(self, secs: float) -> None:
+        """As if ``secs`` had passed (the strategy keeps time with time.monotonic)."""
+        self.strategy._speech_ended_at -= secs
+        self.strategy._reply_due_until -= secs
+
 
 def audio(dbfs: float) -> InputAudioRawFrame:
     samples = round(FRAME_SECS * PHONE_SAMPLE_RATE)
@@ -100,6 +105,7 @@ async def test_while_the_bot_speaks_only_the_callers_voice_with_words_cuts_in(db
     call = Call()
     await call.callers_turn(-20.0)
     await call.send(BotStartedSpeakingFrame())
+    call.later(1.0)  # the bot has been answering for a second
     await call.speech(dbfs, 0.6, *words)
     assert call.turns == 1 + cuts_in
 
@@ -108,9 +114,10 @@ async def test_with_no_words_required_the_voice_alone_cuts_in_but_not_a_quiet_on
     call = Call(min_words=0)
     await call.callers_turn(-20.0)
     await call.send(BotStartedSpeakingFrame())
+    call.later(1.0)
     await call.speech(-32.0, 0.6)
     assert call.turns == 1
-    await call.send(audio(-100.0))  # a gap between the two
+    call.later(1.0)
     await call.speech(-20.0, 0.3)
     assert call.turns == 2
 
@@ -121,7 +128,7 @@ async def test_an_acknowledgement_is_dropped_and_the_bot_quiet_hears_any_voice()
     await call.send(BotStartedSpeakingFrame())
     await call.speech(-20.0, 0.5, "Okay.")
     await call.send(BotStoppedSpeakingFrame())
-    call.strategy._speech_ended_at -= 1.0  # a second later
+    call.later(1.0)
     await call.speech(-40.0, 0.3)  # a quiet caller, with the bot quiet: their turn
     assert call.turns == 2
     assert call.resets == 1  # the "Okay." does not join it
@@ -140,9 +147,19 @@ async def test_before_the_caller_has_spoken_a_nominal_phone_level_is_the_referen
 async def test_noise_while_the_reply_is_being_written_does_not_cancel_it():
     call = Call()
     await call.callers_turn(-20.0)  # the reply to it is on its way, not yet heard
+    call.later(0.9)
     await call.speech(-20.0, 0.4)  # a cough the VAD took for speech
     assert call.turns == 1
     await call.speech(-20.0, 0.6, "Sorry, one more thing")  # the caller again: cuts in
+    assert call.turns == 2
+
+
+async def test_words_that_come_late_for_the_callers_last_turn_still_cut_in():
+    # A speech-to-text that transcribes once the caller stops (the local Whisper): the
+    # words of their last phrase come after the turn ended, the reply on its way.
+    call = Call(min_words=0)
+    await call.callers_turn(-20.0)
+    await call.send(TranscriptionFrame("Goodbye.", "", ""))
     assert call.turns == 2
 
 
