@@ -1,5 +1,6 @@
 """Noise on the line while the bot talks: it goes on talking and answers none of it."""
 
+from bot_runtime import noise_filter
 from testkit.noise_calls import get_the_bot_talking, play_noise
 from testkit.noise_set import NOISES
 from testkit.scenario import answered_call, hear_greeting
@@ -17,3 +18,9 @@ async def test_noise_under_the_bots_speech_neither_stops_it_nor_gets_an_answer(b
         assert caller.first_media_after(caller.clears[-1] if caller.clears else 0) is not None
     assert [r.noise for r in results if r.cleared] == []
     assert [r.noise for r in results if r.replied] == []
+
+
+def test_without_krisp_the_bot_says_so_once_and_filters_nothing(bots):
+    # Pipecat Cloud provides the Krisp SDK and model; this machine has neither.
+    assert bots.standard.logs().count("Krisp VIVA not available here") == 1
+    assert noise_filter.caller_audio_filter() is None
