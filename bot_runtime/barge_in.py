@@ -2,16 +2,17 @@
 
 While the bot speaks, pipecat's default start strategies stop it for anything the VAD
 takes for speech (a TV, voices in the room) and for any transcript (an "mm-hm"). Here,
-while the bot speaks, the caller's turn starts only when both hold:
+while the bot has the floor (below), the caller's turn starts only when both hold:
 
 - the sound is the caller's voice at the caller's own level: within ``level_db`` of
   the level measured on their earlier turns (background voices, a TV or a radio are
   well below it), before they have spoken, of a nominal phone speech level;
 - the words heard since that voice began, acknowledgements ("okay", "mm-hmm",
   "yeah": ``ACKNOWLEDGEMENTS``) left out, number at least ``min_words`` (interim
-  results count; words add up across pauses shorter than ``BURST_GAP_SECS``). A
-  laugh or a cough has no words and a lone "okay" none that count, so the bot goes
-  on. With ``min_words=0`` the voice alone is enough.
+  results count; words add up across pauses shorter than ``BURST_GAP_SECS``, and
+  words that arrive that long after the voice stopped still count). A laugh or a
+  cough has no words and a lone "okay" none that count, so the bot goes on. With
+  ``min_words=0`` the voice alone is enough.
 
 The bot has the floor from the end of a caller's turn with words (a reply is on its
 way) until it stops speaking: a cough while the reply is being written must not cancel
@@ -47,8 +48,8 @@ SPEECH_FLOOR_DBFS = -50.0
 # A level is the 80th percentile of the frame levels in speech: the body of the vowels,
 # not the odd peak nor the quiet consonants.
 LEVEL_PERCENTILE = 80
-# The loudness of what the VAD hears now: the last 0.32 s of frames (the VAD's start
-# time and a few frames before it).
+# The loudness of what the VAD hears now: the last 0.32 s of the speech (from the frames
+# that set the VAD off).
 LOUDNESS_WINDOW_SECS = 0.32
 # Speech of the caller's own, measured while the bot was quiet, shorter than this is
 # too little to take a level from.
