@@ -59,6 +59,12 @@ class FakeDeepgram(WebsocketFake):
     phrase (split after punctuation), one phrase per pause of at least
     ``phrase_gap_secs`` in the audio, and the rest follows in later finals. A line
     ends once all of it was sent, or at the endpoint.
+
+    With ``interim_words_per_sec``, interim results come as Deepgram's do while the
+    caller goes on speaking: one every ``interim_after_secs`` of speech, each with the
+    words said so far at that speaking rate (at least one), never words not yet
+    spoken. Without it, one interim after ``interim_after_secs`` carries half the
+    words of the phrases begun.
     """
 
     def __init__(
@@ -70,6 +76,7 @@ class FakeDeepgram(WebsocketFake):
         speech_rms: int = 300,
         phrase_gap_secs: float = 0.15,
         interim_after_secs: float = 0.3,
+        interim_words_per_sec: float | None = None,
         endpoint_secs: float = 1.0,
         idle_timeout_secs: float = 10.0,
     ) -> None:
@@ -80,6 +87,7 @@ class FakeDeepgram(WebsocketFake):
         self.speech_rms = speech_rms
         self.phrase_gap_secs = phrase_gap_secs
         self.interim_after_secs = interim_after_secs
+        self.interim_words_per_sec = interim_words_per_sec
         self.endpoint_secs = endpoint_secs
         self.idle_timeout_secs = idle_timeout_secs
         # A Deepgram that stops answering with the socket still open (the commonest outage:
@@ -214,11 +222,26 @@ class _Transcription:
             self.speech_start = self.audio_secs - BLOCK_SECS
         self.speech_end = self.audio_secs
         self.speech_secs += BLOCK_SECS
-        if self.speech_secs >= self.fake.interim_after_secs and not self.interim_sent:
+        if self.fake.interim_words_per_sec is not None:
+            await self.send_interim_at_rate(self.fake.interim_words_per_sec)
+        elif self.speech_secs >= self.fake.interim_after_secs and not self.interim_sent:
             self.interim_sent = True
             words = " ".join(self.line.spoken_so_far()).split()
             if words:
                 await self.send_results(" ".join(words[: max(1, len(words) // 2)]))
+
+    async def send_interim_at_rate(self, words_per_sec: float) -> None:
+        """Every ``interim_after_secs`` of speech, the words said so far at that rate."""
+        assert self.line is not None
+        every = self.fake.interim_after_secs
+        # Counted in blocks: float sums of 0.02 drift past the boundary.
+        blocks, every_blocks = round(self.speech_secs / BLOCK_SECS), round(every / BLOCK_SECS)
+        if blocks % every_blocks:
+            return
+        words = " ".join(self.line.phrases[self.line.sent :]).split()
+        said = max(1, int(self.speech_secs * words_per_sec))
+        if words:
+            await self.send_results(" ".join(words[:said]))
 
     async def on_silence(self) -> None:
         self.silence_secs += BLOCK_SECS
