@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmarks.calls import HEARD, REPLY, CallPlan
 from benchmarks.load import StepResult, run_step
@@ -19,11 +20,20 @@ from benchmarks.reference_bot import generate_reference_bot
 from benchmarks.report import Report, machine_facts, plot
 from testkit.bot_server import BotServer, start_bot_server
 from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes, Reply, ServiceTiming
+from testkit.fakes.business_server import Answer, FakeBusinessServer
 from testkit.fakes.twilio_rest import FakeTwilio
 from testkit.media_stream import TEST_ACCOUNT_SID, new_sid
-from testkit.scenario import AGENT_NUMBER, AUTH_TOKEN, CALLER_NUMBER, TWILIO_CREDENTIALS
+from testkit.scenario import (
+    AGENT_NUMBER,
+    AUTH_TOKEN,
+    CALLER_NUMBER,
+    TWILIO_CREDENTIALS,
+    records_env,
+)
 
 REPO = Path(__file__).resolve().parents[1]
+# The order desk example's analysis fields, filled in as its analysis asks.
+ANALYSIS = {"resolved": True, "topic": "opening_hours"}
 # Concurrent calls per step. The first step places a few calls one after another instead, the
 # first of them straight after start-up.
 DEFAULT_STEPS = (1, 5, 10, 15, 20, 25, 30, 40, 50, 75)
@@ -101,6 +111,13 @@ def parse_args() -> argparse.Namespace:
         "PREEMPTIVE_REPLIES=false with --baseline-bot bot.py: what preemptive replies cost)",
     )
     parser.add_argument(
+        "--made-its-own",
+        action="store_true",
+        help="also measure this bot made a business's own, as 'configured', side by side: "
+        "the order-desk agent file and its tools, a backup LLM and voice, call records sent "
+        "to a webhook with post-call analysis",
+    )
+    parser.add_argument(
         "--local",
         action="store_true",
         help="measure this bot in keyless mode (local Whisper, SmolLM2, Piper), calls one "
@@ -119,8 +136,11 @@ def parse_args() -> argparse.Namespace:
     if args.local:
         # The local models serve calls one at a time: no load steps, no side-by-side CPU.
         args.bots, args.steps, args.cpu_rounds, args.timing = "this", [1], 0, "instant"
-    elif args.baseline_bot:
-        args.bots += ",baseline"
+    else:
+        if args.baseline_bot:
+            args.bots += ",baseline"
+        if args.made_its_own:
+            args.bots += ",configured"
     return args
 
 
@@ -129,6 +149,20 @@ def new_call(fakes: Fakes) -> str:
     sid = new_sid("CA")
     fakes.twilio.register_call(sid=sid, from_=CALLER_NUMBER, to=AGENT_NUMBER)
     return sid
+
+
+def made_its_own_env(fakes: Fakes, business: FakeBusinessServer) -> dict[str, str]:
+    """What a business adds to make the bot its own: the worked example's agent file and
+    tools (its API on ``business``), backups for the LLM and the voice, call records."""
+    business.script("/calls/configured", Answer(status=204, body=b""))
+    return {
+        "AGENT_FILE": str(REPO / "examples" / "order_desk" / "agent.toml"),
+        "ORDERS_API_URL": business.url(),
+        "ORDERS_TOKEN": "benchmark-token",
+        "BACKUP_OPENAI_BASE_URL": fakes.openai.base_url,
+        "BACKUP_OPENAI_API_KEY": fakes.openai.api_key,
+        "BACKUP_TTS_PROVIDER": "cartesia",
+    } | records_env(business, "configured")
 
 
 def bot_env(fakes: Fakes, *, keyless: bool) -> dict[str, str]:
@@ -141,6 +175,13 @@ def bot_env(fakes: Fakes, *, keyless: bool) -> dict[str, str]:
     return TWILIO_CREDENTIALS | fakes.service_env()
 
 
+def answer(request: dict[str, Any]) -> Reply:
+    """The fake LLM's answer: the benchmark's reply, or a post-call analysis when asked."""
+    if "response_format" in request:
+        return Reply(json.dumps({"summary": "Asked when the shop opens.", "fields": ANALYSIS}))
+    return Reply(REPLY)
+
+
 @asynccontextmanager
 async def loopback_fakes(timing: ServiceTiming) -> AsyncIterator[Fakes]:
     """Every outside service on loopback, answering on ``timing``."""
@@ -150,7 +191,7 @@ async def loopback_fakes(timing: ServiceTiming) -> AsyncIterator[Fakes]:
                 FakeDeepgram(default_transcript=HEARD, timing=timing.deepgram)
             ),
             openai=await stack.enter_async_context(
-                FakeOpenAI(responder=lambda request: Reply(REPLY), timing=timing.openai)
+                FakeOpenAI(responder=answer, timing=timing.openai)
             ),
             cartesia=await stack.enter_async_context(FakeCartesia(timing=timing.cartesia)),
             twilio=await stack.enter_async_context(
@@ -176,9 +217,14 @@ async def start_bots(
         scripts["baseline"] = args.baseline_bot.resolve()
     if "reference" in names:
         scripts["reference"] = generate_reference_bot(work, twilio_base_url=fakes.twilio.base_url)
+    extra_env = {}
+    if "configured" in names:
+        scripts["configured"] = scripts["this"]
+        business = await stack.enter_async_context(FakeBusinessServer())
+        extra_env["configured"] = made_its_own_env(fakes, business)
     bots = {}
     for name in names:
-        env = bot_env(fakes, keyless=args.local)
+        env = bot_env(fakes, keyless=args.local) | extra_env.get(name, {})
         if name == "baseline":
             env |= args.baseline_env
         server = await start_bot_server(env, log_path=work / f"{name}.log", script=scripts[name])

@@ -24,7 +24,7 @@ from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketTransport,
 )
 
-from bot_runtime import turn_taking
+from bot_runtime import noise_filter, turn_taking
 from bot_runtime.call_ending import CallEnding, MuteWhileEnding
 from bot_runtime.call_facts import CallFacts
 from bot_runtime.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
@@ -171,6 +171,8 @@ def _transport(
         websocket,
         FastAPIWebsocketParams(
             audio_in_enabled=True,
+            # Pipecat Cloud's Krisp VIVA, where the platform provides it (None elsewhere).
+            audio_in_filter=noise_filter.caller_audio_filter(),
             audio_out_enabled=True,
             serializer=serializer,
             session_timeout=int(max_call_secs),
@@ -208,11 +210,16 @@ def _turn_aggregators(
         start_secs=settings.speech_start_secs,
         stop_secs=settings.turn_end_silence_secs,
         preemptive=settings.preemptive_replies,
+        barge_in_level_db=settings.barge_in_level_db,
+        barge_in_min_words=settings.barge_in_min_words,
     )
     user, assistant = LLMContextAggregatorPair(
         LLMContext(tools=tools),
         user_params=LLMUserAggregatorParams(
             **detection,
+            # A turn with no words (a laugh, a bang the VAD took for speech) gets no answer:
+            # pipecat's default would run the LLM again and answer the previous turn twice.
+            empty_user_turn=None,
             user_idle_timeout=settings.silence_timeout_secs,
             # Once the call is ending, the caller's voice must not interrupt (and
             # `clear`) the goodbye or the transfer notice.

@@ -50,6 +50,13 @@ class CallRecord:
         return round(time.monotonic() - self.started_monotonic, 2)
 
     def caller_said(self, text: str, *, at_secs: float) -> None:
+        """Add the caller's words. Two turns with nothing of the agent heard between them
+        are kept as one: a pause at a comma ("Thanks, goodbye.") can end a turn, and the
+        caller's next words then cut its reply off before any of it was heard."""
+        last = self.transcript[-1] if self.transcript else None
+        if last is not None and last["role"] == "caller":
+            last["text"] = f"{last['text']} {text}"
+            return
         self.transcript.append(
             {"role": "caller", "text": text, "at_secs": at_secs, "interrupted": False}
         )

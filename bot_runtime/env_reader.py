@@ -49,6 +49,23 @@ class EnvReader:
             return default
         return value
 
+    def number(
+        self, name: str, default: float, *, minimum: float = 0.0, whole: bool = False
+    ) -> float:
+        """A number (a whole one if ``whole``) of at least ``minimum``."""
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw) if whole else float(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a {'whole ' if whole else ''}number, got {raw!r}")
+            return default
+        if value < minimum:
+            self.problems.append(f"{name} must be at least {minimum:g}, got {raw}")
+            return default
+        return value
+
     def phone_number(self, name: str) -> str | None:
         """The number in ``name`` as E.164, written however people write numbers."""
         raw = self.text(name)

@@ -29,10 +29,10 @@ from bot_runtime.tools import END_CALL
 WHISPER_TTFS_P99_SECS = 0.6
 # A clause this long (in words) is voiced on its own, without waiting for the sentence's end.
 MIN_CLAUSE_WORDS = 4
-# Only the caller's last words go to SmolLM2, after the system prompt (which every call
-# shares, so llama.cpp keeps it evaluated): the model makes little use of a history (it
-# mostly repeats its own earlier replies), and each prompt token costs about 4 ms of CPU
-# before the first word of the reply.
+# Only the caller's last words (all of them since the bot's last reply) go to SmolLM2,
+# after the system prompt (which every call shares, so llama.cpp keeps it evaluated): the
+# model makes little use of a history (it mostly repeats its own earlier replies), and each
+# prompt token costs about 4 ms of CPU before the first word of the reply.
 SMOLLM2_HISTORY_MESSAGES = 1
 MAX_REPLY_TOKENS = 40
 # A sentence has ended when the next piece of text starts with a space.
@@ -43,7 +43,7 @@ LLAMA_OPTIONS = ("temperature", "top_p", "max_tokens", "seed", "stop")
 
 
 def _prompt(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The system prompt and the latest exchanges, as plain text messages."""
+    """The system prompt and the caller's words since the bot last spoke, as plain text."""
     plain = []
     for message in messages:
         content = message.get("content")
@@ -53,7 +53,22 @@ def _prompt(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
             plain.append({"role": message["role"], "content": content})
     system = [m for m in plain if m["role"] == "system"][:1]
     history = [m for m in plain if m["role"] != "system"][-SMOLLM2_HISTORY_MESSAGES:]
+    if history and history[-1]["role"] == "user":
+        history[-1] = {"role": "user", "content": _caller_words_since_reply(plain)}
     return system + history
+
+
+def _caller_words_since_reply(messages: list[dict[str, Any]]) -> str:
+    """The caller's messages after the bot's last reply, as one: a pause at a comma
+    ("Thanks, goodbye.") can end a turn whose reply the caller's next words then cut off
+    before it was heard, and the model must see the whole line, not its last part."""
+    words: list[str] = []
+    for message in reversed(messages):
+        if message.get("role") == "assistant":
+            break
+        if message.get("role") == "user":
+            words.insert(0, str(message.get("content") or ""))
+    return " ".join(words)
 
 
 # A caller's goodbye: a farewell with nothing but courtesies around it ("No, that's
@@ -128,7 +143,7 @@ def _offers_end_call(tools: Any) -> bool:
 
 def _caller_said_goodbye(messages: list[dict[str, Any]]) -> bool:
     last = messages[-1] if messages else {}
-    return last.get("role") == "user" and is_farewell(str(last.get("content") or ""))
+    return last.get("role") == "user" and is_farewell(_caller_words_since_reply(messages))
 
 
 async def _end_call_chunks(model: str) -> AsyncGenerator[ChatCompletionChunk, None]:

@@ -15,6 +15,7 @@ from typing import Any
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from bot_runtime.agent_file import DEFAULT_AGENT_FILE, AgentFile, read_agent_file
+from bot_runtime.barge_in import BARGE_IN_LEVEL_DB, BARGE_IN_MIN_WORDS
 from bot_runtime.env_reader import SECRET, ConfigError, EnvReader, secrets_of
 from bot_runtime.python_tools import load_python_tools
 from bot_runtime.twilio_settings import TwilioSettings
@@ -103,6 +104,8 @@ class BotSettings:
     turn_end_silence_secs: float
     speech_start_secs: float
     preemptive_replies: bool
+    barge_in_level_db: float
+    barge_in_min_words: int
     max_call_secs: float
     outbound_greeting_delay_secs: float
     voicemail_message: str
@@ -254,6 +257,20 @@ def _read_conversation(
         # of an extra request now and then. Off with the local LLM, whose extra replies
         # would take CPU from the calls.
         "preemptive_replies": reader.flag("PREEMPTIVE_REPLIES", not local_llm),
+        # While the bot speaks, sound more than this many dB below the caller's own speech
+        # (voices in the room, a TV) does not cut it off; see barge_in.py.
+        "barge_in_level_db": reader.number("BARGE_IN_LEVEL_DB", BARGE_IN_LEVEL_DB, minimum=0.0),
+        # Words the caller must say to cut the bot off, acknowledgements ("okay", "mm-hm")
+        # not counted; 0: their voice alone is enough. The local Whisper transcribes only
+        # once the caller stops: there, words would come too late to stop the bot.
+        "barge_in_min_words": int(
+            reader.number(
+                "BARGE_IN_MIN_WORDS",
+                0 if services["stt_provider"] == LOCAL else BARGE_IN_MIN_WORDS,
+                minimum=0,
+                whole=True,
+            )
+        ),
         "max_call_secs": reader.seconds("MAX_CALL_SECS", 900.0, minimum=10.0),
         "outbound_greeting_delay_secs": reader.seconds("OUTBOUND_GREETING_DELAY_SECS", 2.0),
         # A caller owed a reply hears one (from a backup, or the recorded apology) within

@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
+from bot_runtime import noise_filter
 from bot_runtime.prompts import load_prompts
 from bot_runtime.services import prepare_services
 from bot_runtime.settings import LOCAL, BotSettings
@@ -18,6 +19,7 @@ def prepare(settings: BotSettings) -> None:
     load_prompts()
     prepare_services(settings)
     logger.info(describe(settings))
+    noise_filter.announce()
     if settings.agent.analysis and settings.llm_provider == LOCAL:
         logger.info("Post-call analysis skipped: the local LLM cannot fill the fields reliably")
 

@@ -28,6 +28,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from threadpoolctl import threadpool_limits
 
+from bot_runtime.barge_in import BARGE_IN_LEVEL_DB, BARGE_IN_MIN_WORDS, CallerVoiceStart
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.turn_end import TranscriptCompleteFrame, TurnEnd
 
@@ -244,23 +245,35 @@ class TurnDetection(TypedDict):
     user_turn_strategies: UserTurnStrategies
 
 
-def turn_detection(*, start_secs: float, stop_secs: float, preemptive: bool) -> TurnDetection:
-    """A call's turn detection: pipecat's default strategies, on the shared models.
+def turn_detection(
+    *,
+    start_secs: float,
+    stop_secs: float,
+    preemptive: bool,
+    barge_in_level_db: float = BARGE_IN_LEVEL_DB,
+    barge_in_min_words: int = BARGE_IN_MIN_WORDS,
+) -> TurnDetection:
+    """A call's turn detection on the shared models.
 
-    ``start_secs`` of voice start the caller's speech (and interrupt the bot);
-    ``stop_secs`` of quiet after the caller's words end it (the end-of-turn wait,
-    counted from the words, not from Silero's trailing confidence). A turn starts
-    by voice or by transcript, and smart-turn decides whether a stop ends it
-    (see turn_end.py, which also starts ``preemptive`` replies).
+    ``start_secs`` of voice start the caller's speech; ``stop_secs`` of quiet after
+    the caller's words end it (the end-of-turn wait, counted from the words, not
+    from Silero's trailing confidence). While the bot is quiet a turn starts by
+    voice or by transcript; while it speaks, only the caller's own voice (within
+    ``barge_in_level_db`` of their level) with ``barge_in_min_words`` words cuts it
+    off (see barge_in.py). Smart-turn decides whether a stop ends the turn (see
+    turn_end.py, which also starts ``preemptive`` replies).
     """
     vad_stop_secs = max(stop_secs - SILERO_TRAIL_SECS, SPECULATION_AFTER_SECS)
     vad = SharedSileroVAD(params=VADParams(start_secs=start_secs, stop_secs=vad_stop_secs))
+    start = CallerVoiceStart(level_db=barge_in_level_db, min_words=barge_in_min_words)
     turn_end = TurnEnd(
         turn_analyzer=SharedSmartTurn(vad),
         caller_speaking=lambda: vad.speaking,
         preemptive=preemptive,
     )
-    return TurnDetection(vad_analyzer=vad, user_turn_strategies=UserTurnStrategies(stop=[turn_end]))
+    return TurnDetection(
+        vad_analyzer=vad, user_turn_strategies=UserTurnStrategies(start=[start], stop=[turn_end])
+    )
 
 
 def prepare_models() -> None:

@@ -11,6 +11,7 @@ from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes
 from testkit.fakes.business_server import Answer, FakeBusinessServer
 from testkit.fakes.twilio_rest import FakeTwilio
 from testkit.media_stream import TEST_ACCOUNT_SID
+from testkit.noise_calls import CALLER_WORDS_PER_SEC, answer_at_length
 from testkit.scenario import (
     AUTH_TOKEN,
     RECORDING_CALLBACK,
@@ -96,3 +97,13 @@ async def bots(fakes, records, tmp_path_factory):
     )
     yield Bots(*servers)
     await asyncio.gather(*(server.stop() for server in servers))
+
+
+@pytest.fixture
+def noisy_line(fakes):
+    """Fakes for calls with noise on the line: long answers, interims at a speaking rate."""
+    answer_at_length(fakes)
+    fakes.deepgram.interim_words_per_sec = CALLER_WORDS_PER_SEC
+    yield fakes
+    fakes.deepgram.interim_words_per_sec = None
+    fakes.deepgram.default_transcript = ""

@@ -3,6 +3,7 @@
 import pytest
 
 from bot_runtime import settings as config
+from bot_runtime.barge_in import BARGE_IN_MIN_WORDS
 from bot_runtime.settings import BotSettings, ConfigError, TwilioSettings
 
 ACCOUNT_SID = "AC" + "1" * 32
@@ -199,6 +200,23 @@ def test_preemptive_replies_are_on_with_a_cloud_llm_and_off_with_the_local_one()
     assert not off.preemptive_replies
     with pytest.raises(ConfigError, match="PREEMPTIVE_REPLIES"):
         BotSettings.from_env(SERVICE_KEYS | {"PREEMPTIVE_REPLIES": "sometimes"})
+
+
+def test_the_barge_in_settings_are_read_and_checked():
+    defaults = BotSettings.from_env(SERVICE_KEYS)
+    assert (defaults.barge_in_level_db, defaults.barge_in_min_words) == (8.0, BARGE_IN_MIN_WORDS)
+    settings = BotSettings.from_env(
+        SERVICE_KEYS | {"BARGE_IN_LEVEL_DB": "12.5", "BARGE_IN_MIN_WORDS": "0"}
+    )
+    assert (settings.barge_in_level_db, settings.barge_in_min_words) == (12.5, 0)
+    with pytest.raises(ConfigError) as error:
+        BotSettings.from_env(
+            SERVICE_KEYS | {"BARGE_IN_LEVEL_DB": "-3", "BARGE_IN_MIN_WORDS": "1.5"}
+        )
+    assert "BARGE_IN_LEVEL_DB must be at least 0" in str(error.value)
+    assert "BARGE_IN_MIN_WORDS must be a whole number, got '1.5'" in str(error.value)
+    # The local Whisper transcribes once the caller stops: its words come too late to cut in.
+    assert BotSettings.from_env({}).barge_in_min_words == 0
 
 
 def test_phone_numbers_are_read_as_people_write_them_and_kept_as_e164():

@@ -17,18 +17,20 @@ def test_pcc_deploy_toml_loads_with_pipecatcloud_loader():
     code = (
         "from pipecatcloud._utils.deploy_utils import load_deploy_config_file\n"
         "c = load_deploy_config_file()\n"
-        "print(c.agent_name, c.secret_set, c.region, c.agent_profile, c.scaling.min_agents)\n"
+        "print(c.agent_name, c.secret_set, c.region, c.agent_profile, c.scaling.min_agents,"
+        " c.krisp_viva.audio_filter)\n"
     )
     env = {**os.environ, "PIPECAT_DEPLOY_CONFIG_PATH": str(REPO / "pcc-deploy.toml")}
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
-    agent, secret_set, region, profile, min_agents = result.stdout.split()
+    agent, secret_set, region, profile, min_agents, krisp = result.stdout.split()
     assert agent == "twilio-voice-agent"
     assert secret_set == "twilio-voice-agent-secrets"
     assert region == "us-west"
     assert profile == "agent-1x"
     assert min_agents == "1"
+    assert krisp == "tel"  # Krisp VIVA's telephony voice isolation on the caller's audio
 
 
 def _local_modules_imported_by(path: Path) -> set[str]:

@@ -69,6 +69,12 @@ class FakeDeepgram(WebsocketFake):
     ``phrase_gap_secs`` in the audio (or per endpoint or ``Finalize``), and the rest
     follows in later finals. A line ends once all of it was sent and a ``Finalize``
     came, or after ``line_end_secs`` of silence.
+
+    With ``interim_words_per_sec``, interim results come as Deepgram's do while the
+    caller goes on speaking: one every ``interim_after_secs`` of speech, each with the
+    words said so far at that speaking rate (at least one), never words not yet
+    spoken. Without it, the first interim after ``interim_after_secs`` carries half
+    the words of the phrases begun, later ones all of them.
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class FakeDeepgram(WebsocketFake):
         phrase_gap_secs: float = 0.15,
         interim_after_secs: float = 0.3,
         line_end_secs: float = 1.0,
+        interim_words_per_sec: float | None = None,
         idle_timeout_secs: float = 10.0,
         timing: DeepgramTiming | None = None,
     ) -> None:
@@ -93,6 +100,7 @@ class FakeDeepgram(WebsocketFake):
         self.interim_after_secs = interim_after_secs
         self.line_end_secs = line_end_secs
         self.timing = timing or DeepgramTiming()
+        self.interim_words_per_sec = interim_words_per_sec
         self.idle_timeout_secs = idle_timeout_secs
         # A Deepgram that stops answering with the socket still open (the commonest outage:
         # no error, no close): "silent" sends nothing at all, "after_interim" still sends
@@ -244,16 +252,34 @@ class _Transcription:
             self.speech_start = self.audio_secs - BLOCK_SECS
         self.speech_end = self.audio_secs
         self.speech_secs += BLOCK_SECS
+        if not self.interims:
+            return
+        if self.fake.interim_words_per_sec is not None:
+            await self.send_interim_at_rate(self.fake.interim_words_per_sec)
+            return
         interim_due = self.fake.interim_after_secs + self.interims_sent * (
             self.fake.timing.interim_every_secs
         )
-        if self.interims and self.speech_secs >= interim_due:
+        if self.speech_secs >= interim_due:
             words = " ".join(self.line.spoken_so_far()).split()
             if words:
                 # The first interim has half the words heard so far, later ones all of them.
                 shown = len(words) if self.interims_sent else max(1, len(words) // 2)
                 self.interims_sent += 1
                 await self.send_results(" ".join(words[:shown]))
+
+    async def send_interim_at_rate(self, words_per_sec: float) -> None:
+        """Every ``interim_after_secs`` of speech, the words said so far at that rate."""
+        assert self.line is not None
+        every = self.fake.interim_after_secs
+        # Counted in blocks: float sums of 0.02 drift past the boundary.
+        blocks, every_blocks = round(self.speech_secs / BLOCK_SECS), round(every / BLOCK_SECS)
+        if blocks % every_blocks:
+            return
+        words = " ".join(self.line.phrases[self.line.sent :]).split()
+        said = max(1, int(self.speech_secs * words_per_sec))
+        if words:
+            await self.send_results(" ".join(words[:said]))
 
     async def on_silence(self) -> None:
         self.silence_secs += BLOCK_SECS

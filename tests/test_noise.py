@@ -1,0 +1,26 @@
+"""Noise on the line while the bot talks: it goes on talking and answers none of it."""
+
+from bot_runtime import noise_filter
+from testkit.noise_calls import get_the_bot_talking, play_noise
+from testkit.noise_set import NOISES
+from testkit.scenario import answered_call, hear_greeting
+
+
+async def test_noise_under_the_bots_speech_neither_stops_it_nor_gets_an_answer(bots, noisy_line):
+    # Every sound of the set, one after another, under one long answer: a cough, a knock,
+    # a door, a laugh, "mm-hm", "okay", babble and a TV 12 dB below the caller (both
+    # transcribed as words), street noise, line hiss.
+    fakes = noisy_line
+    async with answered_call(bots.standard, fakes) as caller:
+        await hear_greeting(caller)
+        await get_the_bot_talking(caller, fakes)
+        results = [await play_noise(caller, fakes, noise) for noise in NOISES]
+        assert caller.first_media_after(caller.clears[-1] if caller.clears else 0) is not None
+    assert [r.noise for r in results if r.cleared] == []
+    assert [r.noise for r in results if r.replied] == []
+
+
+def test_without_krisp_the_bot_says_so_once_and_filters_nothing(bots):
+    # Pipecat Cloud provides the Krisp SDK and model; this machine has neither.
+    assert bots.standard.logs().count("Krisp VIVA not available here") == 1
+    assert noise_filter.caller_audio_filter() is None
