@@ -102,6 +102,24 @@ async def test_a_hung_receiver_delays_neither_the_hang_up_nor_the_next_call(
     assert greeting_at - next_caller.start_sent_at < 1.0
 
 
+async def test_a_line_whose_comma_ended_a_turn_is_one_caller_turn_in_the_record(
+    bots, fakes, records
+):
+    """ "Yes," then 0.36 s of quiet: Deepgram's final and smart-turn end the turn at the
+    comma, and "that works for me." cuts its reply off before any of it is heard."""
+    fakes.deepgram.transcripts.append(caller_line("agree"))
+    async with answered_call(bots.standard, fakes) as caller:
+        await hear_greeting(caller)
+        spoken = await caller.say(AUDIO / "agree.wav")
+        await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=10)
+        await caller.wait_for_bot_silence(timeout=10)
+    asked = [m["content"] for r in fakes.openai.requests for m in r["messages"][-1:]]
+    assert "Yes," in asked, "the turn did not end at the comma: nothing to show"
+    record = await call_record(records, caller.call_sid)
+    said = [turn["text"] for turn in record["transcript"] if turn["role"] == "caller"]
+    assert said == [caller_line("agree")]
+
+
 @pytest.mark.parametrize(
     ("env", "problem"),
     [
