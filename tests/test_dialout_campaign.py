@@ -32,9 +32,15 @@ def numbers(count: int, *, first: int = 100) -> list[str]:
     return [f"+1415555{n:04d}" for n in range(first, first + count)]
 
 
+# How late a request may reach the fake server after the script sent it, on a loaded machine:
+# starts 1/cps apart can arrive a little closer than that.
+ARRIVAL_JITTER_SECS = 0.05
+
+
 def busiest_second(times: list[float]) -> int:
-    """The most requests that arrived within any one second."""
-    return max(sum(t <= u < t + 1.0 for u in times) for t in times)
+    """The most requests that arrived within any one second, less the arrival jitter."""
+    window = 1.0 - ARRIVAL_JITTER_SECS
+    return max(sum(t <= u < t + window for u in times) for t in times)
 
 
 async def test_campaign_never_exceeds_cps_and_records_every_row(fake_twilio, tmp_path):
@@ -55,7 +61,7 @@ async def test_campaign_never_exceeds_cps_and_records_every_row(fake_twilio, tmp
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     print(f"cps 3: busiest second {busiest_second(times)}, gaps {min(gaps):.3f}-{max(gaps):.3f}s")
     assert busiest_second(times) <= 3
-    assert min(gaps) >= 1 / 3 - 0.02  # Loopback jitter only.
+    assert min(gaps) >= 1 / 3 - ARRIVAL_JITTER_SECS
     assert elapsed < 8 / 3 + 2.5  # Paced, not throttled beyond it.
     assert [r.form["To"] for r in fake_twilio.creates] == to
     assert stream_of(fake_twilio.creates[4].form["Twiml"])[1] == {
