@@ -185,100 +185,125 @@ def _at_level(samples: np.ndarray, dbfs: float, *, speech_like: bool) -> np.ndar
     return samples * 10 ** ((dbfs - now) / 20)
 
 
-def _make(noise: Noise, tmp: Path) -> np.ndarray:
-    f = tmp / f"{noise.name}.wav"
-    match noise.name:
-        case "cough":
-            a = _read(
-                _synth(f, 0.2, "pinknoise", "sinc", "600-2500", "fade", "q", "0.01", "0.2", "0.15")
-            )
-            b = _read(
-                _synth(
-                    tmp / "c2.wav",
-                    0.15,
-                    "pinknoise",
-                    "sinc",
-                    "500-2200",
-                    "fade",
-                    "q",
-                    "0.01",
-                    "0.15",
-                    "0.12",
-                )
-            )
-            return np.concatenate([a, _silence(0.12), b * 0.8])
-        case "knock":
-            k = _read(_synth(f, 0.04, "brownnoise", "lowpass", "700", "fade", "0", "0.04", "0.035"))
-            return np.concatenate([k, _silence(0.22), k * 0.9, _silence(0.22), k * 0.8])
-        case "door_slam":
-            thump = _synth(f, 0.12, "brownnoise", "lowpass", "400", "fade", "0", "0.12", "0.1")
-            slam = tmp / "slam.wav"
-            _sox(thump, slam, "pad", "0", "0.6", "reverb", "60", "50", "80")
-            return _read(slam)
-        case "laugh":
-            _speak(f, "ha ha ha ha", voice="en-us", pitch=80, speed=230)
-            wobbly = tmp / "laugh2.wav"
-            _sox(f, wobbly, "tremolo", "9", "60")
-            return _read(wobbly)
-        case "mm_hm":
-            return _read(_speak(f, "mm hmm", voice="en-us", speed=140))
-        case "okay":
-            return _read(_speak(f, "okay", voice="en-us", speed=150))
-        case "babble":
-            voices = [
-                (
-                    "en-us",
-                    35,
-                    150,
-                    "I told him we would be there by six but the traffic was terrible.",
-                ),
-                ("en-gb", 70, 170, "Did you see the game last night, it went on forever."),
-                ("en-029", 50, 140, "We need more milk and bread, and maybe some coffee too."),
-                ("en-gb-scotland", 25, 160, "She said the meeting moved to Thursday afternoon."),
+def _cough(f: Path, tmp: Path) -> np.ndarray:
+    a = _read(_synth(f, 0.2, "pinknoise", "sinc", "600-2500", "fade", "q", "0.01", "0.2", "0.15"))
+    b = _read(
+        _synth(
+            tmp / "c2.wav",
+            0.15,
+            "pinknoise",
+            "sinc",
+            "500-2200",
+            "fade",
+            "q",
+            "0.01",
+            "0.15",
+            "0.12",
+        )
+    )
+    return np.concatenate([a, _silence(0.12), b * 0.8])
+
+
+def _knock(f: Path, tmp: Path) -> np.ndarray:
+    k = _read(_synth(f, 0.04, "brownnoise", "lowpass", "700", "fade", "0", "0.04", "0.035"))
+    return np.concatenate([k, _silence(0.22), k * 0.9, _silence(0.22), k * 0.8])
+
+
+def _door_slam(f: Path, tmp: Path) -> np.ndarray:
+    thump = _synth(f, 0.12, "brownnoise", "lowpass", "400", "fade", "0", "0.12", "0.1")
+    slam = tmp / "slam.wav"
+    _sox(thump, slam, "pad", "0", "0.6", "reverb", "60", "50", "80")
+    return _read(slam)
+
+
+def _laugh(f: Path, tmp: Path) -> np.ndarray:
+    _speak(f, "ha ha ha ha", voice="en-us", pitch=80, speed=230)
+    wobbly = tmp / "laugh2.wav"
+    _sox(f, wobbly, "tremolo", "9", "60")
+    return _read(wobbly)
+
+
+def _mm_hm(f: Path, tmp: Path) -> np.ndarray:
+    return _read(_speak(f, "mm hmm", voice="en-us", speed=140))
+
+
+def _okay(f: Path, tmp: Path) -> np.ndarray:
+    return _read(_speak(f, "okay", voice="en-us", speed=150))
+
+
+def _babble(f: Path, tmp: Path) -> np.ndarray:
+    voices = [
+        (
+            "en-us",
+            35,
+            150,
+            "I told him we would be there by six but the traffic was terrible.",
+        ),
+        ("en-gb", 70, 170, "Did you see the game last night, it went on forever."),
+        ("en-029", 50, 140, "We need more milk and bread, and maybe some coffee too."),
+        ("en-gb-scotland", 25, 160, "She said the meeting moved to Thursday afternoon."),
+    ]
+    tracks = [
+        np.concatenate(
+            [
+                _silence(0.3 * i),
+                _read(_speak(tmp / f"v{i}.wav", text, voice=v, pitch=p, speed=s)),
             ]
-            tracks = [
-                np.concatenate(
-                    [
-                        _silence(0.3 * i),
-                        _read(_speak(tmp / f"v{i}.wav", text, voice=v, pitch=p, speed=s)),
-                    ]
-                )
-                for i, (v, p, s, text) in enumerate(voices)
-            ]
-            return _mix(*tracks)[: 4 * RATE]
-        case "tv":
-            voice = _speak(
-                tmp / "news.wav",
-                "And now the weather for the weekend, with sunshine in the south and showers "
-                "spreading from the north by Sunday evening.",
-                voice="en-gb-x-rp",
-                speed=165,
-            )
-            _sox(voice, f, "sinc", "300-3400", "reverb", "40")
-            return _read(f)[: 4 * RATE]
-        case "street":
-            rumble = _read(_synth(f, 4.0, "brownnoise", "lowpass", "1000"))
-            car = _read(
-                _synth(
-                    tmp / "car.wav",
-                    1.6,
-                    "pinknoise",
-                    "lowpass",
-                    "1500",
-                    "fade",
-                    "t",
-                    "0.8",
-                    "1.6",
-                    "0.8",
-                )
-            )
-            cars = _mix(
-                np.concatenate([_silence(0.5), car * 3]), np.concatenate([_silence(2.2), car * 2])
-            )
-            return _mix(rumble, cars)
-        case "hiss":
-            return _read(_synth(f, 4.0, "whitenoise", "highpass", "300"))
-    raise ValueError(noise.name)
+        )
+        for i, (v, p, s, text) in enumerate(voices)
+    ]
+    return _mix(*tracks)[: 4 * RATE]
+
+
+def _tv(f: Path, tmp: Path) -> np.ndarray:
+    voice = _speak(
+        tmp / "news.wav",
+        "And now the weather for the weekend, with sunshine in the south and showers "
+        "spreading from the north by Sunday evening.",
+        voice="en-gb-x-rp",
+        speed=165,
+    )
+    _sox(voice, f, "sinc", "300-3400", "reverb", "40")
+    return _read(f)[: 4 * RATE]
+
+
+def _street(f: Path, tmp: Path) -> np.ndarray:
+    rumble = _read(_synth(f, 4.0, "brownnoise", "lowpass", "1000"))
+    car = _read(
+        _synth(
+            tmp / "car.wav",
+            1.6,
+            "pinknoise",
+            "lowpass",
+            "1500",
+            "fade",
+            "t",
+            "0.8",
+            "1.6",
+            "0.8",
+        )
+    )
+    cars = _mix(np.concatenate([_silence(0.5), car * 3]), np.concatenate([_silence(2.2), car * 2]))
+    return _mix(rumble, cars)
+
+
+def _hiss(f: Path, tmp: Path) -> np.ndarray:
+    return _read(_synth(f, 4.0, "whitenoise", "highpass", "300"))
+
+
+# How each noise is made: ``f`` is its own scratch file, ``tmp`` the scratch directory.
+_RECIPES = {
+    "cough": _cough,
+    "knock": _knock,
+    "door_slam": _door_slam,
+    "laugh": _laugh,
+    "mm_hm": _mm_hm,
+    "okay": _okay,
+    "babble": _babble,
+    "tv": _tv,
+    "street": _street,
+    "hiss": _hiss,
+}
 
 
 def build() -> None:
@@ -287,7 +312,7 @@ def build() -> None:
     NOISE_DIR.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for noise in NOISES:
-            samples = _make(noise, Path(tmp))
+            samples = _RECIPES[noise.name](Path(tmp) / f"{noise.name}.wav", Path(tmp))
             level = reference + noise.level_db
             # Steady noise is set by its RMS; voices and bangs by their loud frames.
             steady = noise.name in ("street", "hiss")
