@@ -188,17 +188,17 @@ async def benchmark(args: argparse.Namespace) -> list[Report]:
         "baseline_bot": str(args.baseline_bot) if args.baseline_bot else None,
     }
     reports = []
-    if args.timing in ("both", "instant"):
-        report = Report(machine=machine_facts(), options=options, timing="instant")
+    runs = [
+        ("instant", "Instant fakes: the bots themselves", measure_load),
+        ("real", "Real timing: what callers feel", measure_real_timing),
+    ]
+    for timing, title, measure in runs:
+        if args.timing not in ("both", timing):
+            continue
+        report = Report(machine=machine_facts(), options=options, timing=timing)
         print(report.machine_line(), flush=True)
-        print("Instant fakes: the bots themselves", flush=True)
-        await measure_load(args, report)
-        reports.append(report)
-    if args.timing in ("both", "real"):
-        report = Report(machine=machine_facts(), options=options, timing="real")
-        print(report.machine_line(), flush=True)
-        print("Real timing: what callers feel", flush=True)
-        await measure_real_timing(args, report)
+        print(title, flush=True)
+        await measure(args, report)
         reports.append(report)
     return reports
 

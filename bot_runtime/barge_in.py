@@ -215,6 +215,8 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
     def _check_loudness(self) -> None:
         """Whether the last LOUDNESS_WINDOW_SECS of the speech reach the caller's level."""
         assert self._speech is not None
+        if self._loud:  # Once heard, the utterance stays the caller's: no need to look again.
+            return
         window, secs = [], 0.0
         for level, length in reversed(self._speech):
             if secs >= LOUDNESS_WINDOW_SECS:

@@ -36,21 +36,17 @@ class EnvReader:
         return value or default
 
     def seconds(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            self.problems.append(f"{name} must be a number of seconds, got {raw!r}")
-            return default
-        if value < minimum:
-            self.problems.append(f"{name} must be at least {minimum:g}, got {raw}")
-            return default
-        return value
+        """A duration in seconds of at least ``minimum``."""
+        return self.number(name, default, minimum=minimum, what="number of seconds")
 
     def number(
-        self, name: str, default: float, *, minimum: float = 0.0, whole: bool = False
+        self,
+        name: str,
+        default: float,
+        *,
+        minimum: float = 0.0,
+        whole: bool = False,
+        what: str | None = None,
     ) -> float:
         """A number (a whole one if ``whole``) of at least ``minimum``."""
         raw = self.text(name)
@@ -59,7 +55,8 @@ class EnvReader:
         try:
             value = int(raw) if whole else float(raw)
         except ValueError:
-            self.problems.append(f"{name} must be a {'whole ' if whole else ''}number, got {raw!r}")
+            kind = what or ("whole number" if whole else "number")
+            self.problems.append(f"{name} must be a {kind}, got {raw!r}")
             return default
         if value < minimum:
             self.problems.append(f"{name} must be at least {minimum:g}, got {raw}")
