@@ -57,7 +57,10 @@ def parse_args() -> argparse.Namespace:
         help="start no step after this long (default: %(default)s)",
     )
     parser.add_argument(
-        "--bots", default="this,reference", help="this, reference or both (default: both)"
+        "--bots",
+        choices=["this", "reference", "both"],
+        default="both",
+        help="this bot, the `pipecat init` reference bot, or both (default: %(default)s)",
     )
     parser.add_argument(
         "--timing",
@@ -116,6 +119,8 @@ def parse_args() -> argparse.Namespace:
         help="keep each bot's log (and the generated reference bot) here (default: discarded)",
     )
     args = parser.parse_args()
+    if args.bots == "both":
+        args.bots = "this,reference"
     if args.local:
         # The local models serve calls one at a time: no load steps, no side-by-side CPU.
         args.bots, args.steps, args.cpu_rounds, args.timing = "this", [1], 0, "instant"
