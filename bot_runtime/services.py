@@ -17,6 +17,7 @@ from pipecat.services.tts_service import TTSService
 
 from bot_runtime import turn_taking
 from bot_runtime.deepgram_stt import DeepgramSTT
+from bot_runtime.first_phrase import CartesiaPhraseFirstTTS
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.settings import LOCAL, BotSettings
 from bot_runtime.shared_clients import SharedClientOpenAILLMService, warm_up_openai_sdk
@@ -111,7 +112,7 @@ def build_tts_with_backup(settings: BotSettings) -> BackedUp:
     options = {"url": backup.url} if backup.url else {}
     return BackedUp(
         primary,
-        CartesiaTTSService(
+        CartesiaPhraseFirstTTS(
             api_key=backup.api_key or "",
             sample_rate=PHONE_SAMPLE_RATE,
             settings=CartesiaTTSService.Settings(voice=backup.voice_id),
@@ -148,7 +149,7 @@ def build_tts(settings: BotSettings) -> TTSService:
 
         return local_services.LocalPiperTTSService(voice=local_models.piper_voice())
     options = {"url": settings.cartesia_url} if settings.cartesia_url else {}
-    return CartesiaTTSService(
+    return CartesiaPhraseFirstTTS(
         api_key=settings.cartesia_api_key,
         sample_rate=PHONE_SAMPLE_RATE,
         settings=CartesiaTTSService.Settings(voice=settings.cartesia_voice_id),

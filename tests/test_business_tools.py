@@ -170,7 +170,7 @@ async def test_declared_and_python_tools_answer_the_caller(fakes, orders_api, or
             },
         }
         assert last_tool_result(fakes) == {"order_id": "4567", "status": "shipped"}
-        assert "shipped" in fakes.cartesia.transcripts[-1]  # The answer, made of the result.
+        assert "shipped" in fakes.cartesia.said[-1]  # The answer, made of the result.
 
         # A Python tool, from the example's agent_tools.py.
         await ask(caller, fakes, "What time do you open on Saturday?")
@@ -186,14 +186,14 @@ async def test_declared_and_python_tools_answer_the_caller(fakes, orders_api, or
         assert waited < 2.5
 
         # A slow API: the filler is said while it works, then the answer.
-        spoken_before = len(fakes.cartesia.transcripts)
+        spoken_before = len(fakes.cartesia.said)
         waited = await ask(caller, fakes, "Where is order 4567?")
         await wait_until(
-            lambda: len(fakes.cartesia.transcripts) >= spoken_before + 2,
+            lambda: len(fakes.cartesia.said) >= spoken_before + 2,
             timeout_secs=10,
             what="the answer after the filler",
         )
-    spoken = fakes.cartesia.transcripts[spoken_before:]
+    spoken = fakes.cartesia.said[spoken_before:]
     assert spoken[0] == "One moment, let me check." and "packed" in spoken[1]
     assert waited < 1.8  # The filler came before the API's answer.
     assert ORDERS_TOKEN not in example.logs()
@@ -255,7 +255,7 @@ async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, o
             waited = await ask(caller, fakes, words)
             assert reason in last_tool_result(fakes)["error"], words
             # The caller heard the LLM say so; nothing was left hanging.
-            assert "could not be done now" in fakes.cartesia.transcripts[-1], words
+            assert "could not be done now" in fakes.cartesia.said[-1], words
             assert waited < 2.5, words
     # A GET tool sends the arguments and the call's sid as query parameters.
     (request,) = orders_api.requests_to("/garbled")

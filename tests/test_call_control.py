@@ -36,7 +36,7 @@ def dialled_with_a_brief(twiml: str) -> str:
 
 
 async def test_recording_starts_after_the_consent_notice(bots, fakes):
-    greetings_before = fakes.cartesia.transcripts.count(DEFAULT_GREETING)
+    greetings_before = fakes.cartesia.said.count(DEFAULT_GREETING)
     async with answered_call(bots.control, fakes) as caller:
         await caller.wait_for_bot_audio(timeout=10)
         await wait_until(
@@ -58,7 +58,7 @@ async def test_recording_starts_after_the_consent_notice(bots, fakes):
     (recording,) = [r for r in fakes.twilio.recordings if r["call_sid"] == caller.call_sid]
     summary = await bots.control.wait_for_log(f"[{caller.call_sid}] Call summary:")
     assert f"recording {recording['sid']}" in summary
-    assert fakes.cartesia.transcripts.count(DEFAULT_GREETING) == greetings_before + 1
+    assert fakes.cartesia.said.count(DEFAULT_GREETING) == greetings_before + 1
 
 
 async def test_transfer_tool_redirects_the_call_briefs_the_person_and_never_hangs_up(

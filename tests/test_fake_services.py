@@ -210,7 +210,7 @@ async def test_deepgram_endpoints_before_the_finalize_which_it_answers_empty():
             "utterance_end_ms": "1000",
         }
         async with deepgram_client(fake).listen.v1.connect(**params) as connection:
-            await send_audio(connection, tone(0.7) + silence(0.3))
+            await send_audio(connection, tone(1.2) + silence(0.3))
             messages = []
             while not (isinstance(m := await connection.recv(), ListenV1Results) and m.is_final):
                 messages.append(m)
@@ -219,7 +219,8 @@ async def test_deepgram_endpoints_before_the_finalize_which_it_answers_empty():
             await send_audio(connection, silence(1.2))
             utterance_end = await asyncio.wait_for(connection.recv(), 5)
 
-    assert [m.is_final for m in messages] == [False]  # An interim while the caller spoke.
+    # One interim while the caller spoke: at the stream's first second of audio.
+    assert [m.is_final for m in messages] == [False]
     assert m.speech_final and not m.from_finalize
     assert m.channel.alternatives[0].transcript == "Yes please."
     assert answer.is_final and answer.from_finalize
@@ -318,7 +319,8 @@ async def test_cartesia_answers_with_audio_timestamps_and_done():
     assert stamps[1]["start"][0] == pytest.approx(0.24)
     assert replies[-1] == {"type": "done", "context_id": "ctx-1", "status_code": 206, "done": True}
     assert error[-1]["type"] == "error" and error[-1]["context_id"] == "ctx-2"
-    assert fake.transcripts == ["Hello there, ", "how can I help?"]
+    assert fake.transcripts == ["Hello there,", "how can I help?"]
+    assert fake.said == ["Hello there, how can I help?"]  # Joined verbatim, as Cartesia does.
     assert fake.contexts["ctx-1"].done and fake.connections == 1
 
 

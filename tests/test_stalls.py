@@ -175,7 +175,7 @@ async def test_a_backup_llm_answers_when_the_first_hangs_and_no_apology_is_playe
     ):
         waited = await first_audio_after_first_line(caller, words_ended)
         await wait_until(
-            lambda: BACKUP_REPLY in stalling.cartesia.transcripts,
+            lambda: BACKUP_REPLY in stalling.cartesia.said,
             timeout_secs=5,
             what="the backup's reply to be voiced",
         )
@@ -261,7 +261,7 @@ async def test_a_deaf_speech_to_text_is_reconnected_then_given_up_with_the_apolo
         waited = await first_audio_after_first_line(caller, words_ended)
         # The caller was asked to say it again; this time the interim words come, no final.
         await wait_until(
-            lambda: SAY_AGAIN in stalling.cartesia.transcripts, timeout_secs=5, what="say again"
+            lambda: SAY_AGAIN in stalling.cartesia.said, timeout_secs=5, what="say again"
         )
         stalling.deepgram.stall = "after_interim"
         await ends_with_one_hang_up(fakes, caller, stalling)

@@ -20,6 +20,7 @@ from pipecat.utils.time import time_now_iso8601
 
 from bot_runtime import turn_taking
 from bot_runtime.deepgram_stt import DeepgramSTT
+from bot_runtime.first_phrase import FirstPhraseAggregator
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.turn_end import TranscriptCompleteFrame
 from testkit.bot_server import start_bot_server
@@ -175,7 +176,7 @@ async def test_a_preemptive_reply_to_words_the_caller_went_on_from_is_never_hear
     async with answered_call(patient, fakes) as caller:
         await hear_greeting(caller)
         asked_before = len(fakes.openai.requests)
-        voiced_before = len(fakes.cartesia.transcripts)
+        voiced_before = len(fakes.cartesia.said)
         spoken = await caller.say(pcm)
         await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=10)
         await caller.wait_for_bot_silence(timeout=10)
@@ -185,8 +186,28 @@ async def test_a_preemptive_reply_to_words_the_caller_went_on_from_is_never_hear
     assert asked[-1].endswith(f"{first} {rest}")
     assert "preemptive replies 2 (1 thrown away)" in summary
     # Nothing of the reply to the first words reached the voice, the transcript or the record.
-    voiced = fakes.cartesia.transcripts[voiced_before:]
+    voiced = fakes.cartesia.said[voiced_before:]
     assert " ".join(text.strip() for text in voiced) == f"You said {first} {rest}"
     record = await call_record(records, caller.call_sid)
     turns = [(t["role"], t["text"]) for t in record["transcript"]][1:]
     assert turns == [("caller", f"{first} {rest}"), ("agent", f"You said {first} {rest}")]
+
+
+@pytest.mark.parametrize(
+    ("reply", "voiced"),
+    [
+        ("Sure, I can help. We open at nine.", ["Sure,", "I can help.", "We open at nine."]),
+        ("We open at nine. Yes, at nine.", ["We open at nine.", "Yes, at nine."]),
+        ("That is 1,500 dollars, with tax.", ["That is 1,500 dollars,", "with tax."]),
+    ],
+)
+async def test_a_reply_goes_to_the_voice_from_its_first_phrase(reply, voiced):
+    """Streamed a word at a time, as the LLM writes it: only the first phrase goes early."""
+    aggregator = FirstPhraseAggregator()
+    out = []
+    for _ in range(2):  # The second reply starts afresh.
+        out.clear()
+        for word in reply.split(" "):
+            out += [a.text async for a in aggregator.aggregate(word + " ")]
+        out.append((await aggregator.flush()).text)
+    assert [text for text in out if text] == voiced

@@ -37,6 +37,11 @@ class CartesiaContext:
     cancelled: bool = False
     done: bool = False
 
+    @property
+    def spoken(self) -> str:
+        """What the context says: Cartesia joins its transcripts verbatim, spaces and all."""
+        return "".join(self.transcripts)
+
 
 @cache
 def tone(words: int, *, secs_per_word: float, sample_rate: int) -> bytes:
@@ -81,8 +86,14 @@ class FakeCartesia(WebsocketFake):
         # After this many transcripts voiced, the rest are taken and never answered, the
         # socket left open (a stall: no error, no close). None: every transcript is voiced.
         self.stall_after_transcripts: int | None = None
+        # Each transcript voiced, in order, without the spacing that joins it to the next.
         self.transcripts: list[str] = []
         self.contexts: dict[str, CartesiaContext] = {}
+
+    @property
+    def said(self) -> list[str]:
+        """What each context said, in the order they began: a reply, a greeting, a prompt."""
+        return [context.spoken.strip() for context in self.contexts.values() if context.transcripts]
 
     @property
     def url(self) -> str:
@@ -182,7 +193,7 @@ class FakeCartesia(WebsocketFake):
         return replies
 
     def _speak(self, context: CartesiaContext, transcript: str) -> list[dict[str, Any]]:
-        self.transcripts.append(transcript)
+        self.transcripts.append(transcript.strip())
         context.transcripts.append(transcript)
         words = transcript.split()
         audio = tone(len(words), secs_per_word=self.secs_per_word, sample_rate=context.sample_rate)

@@ -48,11 +48,11 @@ class FakeDeepgram(WebsocketFake):
     follows in later finals. A line ends once all of it was sent and a ``Finalize``
     came, or after ``line_end_secs`` of silence.
 
-    With ``interim_words_per_sec``, interim results come as Deepgram's do while the
-    caller goes on speaking: one every ``interim_after_secs`` of speech, each with the
-    words said so far at that speaking rate (at least one), never words not yet
-    spoken. Without it, the first interim after ``interim_after_secs`` carries half
-    the words of the phrases begun, later ones all of them.
+    Interim results come on Deepgram's clock, one per ``timing.interim_every_secs`` of
+    the stream's audio while a line is unfinished. With ``interim_words_per_sec`` each
+    carries the words said so far at that speaking rate, never words not yet spoken
+    (none yet: no interim); without it, the first carries half the words of the
+    phrases begun, later ones all of them.
     """
 
     def __init__(
@@ -63,7 +63,6 @@ class FakeDeepgram(WebsocketFake):
         default_transcript: str = "",
         speech_rms: int = 300,
         phrase_gap_secs: float = 0.15,
-        interim_after_secs: float = 0.3,
         line_end_secs: float = 1.0,
         interim_words_per_sec: float | None = None,
         idle_timeout_secs: float = 10.0,
@@ -75,7 +74,6 @@ class FakeDeepgram(WebsocketFake):
         self.default_transcript = default_transcript
         self.speech_rms = speech_rms
         self.phrase_gap_secs = phrase_gap_secs
-        self.interim_after_secs = interim_after_secs
         self.line_end_secs = line_end_secs
         self.timing = timing or DeepgramTiming()
         self.interim_words_per_sec = interim_words_per_sec

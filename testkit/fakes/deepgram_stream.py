@@ -23,6 +23,8 @@ with warnings.catch_warnings():
     import audioop
 
 BLOCK_SECS = 0.02
+# Less speech than a word takes to say has no word in it to show.
+WORD_SECS = 0.2
 # Deepgram's endpointing when the query does not set it.
 DEFAULT_ENDPOINTING_MS = 10
 MODEL_UUID = "40bd3654-e622-47c4-a111-63a61b23bfe5"
@@ -124,6 +126,7 @@ class Transcription:
                 await self.on_speech()
             else:
                 await self.on_silence()
+            await self.send_interim_when_due()
 
     async def on_speech(self) -> None:
         if self.line is None:
@@ -135,34 +138,28 @@ class Transcription:
             self.speech_start = self.audio_secs - BLOCK_SECS
         self.speech_end = self.audio_secs
         self.speech_secs += BLOCK_SECS
-        if not self.interims:
+
+    async def send_interim_when_due(self) -> None:
+        """Deepgram's interim results: one per ``interim_every_secs`` of the stream's audio
+        while it has words not yet final, each with the words heard so far."""
+        if not self.interims or self.line is None or self.speech_start is None:
+            return
+        # Counted in blocks: float sums of 0.02 drift past the boundary.
+        every_blocks = round(self.fake.timing.interim_every_secs / BLOCK_SECS)
+        if round(self.audio_secs / BLOCK_SECS) % every_blocks:
             return
         if self.fake.interim_words_per_sec is not None:
-            await self.send_interim_at_rate(self.fake.interim_words_per_sec)
-            return
-        interim_due = self.fake.interim_after_secs + self.interims_sent * (
-            self.fake.timing.interim_every_secs
-        )
-        if self.speech_secs >= interim_due:
+            words = " ".join(self.line.phrases[self.line.sent :]).split()
+            shown = int(self.speech_secs * self.fake.interim_words_per_sec)
+        else:
             words = " ".join(self.line.spoken_so_far()).split()
-            if words:
-                # The first interim has half the words heard so far, later ones all of them.
-                shown = len(words) if self.interims_sent else max(1, len(words) // 2)
-                self.interims_sent += 1
-                await self.send_results(" ".join(words[:shown]))
-
-    async def send_interim_at_rate(self, words_per_sec: float) -> None:
-        """Every ``interim_after_secs`` of speech, the words said so far at that rate."""
-        assert self.line is not None
-        every = self.fake.interim_after_secs
-        # Counted in blocks: float sums of 0.02 drift past the boundary.
-        blocks, every_blocks = round(self.speech_secs / BLOCK_SECS), round(every / BLOCK_SECS)
-        if blocks % every_blocks:
-            return
-        words = " ".join(self.line.phrases[self.line.sent :]).split()
-        said = max(1, int(self.speech_secs * words_per_sec))
-        if words:
-            await self.send_results(" ".join(words[:said]))
+            # The first interim has half the words heard so far, later ones all of them.
+            shown = len(words) if self.interims_sent else max(1, len(words) // 2)
+            if self.speech_secs < WORD_SECS:
+                shown = 0
+        if words and shown:
+            self.interims_sent += 1
+            await self.send_results(" ".join(words[:shown]))
 
     async def on_silence(self) -> None:
         self.silence_secs += BLOCK_SECS

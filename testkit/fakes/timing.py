@@ -21,8 +21,11 @@ class DeepgramTiming:
     # above, a final comes 180 ms after the last loud audio, 100-150 ms after the words as
     # the benchmark times them (from their quiet tail). Finalize answers take this long.
     result_delay_secs: float = 0.03
-    # Interim results (interim_results=true) while the caller speaks, about twice a second.
-    interim_every_secs: float = 0.5
+    # Interim results (interim_results=true) come once per second of the stream's audio while
+    # it holds words not yet final: Deepgram's own example ("Using Interim Results") shows
+    # them at 1.1, 2.1, 3.1 s of audio, and field logs 1.02 s apart. So the first interim of
+    # an utterance comes 0-1 s after its first word, wherever the second's tick falls.
+    interim_every_secs: float = 1.0
 
     @classmethod
     def instant(cls) -> "DeepgramTiming":
