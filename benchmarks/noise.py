@@ -4,8 +4,8 @@ For each configuration, a bot answers at length and the caller plays every sound
 testkit's noise set under its speech (did the bot stop? did it answer?), then talks
 over it with recorded lines, clean and with each background noise under them (time
 from the caller's first word to Twilio's `clear`). The fake Deepgram sends interim
-results at a speaking rate, so a words minimum costs what it would: the time to say
-the words (Deepgram's own delay comes on top on a real call).
+results as Deepgram does, once per second of audio, with the words said so far at a
+speaking rate, so a words minimum costs what it would on a real call.
 """
 
 import argparse
