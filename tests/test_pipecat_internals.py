@@ -52,6 +52,7 @@ PRIVATE_NAMES = [
     (TwilioFrameSerializer, "_hangup_attempted", "twilio_stream.GuardedTwilioSerializer"),
     (STTService, "_user_id", "local_services.LocalWhisperSTTService.run_stt"),
     (TTSService, "_text_aggregator", "local_services.LocalPiperTTSService"),
+    (TTSService, "_text_aggregator", "first_phrase.CartesiaPhraseFirstTTS"),
     (PiperTTSService, "_voice", "local_services.LocalPiperTTSService"),
     (SimpleTextAggregator, "_text", "local_services._ClauseAggregator"),
     (DeepgramSTTService, "_on_message", "deepgram_stt.DeepgramSTT"),
