@@ -83,11 +83,13 @@ class _Call:
         barging_from = time.monotonic()
         answer = asyncio.ensure_future(self.ask(plan.barge_in))
         try:
-            cleared_at = await self.wait_for_clear(after=barging_from)
+            await self.wait_for_clear(after=barging_from)
         finally:
             await answer
         onset = self.lines[-1].started_at + plan.barge_in.words_start_secs
-        self.result.barge_in_secs = cleared_at - onset
+        # What the caller notices: the bot falling silent, for a pause for their voice or
+        # for the `clear` (which cuts the play-out short), whichever came first.
+        self.result.barge_in_secs = self.caller.bot_quiet_from(onset) - onset
         await caller.wait_for_bot_silence(quiet_secs=QUIET_SECS, timeout=WAIT_SECS)
 
     async def ask(self, line: Line) -> float:
@@ -99,13 +101,12 @@ class _Call:
         self.result.turn_secs.append(answer_at - words_end)
         return answer_at
 
-    async def wait_for_clear(self, *, after: float) -> float:
+    async def wait_for_clear(self, *, after: float) -> None:
         deadline = time.monotonic() + WAIT_SECS
-        while not (cleared := [t for t in self.caller.clears if t > after]):
+        while not any(t > after for t in self.caller.clears):
             if time.monotonic() > deadline:
                 raise TimeoutError("no clear after the caller barged in")
             await asyncio.sleep(0.005)
-        return cleared[0]
 
     def underruns(self) -> int:
         """Gaps over 100 ms inside one bot answer, on the caller's play-out clock.

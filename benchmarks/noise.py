@@ -3,9 +3,10 @@
 For each configuration, a bot answers at length and the caller plays every sound of
 testkit's noise set under its speech (did the bot stop? did it answer?), then talks
 over it with recorded lines, clean and with each background noise under them (time
-from the caller's first word to Twilio's `clear`). The fake Deepgram sends interim
-results as Deepgram does, once per second of audio, with the words said so far at a
-speaking rate, so a words minimum costs what it would on a real call.
+from the caller's first word until they hear the bot stop, and until Twilio's `clear`).
+The fake Deepgram sends interim results as Deepgram does, once per second of audio,
+with the words said so far at a speaking rate, so a words minimum costs what it would
+on a real call.
 """
 
 import argparse
@@ -24,6 +25,7 @@ from testkit.media_stream import TEST_ACCOUNT_SID
 from testkit.noise_calls import (
     BARGE_INS,
     CALLER_WORDS_PER_SEC,
+    BargeInResult,
     NoiseResult,
     answer_at_length,
     barge_in,
@@ -34,6 +36,8 @@ from testkit.noise_set import BACKGROUNDS, NOISES
 from testkit.scenario import AUTH_TOKEN, TWILIO_CREDENTIALS, answered_call, hear_greeting
 from testkit.simulated_caller import SimulatedCaller
 
+# A pause in the bot's speech shorter than this is not one a caller would notice.
+MIN_PAUSE_SECS = 0.1
 CONFIGS = {
     "default": {},
     "words-2": {"BARGE_IN_MIN_WORDS": "2"},
@@ -44,7 +48,7 @@ CONFIGS = {
 
 async def measure(
     fakes: Fakes, env: dict[str, str], log: Path, *, bot_script: Path
-) -> tuple[list[NoiseResult], dict]:
+) -> tuple[list[NoiseResult], dict[str, list[BargeInResult | None]]]:
     """One bot: every noise under its speech, then every barge-in; (noise results, latencies).
 
     A noise that cuts the bot off, or a barge-in that does not, can leave the call in any
@@ -62,7 +66,7 @@ async def measure(
                     results.append(await play_noise(caller, fakes, noises.pop(0)))
                     if results[-1].cleared:
                         break
-        latencies: dict[str, list[float | None]] = {}
+        latencies: dict[str, list[BargeInResult | None]] = {}
         barge_ins = [
             (background, line) for background in [None, *BACKGROUNDS] for line in BARGE_INS
         ]
@@ -72,12 +76,12 @@ async def measure(
                     background, line = barge_ins.pop(0)
                     key = "clean" if background is None else background.name
                     try:
-                        latency = await barge_in(caller, fakes, line, background=background)
+                        result = await barge_in(caller, fakes, line, background=background)
                     except TimeoutError as error:
                         print(f"  missed: {error}", flush=True)
                         latencies.setdefault(key, []).append(None)
                         break
-                    latencies.setdefault(key, []).append(latency)
+                    latencies.setdefault(key, []).append(result)
         return results, latencies
     finally:
         await bot.stop()
@@ -92,21 +96,35 @@ async def _talking_bot(bot: BotServer, fakes: Fakes) -> AsyncIterator[SimulatedC
         yield caller
 
 
-def print_tables(name: str, results: list[NoiseResult], latencies: dict) -> None:
+def print_tables(
+    name: str, results: list[NoiseResult], latencies: dict[str, list[BargeInResult | None]]
+) -> None:
     print(f"\n## {name}\n")
-    print("| noise under the bot's speech | bot stopped (`clear`) | bot answered it |")
-    print("|---|---|---|")
-    for r in results:
-        print(f"| {r.noise} | {'yes' if r.cleared else 'no'} | {'yes' if r.replied else 'no'} |")
-    print(f"\n| barge-in ({len(BARGE_INS)} lines) | words to `clear` p50 | p95 | missed |")
+    print("| noise under the bot's speech | bot stopped (`clear`) | bot answered it | bot paused |")
     print("|---|---|---|---|")
+    for r in results:
+        paused = f"{r.paused_secs:.2f} s" if r.paused_secs >= MIN_PAUSE_SECS else "no"
+        print(
+            f"| {r.noise} | {'yes' if r.cleared else 'no'} | {'yes' if r.replied else 'no'} "
+            f"| {paused} |"
+        )
+    print(
+        f"\n| barge-in ({len(BARGE_INS)} lines) | words to bot quiet p50 | p95 "
+        "| words to `clear` p50 | p95 | missed |"
+    )
+    print("|---|---|---|---|---|---|")
     every = [value for values in latencies.values() for value in values]
     for under, values in [*latencies.items(), ("all", every)]:
         label = {"clean": "clean", "all": "**all**"}.get(under, f"with {under} under")
         timed = [v for v in values if v is not None]
-        p50, p95 = percentile(timed, 0.5), percentile(timed, 0.95)
-        shown = [f"{v * 1000:.0f} ms" if v is not None else "-" for v in (p50, p95)]
-        print(f"| {label} | {shown[0]} | {shown[1]} | {len(values) - len(timed)} |", flush=True)
+        quiet = _p50_p95([v.quiet_secs for v in timed])
+        clear = _p50_p95([v.clear_secs for v in timed])
+        print(f"| {label} | {quiet} | {clear} | {len(values) - len(timed)} |", flush=True)
+
+
+def _p50_p95(values: list[float]) -> str:
+    shown = [percentile(values, q) for q in (0.5, 0.95)]
+    return " | ".join(f"{v * 1000:.0f} ms" if v is not None else "-" for v in shown)
 
 
 async def main() -> None:

@@ -20,7 +20,7 @@ ROWS = [
     ("turn_p50_ms", "turn latency p50", "ms", "lower"),
     ("turn_p95_ms", "turn latency p95", "ms", "lower"),
     ("first_call_turn_p50_ms", "  first call after start-up, p50", "ms", "lower"),
-    ("barge_in_p50_ms", "barge-in: speech onset -> clear, p50", "ms", "lower"),
+    ("barge_in_p50_ms", "barge-in: speech onset -> bot quiet, p50", "ms", "lower"),
     ("barge_in_p95_ms", "barge-in p95", "ms", "lower"),
     ("underruns", "underruns (gaps > 100 ms), calls one at a time", "", "lower"),
     ("llm_requests_per_turn", "LLM requests per caller turn", "", "lower"),

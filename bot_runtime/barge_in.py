@@ -14,6 +14,14 @@ while the bot has the floor (below), the caller's turn starts only when both hol
   cough has no words and a lone "okay" none that count, so the bot goes on. With
   ``min_words=0`` the voice alone is enough.
 
+Words come from speech-to-text a while after the voice starts (Deepgram's interim
+results come about once a second), so waiting for them would leave the bot talking
+over a caller who really speaks. Instead the bot pauses (``SpeechHold``) as soon as
+the VAD hears voice at the caller's level while it speaks, on its first voiced window
+rather than after ``start_secs``: a caller who says words then cuts it off, and when
+the voice ends with none that count (a laugh, "mm-hm") it goes on
+``RESUME_AFTER_SECS`` later from where it paused, having lost nothing.
+
 The bot has the floor from the end of a caller's turn with words (a reply is on its
 way) until it stops speaking: a cough while the reply is being written must not cancel
 it. Otherwise the caller's voice or any transcript starts their turn, as with pipecat's
@@ -22,8 +30,10 @@ default VAD and transcription strategies.
 
 import time
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
+from loguru import logger
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -36,6 +46,8 @@ from pipecat.frames.frames import (
 )
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnStartStrategy
+
+from bot_runtime.speech_hold import SpeechHold
 
 # The defaults of BARGE_IN_LEVEL_DB and BARGE_IN_MIN_WORDS (see the README's noise table).
 BARGE_IN_LEVEL_DB = 8.0
@@ -58,6 +70,10 @@ MIN_LEVEL_SPEECH_SECS = 0.3
 LEVEL_UPDATE_WEIGHT = 0.5
 # Speech after a pause this long is a new utterance: its words are counted afresh.
 BURST_GAP_SECS = 0.8
+# A paused bot goes on once the VAD has heard no voice for this long with no words that cut
+# in. The VAD's own stop time comes first (it hears voice until then), and Deepgram's final
+# result comes 100-300 ms after the speech ends: a short "stop" still cuts in in time.
+RESUME_AFTER_SECS = 0.3
 # After a turn with words the bot holds the floor this long for its reply to start (the
 # reply is due within RESPONSE_TIMEOUT_SECS, 3 s by default, or the call falls back).
 REPLY_DUE_SECS = 3.0
@@ -132,13 +148,28 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
 
     It takes the place of pipecat's default start strategies (VAD, transcription) and
     needs the user aggregator's VAD: it reads the VAD's start and stop frames and the
-    caller's audio frames.
+    caller's audio frames, and ``vad_hears_voice()`` (the VAD's state as each audio
+    frame arrives, from its first voiced window to its stop) to pause the bot early.
     """
 
-    def __init__(self, *, level_db: float, min_words: int, **kwargs) -> None:
+    def __init__(
+        self,
+        *,
+        level_db: float,
+        min_words: int,
+        speech_hold: SpeechHold,
+        vad_hears_voice: Callable[[], bool],
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self._level_db = level_db
         self._min_words = min_words
+        self._speech_hold = speech_hold
+        self._vad_hears_voice = vad_hears_voice
+        self._voice_heard_at = float("-inf")
+        # The levels of the frames since the VAD began hearing voice, until it calls it speech.
+        self._voiced: list[float] = []
+        self._pause_spent = False  # a pause ran its longest: none again until the voice ends
         self._caller_level: float | None = None
         self._bot_speaking = False
         self._reply_due_until = float("-inf")  # a reply to the caller is on its way until then
@@ -206,11 +237,25 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         self._recent.append((frame_dbfs(frame.audio), secs))
         while sum(s for _, s in self._recent) - self._recent[0][1] >= LOUDNESS_WINDOW_SECS:
             self._recent.popleft()
+        if self._vad_hears_voice():
+            self._voice_heard_at = time.monotonic()
+        self._maybe_go_on()
         if self._speech is None:
+            self._check_voice_before_speech()
             return ProcessFrameResult.CONTINUE
         self._speech.append(self._recent[-1])
         self._check_loudness()
         return await self._maybe_cut_in()
+
+    def _check_voice_before_speech(self) -> None:
+        """Voice the VAD has not called speech yet: at the caller's level, the bot pauses."""
+        if not self._vad_hears_voice():
+            self._voiced.clear()
+            return
+        self._voiced.append(self._recent[-1][0])
+        loudness = level_of(self._voiced)
+        if loudness is not None and loudness >= self.threshold_dbfs:
+            self._maybe_pause()
 
     def _check_loudness(self) -> None:
         """Whether the last LOUDNESS_WINDOW_SECS of the speech reach the caller's level."""
@@ -238,6 +283,7 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
             self._speech.insert(0, (level, length))
             secs += length
         self._speech_bot_quiet = not self._bot_speaking
+        self._voiced.clear()
         self._check_loudness()
         if not self._bot_has_floor:
             await self.trigger_user_turn_started()
@@ -284,10 +330,35 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         if not self._bot_has_floor or self._in_turn or not self._callers_voice:
             return ProcessFrameResult.CONTINUE
         if self._final_words + self._interim_words < self._min_words:
+            self._maybe_pause()
             return ProcessFrameResult.CONTINUE
         await self.trigger_user_turn_started()
         self._turn_words = self._final_words + self._interim_words > 0
         return ProcessFrameResult.STOP
+
+    def _maybe_pause(self) -> None:
+        """The caller's voice, no words that cut in yet: the bot pauses while it sounds."""
+        if not self._bot_speaking or self._in_turn or not self._vad_hears_voice():
+            return
+        if self._pause_spent or self._speech_hold.held_secs:
+            return
+        self._speech_hold.hold()
+        logger.debug("The bot pauses: the caller's voice, no words yet")
+
+    def _maybe_go_on(self) -> None:
+        """The voice stopped without cutting in (or went on too long): the bot goes on."""
+        voice_ended = time.monotonic() - self._voice_heard_at >= RESUME_AFTER_SECS
+        if voice_ended:
+            self._pause_spent = False
+        if not self._speech_hold.held_secs or self._in_turn:
+            return  # Not paused, or the caller's turn started: its `clear` ends the pause.
+        if voice_ended:
+            paused_secs = self._speech_hold.release()
+            logger.debug(f"The bot goes on after a {paused_secs:.2f} s pause: no words cut in")
+        elif not self._speech_hold.held:
+            self._speech_hold.release()
+            self._pause_spent = True
+            logger.debug("The bot goes on: a long voice with no words that cut in")
 
     @property
     def _callers_voice(self) -> bool:

@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from bot_runtime.barge_in import BARGE_IN_LEVEL_DB, BARGE_IN_MIN_WORDS, CallerVoiceStart
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
+from bot_runtime.speech_hold import SpeechHold
 from bot_runtime.turn_end import TranscriptCompleteFrame, TurnEnd
 
 SILERO_MODEL = files("pipecat.audio.vad.data") / "silero_vad.onnx"
@@ -133,6 +134,12 @@ class SharedSileroVAD(SileroVADAnalyzer):
         """Whether the VAD hears the caller now (neither pausing nor stopped)."""
         # pipecat: private. VADAnalyzer has no public state between its frame results.
         return self._vad_state == VADState.SPEAKING
+
+    @property
+    def hears_voice(self) -> bool:
+        """Whether the VAD hears voice now: from its first voiced window until its stop."""
+        # pipecat: private, as above.
+        return self._vad_state != VADState.QUIET
 
     @property
     def pause_secs(self) -> float:
@@ -250,6 +257,7 @@ def turn_detection(
     start_secs: float,
     stop_secs: float,
     preemptive: bool,
+    speech_hold: SpeechHold,
     barge_in_level_db: float = BARGE_IN_LEVEL_DB,
     barge_in_min_words: int = BARGE_IN_MIN_WORDS,
 ) -> TurnDetection:
@@ -260,12 +268,18 @@ def turn_detection(
     from Silero's trailing confidence). While the bot is quiet a turn starts by
     voice or by transcript; while it speaks, only the caller's own voice (within
     ``barge_in_level_db`` of their level) with ``barge_in_min_words`` words cuts it
-    off (see barge_in.py). Smart-turn decides whether a stop ends the turn (see
+    off, and that voice pauses it (``speech_hold``) until its words say which (see
+    barge_in.py). Smart-turn decides whether a stop ends the turn (see
     turn_end.py, which also starts ``preemptive`` replies).
     """
     vad_stop_secs = max(stop_secs - SILERO_TRAIL_SECS, SPECULATION_AFTER_SECS)
     vad = SharedSileroVAD(params=VADParams(start_secs=start_secs, stop_secs=vad_stop_secs))
-    start = CallerVoiceStart(level_db=barge_in_level_db, min_words=barge_in_min_words)
+    start = CallerVoiceStart(
+        level_db=barge_in_level_db,
+        min_words=barge_in_min_words,
+        speech_hold=speech_hold,
+        vad_hears_voice=lambda: vad.hears_voice,
+    )
     turn_end = TurnEnd(
         turn_analyzer=SharedSmartTurn(vad),
         caller_speaking=lambda: vad.speaking,

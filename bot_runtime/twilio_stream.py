@@ -11,11 +11,12 @@ from typing import Any
 from fastapi import WebSocket
 from loguru import logger
 from pipecat.audio.utils import create_stream_resampler, ulaw_to_pcm
-from pipecat.frames.frames import Frame, InputAudioRawFrame
+from pipecat.frames.frames import Frame, InputAudioRawFrame, InterruptionFrame, OutputAudioRawFrame
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
+from bot_runtime.speech_hold import SpeechHold
 
 # Twilio's own messages are a few hundred bytes (a 20 ms media message is about 300);
 # anything far larger is not Twilio and is dropped unread.
@@ -128,11 +129,18 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
     back once everything sent before them has played, to tell when the caller
     has heard the goodbye. After a transfer the call belongs to someone else:
     ``release_call()`` stops the hang-up that ending the pipeline would send.
+
+    While ``speech_hold`` is held the bot's audio waits here (pipecat's output
+    sends a message, then waits its length, so Twilio has at most one queued):
+    the caller hears the bot pause at once. Audio held when a barge-in clears
+    the stream is dropped, not sent after the ``clear``.
     """
 
-    def __init__(self, stream_sid: str, **options: Any):
+    def __init__(self, stream_sid: str, *, speech_hold: SpeechHold | None = None, **options: Any):
         super().__init__(stream_sid, **options)
         self.stream_sid = stream_sid
+        self._speech_hold = speech_hold
+        self._clears = 0  # `clear`s sent: audio held across one is stale
         self._dropped_messages = 0
         self._marks: dict[str, asyncio.Event] = {}
         self._caller_audio = bytearray()
@@ -144,6 +152,19 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
         await super().setup(setup)
         self._pipeline_rate = setup.audio_in_sample_rate
         self._caller_frame_bytes = 2 * round(CALLER_FRAME_SECS * self._pipeline_rate)  # PCM16
+
+    async def serialize(self, frame: Frame) -> str | bytes | None:
+        """Encode one outbound frame; the bot's audio waits while the speech hold is held."""
+        if isinstance(frame, InterruptionFrame):
+            self._clears += 1
+            if self._speech_hold:
+                self._speech_hold.release()
+        elif isinstance(frame, OutputAudioRawFrame) and self._speech_hold:
+            clears = self._clears
+            await self._speech_hold.wait_released()
+            if self._clears != clears:
+                return None
+        return await super().serialize(frame)
 
     def release_call(self) -> None:
         """Leave the call up when the pipeline ends (it was handed to someone else)."""

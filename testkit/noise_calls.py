@@ -13,7 +13,7 @@ from testkit.caller_audio import AUDIO, Line, caller_line
 from testkit.fakes import Fakes, Reply
 from testkit.noise_set import Noise, under
 from testkit.phone_audio import pcm16_bytes, read_wav_8k
-from testkit.simulated_caller import SimulatedCaller
+from testkit.simulated_caller import JITTER_SECS, SimulatedCaller
 
 # A brisk caller (about 180 words a minute): the fake Deepgram's interim results follow it.
 CALLER_WORDS_PER_SEC = 3.0
@@ -37,6 +37,21 @@ class NoiseResult:
     noise: str
     cleared: bool  # the bot stopped talking (Twilio `clear`)
     replied: bool  # the bot ran its LLM on it, as a turn
+    paused_secs: float  # the longest pause in the bot's speech, as heard, while it played
+
+
+@dataclass(frozen=True)
+class BargeInResult:
+    """How soon the bot went quiet for a caller who talked over it, from their first word."""
+
+    quiet_secs: float  # until the caller heard the bot stop (a pause or the `clear`)
+    clear_secs: float  # until Twilio got the `clear`
+
+
+def longest_pause(caller: SimulatedCaller, since: float, until: float) -> float:
+    """The longest pause in the bot's speech as heard between ``since`` and ``until``."""
+    segments = [(a, b) for a, b in caller.bot_segments(JITTER_SECS) if b > since and a < until]
+    return max((b[0] - a[1] for a, b in zip(segments, segments[1:], strict=False)), default=0.0)
 
 
 async def get_the_bot_talking(
@@ -63,6 +78,7 @@ async def play_noise(caller: SimulatedCaller, fakes: Fakes, noise: Noise) -> Noi
         noise=noise.name,
         cleared=any(t > started for t in caller.clears),
         replied=len(fakes.openai.requests) > requests,
+        paused_secs=longest_pause(caller, started, time.monotonic()),
     )
 
 
@@ -96,8 +112,8 @@ BARGE_INS = [
 
 async def barge_in(
     caller: SimulatedCaller, fakes: Fakes, line: BargeIn, *, background: Noise | None = None
-) -> float:
-    """Talk over the bot (a background under the words); seconds from the words to `clear`.
+) -> BargeInResult:
+    """Talk over the bot (a background under the words); how soon it went quiet.
 
     Returns once the bot has started its answer to the line.
     """
@@ -122,4 +138,6 @@ async def barge_in(
         await asyncio.sleep(POLL_SECS)
     await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=WAIT_SECS)
     await asyncio.sleep(0.5)
-    return cleared[0] - onset
+    return BargeInResult(
+        quiet_secs=caller.bot_quiet_from(onset) - onset, clear_secs=cleared[0] - onset
+    )

@@ -19,6 +19,9 @@ from testkit.playout import Playout, ReceivedMedia
 
 DTMF_SPACING_SECS = 0.1
 POLL_SECS = 0.01
+# Bot audio arrives on pipecat's send clock, a few milliseconds late at times: a gap in the
+# play-out this short is that, not a pause.
+JITTER_SECS = 0.03
 # The waits below take a ``timeout`` (ruff ASYNC109) so that they can say what did not happen.
 
 
@@ -210,6 +213,17 @@ class SimulatedCaller:
     ) -> list[tuple[float, float]]:
         """Bot speech as heard: (start, end) on the play-out clock (see ``Playout.segments``)."""
         return self.playout.segments(gap_secs, speech_only=speech_only)
+
+    def bot_quiet_from(self, t: float) -> float:
+        """When the caller heard the bot stop talking, from ``t`` on (``t`` if it was quiet).
+
+        Gaps up to ``JITTER_SECS`` are not a stop: bot audio arrives on pipecat's send
+        clock, a few milliseconds late at times.
+        """
+        for start, end in self.playout.segments(JITTER_SECS):
+            if end > t:
+                return end if start <= t else t
+        return t
 
     def stereo_wav(self, path: str | Path) -> None:
         """Write the call as heard: caller on the left, bot on the right, on one clock."""

@@ -1,5 +1,6 @@
 """The barge-in rules on their own: which sounds, at which level, with which words, cut in."""
 
+import asyncio
 import math
 
 import numpy as np
@@ -14,8 +15,9 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 
-from bot_runtime.barge_in import CallerVoiceStart, counted_words
+from bot_runtime.barge_in import RESUME_AFTER_SECS, CallerVoiceStart, counted_words
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
+from bot_runtime.speech_hold import MAX_HOLD_SECS, SpeechHold
 
 FRAME_SECS = 0.04
 START_SECS = 0.1
@@ -24,8 +26,15 @@ START_SECS = 0.1
 class Call:
     """The strategy as pipecat's turn controller drives it, with the turn state it keeps."""
 
-    def __init__(self, *, min_words: int = 1) -> None:
-        self.strategy = CallerVoiceStart(level_db=8.0, min_words=min_words)
+    def __init__(self, *, min_words: int = 1, max_pause_secs: float = MAX_HOLD_SECS) -> None:
+        self.hold = SpeechHold(max_secs=max_pause_secs)
+        self.vad_hears_voice = False
+        self.strategy = CallerVoiceStart(
+            level_db=8.0,
+            min_words=min_words,
+            speech_hold=self.hold,
+            vad_hears_voice=lambda: self.vad_hears_voice,
+        )
         self.turns = 0
         self.in_turn = False
         self.resets = 0
@@ -52,6 +61,7 @@ class Call:
 
     async def speech(self, dbfs: float, secs: float, *words: str) -> None:
         """Sound at ``dbfs`` that the VAD takes for speech, and what speech-to-text hears."""
+        self.vad_hears_voice = True
         for _ in range(math.ceil(START_SECS / FRAME_SECS)):  # what set the VAD off
             await self.send(audio(dbfs))
         await self.send(VADUserStartedSpeakingFrame(start_secs=START_SECS))
@@ -60,6 +70,7 @@ class Call:
         for text in words[:-1]:
             await self.send(InterimTranscriptionFrame(text, "", ""))
         await self.send(VADUserStoppedSpeakingFrame())
+        self.vad_hears_voice = False
         if words:
             await self.send(TranscriptionFrame(words[-1], "", ""))
 
@@ -72,6 +83,7 @@ class Call:
         """As if ``secs`` had passed (the strategy keeps time with time.monotonic)."""
         self.strategy._speech_ended_at -= secs
         self.strategy._reply_due_until -= secs
+        self.strategy._voice_heard_at -= secs
 
 
 def audio(dbfs: float) -> InputAudioRawFrame:
@@ -161,6 +173,77 @@ async def test_words_that_come_late_for_the_callers_last_turn_still_cut_in():
     await call.callers_turn(-20.0)
     await call.send(TranscriptionFrame("Goodbye.", "", ""))
     assert call.turns == 2
+
+
+async def test_the_callers_voice_pauses_the_bot_until_its_words_say_go_on_or_stop():
+    call = Call()
+    await call.callers_turn(-20.0)
+    await call.send(BotStartedSpeakingFrame())
+    call.later(1.0)
+    # "Mm-hmm": the bot pauses as the voice starts, and stays paused until it has ended.
+    await call.speech(-20.0, 0.4, "Mm-hmm.")
+    assert call.hold.held
+    await call.send(audio(-90.0))  # the final came; the bot waits a moment for more words
+    assert call.hold.held
+    call.later(RESUME_AFTER_SECS)
+    await call.send(audio(-90.0))
+    assert not call.hold.held
+    assert call.turns == 1  # no turn, nothing to clear: the bot goes on from where it paused
+    # The caller then says words: the bot pauses, and their turn starts (its `clear`, not
+    # the voice ending, releases the pause).
+    call.later(1.0)
+    await call.speech(-20.0, 0.6, "Wait,", "Wait, that is not right.")
+    assert call.turns == 2
+    assert call.hold.held
+
+
+async def test_the_vads_first_voiced_window_pauses_the_bot_and_a_blip_lets_it_go_on():
+    call = Call()
+    await call.callers_turn(-20.0)
+    await call.send(BotStartedSpeakingFrame())
+    call.later(1.0)
+    call.vad_hears_voice = True  # a voiced window at the caller's level, not yet speech
+    await call.send(audio(-20.0))
+    assert call.hold.held
+    call.vad_hears_voice = False  # a blip: the VAD never called it speech
+    call.later(RESUME_AFTER_SECS)
+    await call.send(audio(-90.0))
+    assert not call.hold.held
+    assert call.turns == 1
+
+
+async def test_a_long_voice_with_no_words_pauses_the_bot_once_for_the_longest_pause():
+    call = Call(max_pause_secs=0.05)
+    await call.callers_turn(-20.0)
+    await call.send(BotStartedSpeakingFrame())
+    call.later(1.0)
+    call.vad_hears_voice = True
+    await call.send(audio(-20.0))
+    assert call.hold.held
+    await asyncio.sleep(0.06)
+    await call.send(audio(-20.0), audio(-20.0))  # a hum, on and on: the bot talks on
+    assert not call.hold.held and not call.hold.held_secs
+    call.vad_hears_voice = False
+    call.later(RESUME_AFTER_SECS)
+    await call.send(audio(-90.0))
+    call.vad_hears_voice = True  # once it has ended, the next voice pauses the bot again
+    await call.send(audio(-20.0))
+    assert call.hold.held
+
+
+@pytest.mark.parametrize(
+    ("bot_speaking", "dbfs"), [(True, -32.0), (False, -20.0)], ids=["tv-12-db-down", "bot-quiet"]
+)
+async def test_a_background_voice_or_a_quiet_bot_pauses_nothing(bot_speaking, dbfs):
+    call = Call()
+    await call.callers_turn(-20.0)
+    if bot_speaking:
+        await call.send(BotStartedSpeakingFrame())
+    call.later(5.0)  # long past the reply's start
+    call.vad_hears_voice = True
+    await call.send(*(audio(dbfs) for _ in range(3)), VADUserStartedSpeakingFrame(start_secs=0.1))
+    await call.send(*(audio(dbfs) for _ in range(10)))
+    assert not call.hold.held
 
 
 def test_acknowledgements_do_not_count_as_words():

@@ -188,13 +188,14 @@ async def test_declared_and_python_tools_answer_the_caller(fakes, orders_api, or
         # A slow API: the filler is said while it works, then the answer.
         spoken_before = len(fakes.cartesia.said)
         waited = await ask(caller, fakes, "Where is order 4567?")
+        # A context's text grows sentence by sentence: wait for the answer's result in it.
         await wait_until(
-            lambda: len(fakes.cartesia.said) >= spoken_before + 2,
+            lambda: "packed" in " ".join(fakes.cartesia.said[spoken_before + 1 :]),
             timeout_secs=10,
             what="the answer after the filler",
         )
     spoken = fakes.cartesia.said[spoken_before:]
-    assert spoken[0] == "One moment, let me check." and "packed" in spoken[1]
+    assert spoken[0] == "One moment, let me check." and "packed" in " ".join(spoken[1:])
     assert waited < 1.8  # The filler came before the API's answer.
     assert ORDERS_TOKEN not in example.logs()
     # The call record has each tool call, with its result or what went wrong, and the analysis.

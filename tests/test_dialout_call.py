@@ -6,7 +6,13 @@ import socket
 import pytest
 
 from operator_tools import dialout
-from testkit.fakes.twilio_rest import ACCOUNT_SID, API_KEY, API_SECRET, AUTH_TOKEN
+from testkit.fakes.twilio_rest import (
+    ACCOUNT_SID,
+    API_KEY,
+    API_SECRET,
+    AUTH_TOKEN,
+    DEFAULT_SCRIPT,
+)
 from testkit.operator_scripts import (
     FAST_POLLING,
     FROM,
@@ -96,6 +102,8 @@ async def test_api_key_and_secret_authenticate_instead_of_the_auth_token(fake_tw
 
 
 async def test_wait_follows_the_status_until_the_call_ends(fake_twilio):
+    # Steps long enough that a script started on a busy machine still polls each one.
+    fake_twilio.script_calls_to(TO, DEFAULT_SCRIPT, step_secs=0.3)
     result = await run_script("dialout.py", "--to", TO, "--wait", *FAST_POLLING)
     assert result.code == 0, result.err
     shown = [s for s in ("queued", "ringing", "in-progress", "completed") if f": {s}" in result.err]

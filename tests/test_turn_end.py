@@ -22,6 +22,7 @@ from bot_runtime import turn_taking
 from bot_runtime.deepgram_stt import DeepgramSTT
 from bot_runtime.first_phrase import FirstPhraseAggregator
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
+from bot_runtime.speech_hold import SpeechHold
 from bot_runtime.turn_end import TranscriptCompleteFrame
 from testkit.bot_server import start_bot_server
 from testkit.caller_audio import AUDIO, Line
@@ -89,7 +90,9 @@ async def test_an_empty_finalize_answer_after_a_final_says_the_transcript_is_com
 async def test_the_turn_ends_on_a_complete_transcript_without_the_safety_net(complete):
     """The stop strategy on the caller's real audio: once smart-turn says done and the
     transcript is complete, the LLM is asked, with the STT's safety net far away (30 s)."""
-    detection = turn_taking.turn_detection(start_secs=0.1, stop_secs=0.25, preemptive=False)
+    detection = turn_taking.turn_detection(
+        start_secs=0.1, stop_secs=0.25, preemptive=False, speech_hold=SpeechHold()
+    )
     user = LLMUserAggregator(LLMContext(), params=LLMUserAggregatorParams(**detection))
     line = Line.recorded("saturday")
     words_end = pcm16_bytes(line.words_end_secs) // FRAME_BYTES * FRAME_BYTES

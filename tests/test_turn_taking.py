@@ -15,6 +15,7 @@ from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.services import build_llm
 from bot_runtime.settings import BotSettings
 from bot_runtime.shared_clients import warm_up_openai_sdk
+from bot_runtime.speech_hold import SpeechHold
 from bot_runtime.twilio_stream import CALLER_FRAME_SECS
 from testkit.caller_audio import AUDIO, words_span
 from testkit.phone_audio import (
@@ -29,7 +30,9 @@ PCM_FRAME_BYTES = pcm16_bytes(MEDIA_FRAME_SECS)  # PCM16, as Twilio's media mess
 
 
 def detection_for_one_call() -> tuple[turn_taking.SharedSileroVAD, turn_taking.SharedSmartTurn]:
-    detection = turn_taking.turn_detection(start_secs=0.1, stop_secs=0.2, preemptive=False)
+    detection = turn_taking.turn_detection(
+        start_secs=0.1, stop_secs=0.2, preemptive=False, speech_hold=SpeechHold()
+    )
     vad = detection["vad_analyzer"]
     (stop,) = detection["user_turn_strategies"].stop
     vad.set_sample_rate(PHONE_SAMPLE_RATE)
@@ -107,7 +110,7 @@ async def test_the_caller_hears_the_configured_quiet_before_their_speech_ends(wa
                 pcm16_to_ulaw(bytes(pcm16_bytes(lead_secs)) + words + bytes(pcm16_bytes(1.0)))
             )
             detection = turn_taking.turn_detection(
-                start_secs=0.1, stop_secs=wait_secs, preemptive=False
+                start_secs=0.1, stop_secs=wait_secs, preemptive=False, speech_hold=SpeechHold()
             )
             vad = detection["vad_analyzer"]
             vad.set_sample_rate(PHONE_SAMPLE_RATE)
@@ -122,7 +125,9 @@ async def test_the_caller_hears_the_configured_quiet_before_their_speech_ends(wa
 
 
 async def test_a_listening_caller_costs_no_vad_model_runs_and_is_heard_as_before():
-    detection = turn_taking.turn_detection(start_secs=0.1, stop_secs=0.2, preemptive=False)
+    detection = turn_taking.turn_detection(
+        start_secs=0.1, stop_secs=0.2, preemptive=False, speech_hold=SpeechHold()
+    )
     vad = detection["vad_analyzer"]
     vad.set_sample_rate(PHONE_SAMPLE_RATE)
     # pipecat's own Silero VAD, scoring every window, with the same stop time.

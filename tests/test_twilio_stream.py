@@ -1,21 +1,30 @@
 """The bot's Twilio serializer on its own: inbound messages in, pipeline frames out."""
 
+import asyncio
 import base64
 import json
 from types import SimpleNamespace
 
-from pipecat.frames.frames import InputAudioRawFrame, InputDTMFFrame
+from pipecat.frames.frames import (
+    InputAudioRawFrame,
+    InputDTMFFrame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+)
 
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
+from bot_runtime.speech_hold import SpeechHold
 from bot_runtime.twilio_stream import GuardedTwilioSerializer
 from testkit.phone_audio import pcm16_to_ulaw
 
 STREAM_SID = "MZ" + "0" * 32
 
 
-async def serializer() -> GuardedTwilioSerializer:
+async def serializer(speech_hold: SpeechHold | None = None) -> GuardedTwilioSerializer:
     serializer = GuardedTwilioSerializer(
-        STREAM_SID, params=GuardedTwilioSerializer.InputParams(auto_hang_up=False)
+        STREAM_SID,
+        speech_hold=speech_hold,
+        params=GuardedTwilioSerializer.InputParams(auto_hang_up=False),
     )
     await serializer.setup(SimpleNamespace(audio_in_sample_rate=PHONE_SAMPLE_RATE))
     return serializer
@@ -60,3 +69,34 @@ async def test_malformed_messages_are_dropped_and_the_audio_goes_on():
         assert await s.deserialize(message) is None
     assert await s.deserialize(media(bytes(320))) is None
     assert isinstance(await s.deserialize(media(bytes(320))), InputAudioRawFrame)
+
+
+def bot_audio() -> OutputAudioRawFrame:
+    return OutputAudioRawFrame(audio=bytes(1280), sample_rate=PHONE_SAMPLE_RATE, num_channels=1)
+
+
+async def test_held_bot_audio_waits_and_then_goes_on_unless_a_clear_came_meanwhile():
+    hold = SpeechHold()
+    s = await serializer(hold)
+    hold.hold()
+    waiting = asyncio.create_task(s.serialize(bot_audio()))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    hold.release()
+    assert json.loads(await waiting)["event"] == "media"
+    # Held across a barge-in's `clear`: stale, so dropped rather than played after it.
+    hold.hold()
+    waiting = asyncio.create_task(s.serialize(bot_audio()))
+    await asyncio.sleep(0.05)
+    assert json.loads(await s.serialize(InterruptionFrame()))["event"] == "clear"
+    assert await waiting is None
+    assert not hold.held
+    assert json.loads(await s.serialize(bot_audio()))["event"] == "media"
+
+
+async def test_a_hold_nobody_releases_ends_by_itself():
+    hold = SpeechHold(max_secs=0.1)
+    s = await serializer(hold)
+    hold.hold()
+    assert json.loads(await s.serialize(bot_audio()))["event"] == "media"
+    assert not hold.held

@@ -131,7 +131,11 @@ export class PhoneCall {
   }
 
   clear() {
-    this.clears.push({ at: performance.now(), utteranceAt: this.utteranceAt });
+    this.clears.push({
+      at: performance.now(),
+      utteranceAt: this.utteranceAt,
+      lastSpeechAt: this.lastSpeechAt,
+    });
     this.audio.clear();
     const dropped = this.pendingMarks;
     this.pendingMarks = [];
@@ -147,17 +151,22 @@ export class PhoneCall {
     if (speaking !== undefined) this.report.state({ botSpeaking: speaking });
   }
 
-  // The speaker's answer to a `clear`: how much unplayed bot audio it dropped.
+  // The speaker's answer to a `clear`: how much unplayed bot audio it dropped. The bot
+  // pauses as soon as it hears the caller's voice and clears once their words arrive, so
+  // the bot may have stopped before the clear, with nothing left to drop.
   cleared(samples) {
-    const { at, utteranceAt } = this.clears.shift();
-    if (samples === 0) {
+    const { at, utteranceAt, lastSpeechAt } = this.clears.shift();
+    const talkedOver = utteranceAt !== null && lastSpeechAt > utteranceAt;
+    if (samples === 0 && !talkedOver) {
       this.report.log("clear", "clear: nothing was playing");
       return;
     }
-    const after = utteranceAt ? ` ${seconds(at - utteranceAt)} after you started speaking` : "";
+    const stoppedAt = samples === 0 ? lastSpeechAt : at;
+    const after = utteranceAt ? ` ${seconds(stoppedAt - utteranceAt)} after you started speaking` : "";
     const dropped = `${seconds(samples / 8)} of queued audio dropped`;
-    this.report.log("barge-in", `barge-in: the bot stopped${after} (${dropped})`);
-    this.report.state({ bargeIn: utteranceAt ? at - utteranceAt : null });
+    const how = samples === 0 ? "it paused for your voice, then cleared: " : "";
+    this.report.log("barge-in", `barge-in: the bot stopped${after} (${how}${dropped})`);
+    this.report.state({ bargeIn: utteranceAt ? stoppedAt - utteranceAt : null });
   }
 
   async end(ending) {
