@@ -103,7 +103,9 @@ def print_tables(
     print("| noise under the bot's speech | bot stopped (`clear`) | bot answered it | bot paused |")
     print("|---|---|---|---|")
     for r in results:
+        # A bot that stopped has no pause to go on from (its gap is a new answer's wait).
         paused = f"{r.paused_secs:.2f} s" if r.paused_secs >= MIN_PAUSE_SECS else "no"
+        paused = "-" if r.cleared else paused
         print(
             f"| {r.noise} | {'yes' if r.cleared else 'no'} | {'yes' if r.replied else 'no'} "
             f"| {paused} |"
