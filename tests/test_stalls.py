@@ -83,10 +83,10 @@ def nothing_stalls(request):
 
 @asynccontextmanager
 async def caller_who_keeps_asking(
-    bot, fakes, *, then_stall: Callable[[], None]
+    bot, fakes, *, then_stall: Callable[[], None], gap_secs: tuple[float, float] = (2, 4)
 ) -> AsyncIterator[tuple[SimulatedCaller, list]]:
-    """A call whose caller, once greeted, says a short line every 2-4 s until it ends;
-    ``then_stall`` makes a service stall once the greeting has been heard.
+    """A call whose caller, once greeted, says a short line every 2-4 s (``gap_secs``) until
+    it ends; ``then_stall`` makes a service stall once the greeting has been heard.
 
     Yields the caller and the times their words ended, one per line, as they happen.
     """
@@ -99,7 +99,7 @@ async def caller_who_keeps_asking(
             while not caller.closed_by_server:
                 spoken = await caller.say(HELLO.pcm)
                 words_ended.append(spoken.started_at + HELLO.words_end_secs)
-                await asyncio.sleep(random.uniform(2, 4))
+                await asyncio.sleep(random.uniform(*gap_secs))
 
         asking = asyncio.create_task(keep_asking())
         try:
@@ -232,8 +232,9 @@ async def test_a_backup_voice_says_the_rest_when_the_first_stops_mid_reply(
         # The first sentence of the reply is voiced; the voice hangs on the second.
         stalling.cartesia.stall_after_transcripts = len(stalling.cartesia.transcripts) + 1
 
+    # The caller's next line comes after the reply, which it would cut off.
     async with caller_who_keeps_asking(
-        stalling.backed, fakes, then_stall=hang_after_one_sentence
+        stalling.backed, fakes, then_stall=hang_after_one_sentence, gap_secs=(5, 6)
     ) as (caller, words_ended):
         waited = await first_audio_after_first_line(caller, words_ended)
         await asyncio.sleep(3)  # The second sentence, from the backup voice.
