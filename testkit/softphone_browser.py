@@ -35,14 +35,17 @@ STARTUP_TIMEOUT_SECS = 30
 VIEWPORT = {"width": 1400, "height": 860}
 
 
-def write_caller_wav(path: Path, script: Sequence[str | float]) -> Path:
-    """A microphone recording: recorded lines (names in testkit/audio) and pauses (seconds).
+def write_caller_wav(path: Path, script: Sequence[str | float | bytes]) -> Path:
+    """A microphone recording: recorded lines (names in testkit/audio), other sounds (8 kHz
+    PCM16) and pauses (seconds).
 
     Chromium loops the file, so end the script with a pause longer than the call.
     """
     pcm = bytearray()
     for step in script:
-        if isinstance(step, str):
+        if isinstance(step, bytes):
+            pcm += step
+        elif isinstance(step, str):
             with wave.open(str(AUDIO / f"{step}.wav"), "rb") as line:
                 pcm += line.readframes(line.getnframes())
         else:

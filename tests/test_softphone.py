@@ -19,6 +19,7 @@ from testkit.bot_server import REPO
 from testkit.caller_audio import caller_line
 from testkit.fakes import Reply
 from testkit.media_stream import TEST_ACCOUNT_SID
+from testkit.noise_set import BY_NAME
 from testkit.phone_audio import MEDIA_FRAME_BYTES, ulaw_to_pcm16
 from testkit.scenario import STREAM_SECRET
 from testkit.softphone_browser import (
@@ -174,6 +175,28 @@ async def test_barge_in_drops_the_bot_audio_and_hang_up_leaves_no_rest_request(
     assert "ended by caller hung up" in summary
     await asyncio.sleep(1.0)  # A hang-up request, if any, would have been sent by now.
     assert not [r for r in fakes.twilio.requests if call_sid in r.path]
+
+
+async def test_an_mm_hm_over_the_bot_pauses_it_and_the_page_says_it_went_on(
+    bots, fakes, softphone_url, tmp_path
+):
+    fakes.openai.responder = lambda _request: Reply(" ".join(["A long answer goes on."] * 12))
+    fakes.deepgram.transcripts += [caller_line("saturday"), BY_NAME["mm_hm"].heard]
+    mm_hm = BY_NAME["mm_hm"].pcm()
+    mic = write_caller_wav(tmp_path / "mic.wav", [1.0, "saturday", 1.5, mm_hm, 40.0])
+    async with chromium(microphone=mic) as browser:
+        page = await SoftphonePage.open(browser, softphone_url)
+        await page.call(bots.standard.url)
+        went_on = await page.wait_for("went-on", timeout_secs=15)
+        kinds = [entry.kind for entry in await page.log()]
+        await page.page.click("#hangup")
+        await page.wait_until_ended(timeout_secs=5)
+    assert went_on.text.startswith("bot went on"), went_on
+    # The question (said over the greeting) got one reply; the "mm-hm" under that reply cut
+    # nothing off and was not answered.
+    after_reply = kinds[kinds.index("reply") + 1 :]
+    assert "went-on" in after_reply, kinds
+    assert not {"reply", "barge-in", "clear"} & set(after_reply), kinds
 
 
 async def test_stream_secret_comes_from_env_and_never_sits_in_the_page(bots, fakes, tmp_path):

@@ -44,6 +44,7 @@ export class PhoneCall {
     this.heardGreeting = false;
     this.lastSpeechAt = -Infinity; // arrival of the last bot audio with speech in it
     this.burstAt = -Infinity; // arrival of the first audio of the bot's latest burst of speech
+    this.clearedSinceBurst = false; // a clear came since that burst began
     this.done = 0; // the speaker's position: bot samples played or dropped
   }
 
@@ -103,12 +104,19 @@ export class PhoneCall {
     // reply's messages come without gaps) after the caller last paused, if the caller spoke
     // since the previous burst began. The bot may answer a pause while the caller goes on.
     const newBurst = now - this.lastSpeechAt > BURST_GAP_MS;
+    const previousSpeechAt = this.lastSpeechAt;
     this.lastSpeechAt = now;
     if (!newBurst) return;
     const pausedAt = this.detector.lastEndAt;
     const spokeSince = pausedAt !== null && pausedAt > this.burstAt;
+    // The bot was still talking when the caller began, and nothing cleared it: it paused
+    // for their voice (a laugh, an "mm-hm") and now goes on with the same answer.
+    const wentOn = spokeSince && !this.clearedSinceBurst && previousSpeechAt > this.utteranceAt;
     this.burstAt = now;
-    if (spokeSince) {
+    this.clearedSinceBurst = false;
+    if (wentOn) {
+      this.report.log("went-on", `bot went on ${seconds(now - pausedAt)} after you stopped`);
+    } else if (spokeSince) {
       const latency = now - pausedAt;
       this.report.log("reply", `bot replied ${seconds(latency)} after you stopped speaking`);
       this.report.state({ latency });
@@ -131,6 +139,7 @@ export class PhoneCall {
   }
 
   clear() {
+    this.clearedSinceBurst = true;
     this.clears.push({
       at: performance.now(),
       utteranceAt: this.utteranceAt,
