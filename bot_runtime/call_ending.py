@@ -6,6 +6,8 @@ from loguru import logger
 from pipecat.frames.frames import Frame
 from pipecat.turns.user_mute.base_user_mute_strategy import BaseUserMuteStrategy
 
+from bot_runtime.speech_hold import SpeechHold
+
 
 class EndedReason(StrEnum):
     """Why a call ended, as the call record names it."""
@@ -66,12 +68,17 @@ class CallEnding:
 class MuteWhileEnding(BaseUserMuteStrategy):
     """Mutes the caller once the call has begun to end (goodbye, transfer, fallback).
 
-    The caller's voice must not interrupt (and `clear`) the last words.
+    The caller's voice must not interrupt (and `clear`) the last words, nor keep them
+    paused: a pause for the caller's voice (``speech_hold``) ends with the muting, since
+    a muted caller's words can no longer end it.
     """
 
-    def __init__(self, ending: CallEnding):
+    def __init__(self, ending: CallEnding, *, speech_hold: SpeechHold):
         super().__init__()
         self._ending = ending
+        self._speech_hold = speech_hold
 
     async def process_frame(self, frame: Frame) -> bool:
+        if self._ending.begun and self._speech_hold.held_secs:
+            self._speech_hold.release()
         return self._ending.begun

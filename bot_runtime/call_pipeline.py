@@ -233,7 +233,7 @@ def _turn_aggregators(
             user_idle_timeout=settings.silence_timeout_secs,
             # Once the call is ending, the caller's voice must not interrupt (and
             # `clear`) the goodbye or the transfer notice.
-            user_mute_strategies=[MuteWhileEnding(ending)],
+            user_mute_strategies=[MuteWhileEnding(ending, speech_hold=speech_hold)],
         ),
     )
     (turn_end,) = detection["user_turn_strategies"].stop or []

@@ -16,6 +16,7 @@ from pipecat.frames.frames import (
 )
 
 from bot_runtime.barge_in import RESUME_AFTER_SECS, CallerVoiceStart, counted_words
+from bot_runtime.call_ending import CallEnding, EndedReason, MuteWhileEnding
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.speech_hold import MAX_HOLD_SECS, SpeechHold
 
@@ -229,6 +230,21 @@ async def test_a_long_voice_with_no_words_pauses_the_bot_once_for_the_longest_pa
     call.vad_hears_voice = True  # once it has ended, the next voice pauses the bot again
     await call.send(audio(-20.0))
     assert call.hold.held
+
+
+async def test_the_call_ending_mutes_the_caller_and_ends_a_pause_their_words_no_longer_can():
+    call, ending = Call(), CallEnding()
+    mute = MuteWhileEnding(ending, speech_hold=call.hold)
+    await call.callers_turn(-20.0)
+    await call.send(BotStartedSpeakingFrame())
+    call.later(1.0)
+    call.vad_hears_voice = True
+    await call.send(audio(-20.0))
+    assert call.hold.held
+    assert not await mute.process_frame(audio(-20.0))
+    ending.begin(EndedReason.END_CALL)  # the goodbye is on its way
+    assert await mute.process_frame(audio(-20.0))
+    assert not call.hold.held
 
 
 @pytest.mark.parametrize(

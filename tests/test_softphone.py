@@ -5,7 +5,6 @@ import base64
 import json
 import math
 import re
-import statistics
 import sys
 import time
 
@@ -99,11 +98,14 @@ async def test_a_call_from_the_page_talks_to_the_bot_and_ends_with_its_goodbye(
 
     # Each reply the page timed matches one the bot timed itself, within what lies between
     # them (the microphone's processing, the end-of-speech detectors, the network).
+    # The page also times bursts the bot began after a pause inside a line and then stopped
+    # for the rest of it, so each of the bot's turns is matched, not the medians.
     page_latencies = [seconds_in(e.text)[0] for e in log if e.kind == "reply"]
     bot_latencies = bot_turn_latencies(bots.standard.logs(), call_sid)
     assert page_latencies and bot_latencies
-    difference = statistics.median(page_latencies) - statistics.median(bot_latencies)
-    assert -0.1 < difference < 0.3, (page_latencies, bot_latencies)
+    for bot_latency in bot_latencies:
+        differences = [page - bot_latency for page in page_latencies]
+        assert any(-0.1 < d < 0.3 for d in differences), (page_latencies, bot_latencies)
 
 
 async def test_page_speaks_the_media_streams_protocol(bots, fakes, softphone_url, tmp_path):
