@@ -337,8 +337,12 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         return ProcessFrameResult.STOP
 
     def _maybe_pause(self) -> None:
-        """The caller's voice, no words that cut in yet: the bot pauses while it sounds."""
-        if not self._bot_speaking or self._in_turn or not self._vad_hears_voice():
+        """The caller's voice, no words that cut in yet: the bot pauses while it sounds.
+
+        Also before its reply is heard: a caller who goes on after a pause the turn ended
+        on must not hear the reply start over them (nor have it recorded as heard).
+        """
+        if not self._bot_has_floor or self._in_turn or not self._vad_hears_voice():
             return
         if self._pause_spent or self._speech_hold.held_secs:
             return

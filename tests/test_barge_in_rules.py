@@ -163,6 +163,7 @@ async def test_noise_while_the_reply_is_being_written_does_not_cancel_it():
     call.later(0.9)
     await call.speech(-20.0, 0.4)  # a cough the VAD took for speech
     assert call.turns == 1
+    assert call.hold.held  # the reply waits until the sound is over, and is not cancelled
     await call.speech(-20.0, 0.6, "Sorry, one more thing")  # the caller again: cuts in
     assert call.turns == 2
 
