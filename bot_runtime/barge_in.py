@@ -237,19 +237,20 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         self._recent.append((frame_dbfs(frame.audio), secs))
         while sum(s for _, s in self._recent) - self._recent[0][1] >= LOUDNESS_WINDOW_SECS:
             self._recent.popleft()
-        if self._vad_hears_voice():
+        hears_voice = self._vad_hears_voice()
+        if hears_voice:
             self._voice_heard_at = time.monotonic()
         self._maybe_go_on()
         if self._speech is None:
-            self._check_voice_before_speech()
+            self._check_voice_before_speech(hears_voice)
             return ProcessFrameResult.CONTINUE
         self._speech.append(self._recent[-1])
         self._check_loudness()
         return await self._maybe_cut_in()
 
-    def _check_voice_before_speech(self) -> None:
+    def _check_voice_before_speech(self, hears_voice: bool) -> None:
         """Voice the VAD has not called speech yet: at the caller's level, the bot pauses."""
-        if not self._vad_hears_voice():
+        if not hears_voice:
             self._voiced.clear()
             return
         self._voiced.append(self._recent[-1][0])

@@ -159,7 +159,9 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
             self._clears += 1
             if self._speech_hold:
                 self._speech_hold.release()
-        elif isinstance(frame, OutputAudioRawFrame) and self._speech_hold:
+        elif (
+            isinstance(frame, OutputAudioRawFrame) and self._speech_hold and self._speech_hold.held
+        ):
             clears = self._clears
             await self._speech_hold.wait_released()
             if self._clears != clears:

@@ -145,11 +145,11 @@ class SoftphonePage:
         await self.page.fill("#url", stream_url)
         await self.page.click("#call")
 
-    async def wait_for(self, kind: str, *, timeout_secs: float) -> LogEntry:
-        """The first event of ``kind`` on the page, waiting for it if needed."""
-        selector = f'#log li[data-kind="{kind}"] span'
-        await self.page.wait_for_selector(selector, timeout=timeout_secs * 1000)
-        return LogEntry(kind, await self.page.locator(selector).first.inner_text())
+    async def wait_for(self, kind: str, *, timeout_secs: float, nth: int = 0) -> LogEntry:
+        """The ``nth`` event of ``kind`` on the page (the first by default), waiting for it."""
+        entry = self.page.locator(f'#log li[data-kind="{kind}"] span').nth(nth)
+        await entry.wait_for(timeout=timeout_secs * 1000)
+        return LogEntry(kind, await entry.inner_text())
 
     async def wait_until_ended(self, *, timeout_secs: float) -> None:
         await self.page.wait_for_function(

@@ -75,6 +75,14 @@ class Call:
         if words:
             await self.send(TranscriptionFrame(words[-1], "", ""))
 
+    async def voice_over_the_answer(self) -> None:
+        """After a turn of the caller's, the bot answering, a voiced window at their level."""
+        await self.callers_turn(-20.0)
+        await self.send(BotStartedSpeakingFrame())
+        self.later(1.0)
+        self.vad_hears_voice = True  # not yet speech to the VAD
+        await self.send(audio(-20.0))
+
     async def callers_turn(self, dbfs: float) -> None:
         """A turn of the caller's while the bot is quiet: it also sets their level."""
         await self.speech(dbfs, 1.0, "What time do you open?")
@@ -201,11 +209,7 @@ async def test_the_callers_voice_pauses_the_bot_until_its_words_say_go_on_or_sto
 
 async def test_the_vads_first_voiced_window_pauses_the_bot_and_a_blip_lets_it_go_on():
     call = Call()
-    await call.callers_turn(-20.0)
-    await call.send(BotStartedSpeakingFrame())
-    call.later(1.0)
-    call.vad_hears_voice = True  # a voiced window at the caller's level, not yet speech
-    await call.send(audio(-20.0))
+    await call.voice_over_the_answer()
     assert call.hold.held
     call.vad_hears_voice = False  # a blip: the VAD never called it speech
     call.later(RESUME_AFTER_SECS)
@@ -216,11 +220,7 @@ async def test_the_vads_first_voiced_window_pauses_the_bot_and_a_blip_lets_it_go
 
 async def test_a_long_voice_with_no_words_pauses_the_bot_once_for_the_longest_pause():
     call = Call(max_pause_secs=0.05)
-    await call.callers_turn(-20.0)
-    await call.send(BotStartedSpeakingFrame())
-    call.later(1.0)
-    call.vad_hears_voice = True
-    await call.send(audio(-20.0))
+    await call.voice_over_the_answer()
     assert call.hold.held
     await asyncio.sleep(0.06)
     await call.send(audio(-20.0), audio(-20.0))  # a hum, on and on: the bot talks on
@@ -236,11 +236,7 @@ async def test_a_long_voice_with_no_words_pauses_the_bot_once_for_the_longest_pa
 async def test_the_call_ending_mutes_the_caller_and_ends_a_pause_their_words_no_longer_can():
     call, ending = Call(), CallEnding()
     mute = MuteWhileEnding(ending, speech_hold=call.hold)
-    await call.callers_turn(-20.0)
-    await call.send(BotStartedSpeakingFrame())
-    call.later(1.0)
-    call.vad_hears_voice = True
-    await call.send(audio(-20.0))
+    await call.voice_over_the_answer()
     assert call.hold.held
     assert not await mute.process_frame(audio(-20.0))
     ending.begin(EndedReason.END_CALL)  # the goodbye is on its way
