@@ -1,6 +1,7 @@
 """How long the LLM and the voice take to answer: a service that stalls is named within seconds."""
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 from pipecat.frames.frames import (
@@ -10,6 +11,7 @@ from pipecat.frames.frames import (
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
+    TTSAudioRawFrame,
     TTSStoppedFrame,
     TTSTextFrame,
 )
@@ -25,10 +27,11 @@ LLM_FIRST_TOKEN_SECS = 1.2
 # A reply that stops half-way: tokens stream every few tens of ms, so 1.5 s without one is a
 # stall, not a slow model.
 LLM_TOKEN_GAP_SECS = 1.5
-# The voice's first audio for a sentence: Cartesia answers in 90-150 ms; 0.8 s after the text
-# was sent it is stuck, and a backup voice (Piper: about 0.2 s) still fits. The same limit
-# holds between the words of a reply it is voicing (words come every few hundred ms).
-TTS_FIRST_AUDIO_SECS = 0.8
+# Silence the caller hears while the voice owes audio: Cartesia's first audio takes 90-150 ms,
+# and once it streams, audio comes every few tens of ms (however slowly, at 1-3x real time on
+# a busy link); 0.8 s of silence is a stuck voice, and a backup voice (Piper: about 0.2 s)
+# still fits in the reply promise.
+TTS_SILENCE_SECS = 0.8
 
 LLM = "LLM"
 TTS = "text-to-speech"
@@ -39,9 +42,15 @@ class ServiceWatch:
 
     A clock that runs out calls ``on_stall(service, what)``: the service accepted the
     work and said nothing (a hung request or a half-open socket, the commonest real
-    outage: no error, no close). The voice owes the words of every text it was asked
-    for until it has voiced them (pipecat passes each voiced word on as it is played);
-    the texts not voiced yet are kept, so a backup voice can say them.
+    outage: no error, no close).
+
+    The voice owes the words of every text it was asked for until it has voiced them
+    (pipecat passes each word on as the voice times it); the texts not voiced yet are
+    kept, so a backup voice can say them. Owing words is not a stall: a reply sent as
+    several texts owes the later ones while the earlier ones play, and a voice streams
+    its audio no faster than 1-3x real time on a slow day. The voice is stalled only
+    when it owes words and the caller hears silence: no audio (nor word) has come for
+    ``TTS_SILENCE_SECS`` beyond the end of the audio it already sent.
     """
 
     def __init__(self, tasks: SideTasks, *, watched: set[str]) -> None:
@@ -50,11 +59,12 @@ class ServiceWatch:
         self._tasks = tasks
         self._watched = watched
         self.on_stall: Callable[[str, str], Awaitable[None]] | None = None
-        self._llm_clock: asyncio.Task | None = None
-        self._tts_clock: asyncio.Task | None = None
+        self._clocks = {service: _Clock(service, tasks, self._stalled) for service in watched}
         self._asked: list[str] = []
         self._asked_words = 0
         self._voiced_words = 0
+        # When the audio the voice has sent so far will have played out (time.monotonic).
+        self._audio_until = 0.0
         # While a tool runs, the reply waits for it (tools have their own time limit).
         self.tool_running = False
 
@@ -84,8 +94,18 @@ class ServiceWatch:
         return unvoiced
 
     def tts_asked(self, text: str) -> None:
+        """More text for the voice: if it owed nothing, the clock starts now (an earlier
+        text still owed keeps its clock: asking again is no sign of life)."""
+        owed_before = self._owes_words
         self._asked.append(text)
         self._asked_words += len(text.split())
+        if not owed_before or not self._running(TTS):
+            self._tts_progress()
+
+    def tts_audio(self, secs: float) -> None:
+        """``secs`` of audio came from the voice: it plays after what came before it."""
+        now = time.monotonic()
+        self._audio_until = max(self._audio_until, now) + secs
         self._tts_progress()
 
     def tts_voiced(self, text: str) -> None:
@@ -99,43 +119,85 @@ class ServiceWatch:
         self._asked_words = self._voiced_words = 0
         self._stop(TTS)
 
+    @property
+    def _owes_words(self) -> bool:
+        return self._voiced_words < self._asked_words
+
     def _tts_progress(self) -> None:
-        """Words still owed restart the clock; none owed stops it."""
-        if self._voiced_words < self._asked_words:
-            self._restart(TTS, f"no audio within {TTS_FIRST_AUDIO_SECS:g} s", TTS_FIRST_AUDIO_SECS)
-        else:
+        """Words still owed restart the clock, to run out that long after the caller has heard
+        the audio so far; none owed stops it."""
+        if not self._owes_words:
             self._stop(TTS)
+            return
+        heard_in = max(0.0, self._audio_until - time.monotonic())
+        self._restart(TTS, f"no audio for {TTS_SILENCE_SECS:g} s", heard_in + TTS_SILENCE_SECS)
 
     def stop_all(self) -> None:
-        """The work was interrupted (the caller spoke, or the call is ending): nothing is owed."""
+        """The work was interrupted (the caller spoke, or the call is ending): nothing is owed,
+        and the audio sent so far was cleared."""
         self.tts_finished()
+        self._audio_until = 0.0
         self.tool_running = False
         self._stop(LLM)
         self._stop(TTS)
 
+    def _running(self, service: str) -> bool:
+        clock = self._clocks.get(service)
+        return clock is not None and clock.running
+
     def _restart(self, service: str, what: str, secs: float) -> None:
-        self._stop(service)
-        if service not in self._watched:
-            return
-        clock = self._tasks.start(self._run_out(service, what, secs))
-        if service == LLM:
-            self._llm_clock = clock
-        else:
-            self._tts_clock = clock
+        if clock := self._clocks.get(service):
+            clock.run_out_in(secs, what)
 
     def _stop(self, service: str) -> None:
-        clock = self._llm_clock if service == LLM else self._tts_clock
-        if clock is not None:
-            clock.cancel()
-        if service == LLM:
-            self._llm_clock = None
-        else:
-            self._tts_clock = None
+        if clock := self._clocks.get(service):
+            clock.stop()
 
-    async def _run_out(self, service: str, what: str, secs: float) -> None:
-        await asyncio.sleep(secs)
+    async def _stalled(self, service: str, what: str) -> None:
         if self.on_stall is not None:
             await self.on_stall(service, what)
+
+
+class _Clock:
+    """One service's clock: runs out at a deadline that each sign of life moves on.
+
+    One task sleeps until the deadline and looks again, so moving it costs nothing:
+    a task per token or per audio frame would cost dozens of tasks a second per call.
+    """
+
+    def __init__(
+        self, service: str, tasks: SideTasks, on_run_out: Callable[[str, str], Awaitable[None]]
+    ) -> None:
+        self._service = service
+        self._tasks = tasks
+        self._on_run_out = on_run_out
+        self._deadline: float | None = None
+        self._what = ""
+        self._task: asyncio.Task | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._deadline is not None
+
+    def run_out_in(self, secs: float, what: str) -> None:
+        self._deadline, self._what = time.monotonic() + secs, what
+        if self._task is None or self._task.done():
+            self._task = self._tasks.start(self._run())
+
+    def stop(self) -> None:
+        self._deadline = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        while self._deadline is not None:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                self._deadline, self._task = None, None
+                await self._on_run_out(self._service, self._what)
+                return
+            await asyncio.sleep(left)
 
 
 class _Tap(FrameProcessor):
@@ -172,10 +234,13 @@ class LLMTap(_Tap):
 
 
 class TTSTap(_Tap):
-    """After the voice: tells the watch which words the voice has voiced, and when it is done."""
+    """After the voice: tells the watch what audio and words came, and when the voice is done."""
 
     def observe(self, frame: Frame) -> None:
-        if isinstance(frame, TTSTextFrame):
+        if isinstance(frame, TTSAudioRawFrame):
+            samples = len(frame.audio) // 2 // max(1, frame.num_channels)
+            self._watch.tts_audio(samples / frame.sample_rate)
+        elif isinstance(frame, TTSTextFrame):
             self._watch.tts_voiced(frame.text)
         elif isinstance(frame, TTSStoppedFrame):
             self._watch.tts_finished()

@@ -4,6 +4,7 @@ import asyncio
 import base64
 import json
 import math
+import time
 from array import array
 
 import openai
@@ -16,7 +17,7 @@ from websockets.exceptions import InvalidStatus
 
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from testkit.caller_audio import AUDIO
-from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Reply, ToolCall
+from testkit.fakes import CartesiaTiming, FakeCartesia, FakeDeepgram, FakeOpenAI, Reply, ToolCall
 from testkit.phone_audio import pcm16_bytes, read_wav_8k
 
 RATE = str(PHONE_SAMPLE_RATE)  # as pipecat passes it to Deepgram
@@ -316,12 +317,42 @@ async def test_cartesia_answers_with_audio_timestamps_and_done():
         "I",
         "help?",
     ]
-    assert stamps[1]["start"][0] == pytest.approx(0.24)
+    # Timed from the context's start, across its transcripts.
+    assert [t for s in stamps for t in s["start"]] == pytest.approx(
+        [0, 0.12, 0.24, 0.36, 0.48, 0.6]
+    )
     assert replies[-1] == {"type": "done", "context_id": "ctx-1", "status_code": 206, "done": True}
     assert error[-1]["type"] == "error" and error[-1]["context_id"] == "ctx-2"
     assert fake.transcripts == ["Hello there,", "how can I help?"]
     assert fake.said == ["Hello there, how can I help?"]  # Joined verbatim, as Cartesia does.
     assert fake.contexts["ctx-1"].done and fake.connections == 1
+
+
+async def test_cartesia_streams_each_context_at_its_rate_with_timestamps_as_it_goes():
+    """At 1x real time a second of speech takes a second to come, whatever else the socket
+    carries, and each word's timestamp comes with its audio, not at the end."""
+    eight_words = "one two three four five six seven eight."  # 0.96 s of audio
+    async with (
+        FakeCartesia(timing=CartesiaTiming.at(1.0)) as fake,
+        connect(fake.url, additional_headers=cartesia_headers()) as websocket,
+    ):
+        sent = time.monotonic()
+        await websocket.send(tts_request("ctx-1", eight_words, more=False))
+        await websocket.send(tts_request("ctx-2", eight_words, more=False))
+        arrivals: dict[str, list[tuple[float, dict]]] = {"ctx-1": [], "ctx-2": []}
+        while not all(a and a[-1][1]["type"] == "done" for a in arrivals.values()):
+            reply = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+            arrivals[reply["context_id"]].append((time.monotonic() - sent, reply))
+
+    for context in arrivals.values():
+        chunks = [t for t, r in context if r["type"] == "chunk"]
+        assert chunks[0] >= CartesiaTiming().first_audio_secs
+        # Streamed over about the audio's length, not sent at once.
+        assert chunks[-1] - chunks[0] >= 0.96 - 0.04 - 0.02
+        stamps = [t for t, r in context if r["type"] == "timestamps"]
+        assert len(stamps) == 8 and stamps[0] < chunks[4]
+    # Side by side: the second context did not wait for the first.
+    assert arrivals["ctx-2"][-1][0] < 0.135 + 0.96 + 0.5
 
 
 async def test_cartesia_rejects_a_wrong_key_and_can_be_killed():

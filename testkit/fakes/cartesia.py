@@ -62,14 +62,23 @@ def tone(words: int, *, secs_per_word: float, sample_rate: int) -> bytes:
     return samples.tobytes()
 
 
+# A reply and how much of its transcript's audio must be generated before it goes out.
+Timed = tuple[float, dict[str, Any]]
+
+
 class FakeCartesia(WebsocketFake):
     """Cartesia's ``/tts/websocket``, on Cartesia's timing.
 
-    Each transcript is answered ``timing.first_audio_secs`` later (at once with
-    ``CartesiaTiming.instant()``), in the order asked, with ``chunk`` messages (base64 PCM16 at
-    the requested rate, ``secs_per_word`` of tone per word) and a ``timestamps``
-    message for its words; ``done`` follows once the context is flushed
-    (``continue: false``). ``{"context_id": ..., "cancel": true}`` cancels a context.
+    Each transcript is voiced as a tone, ``secs_per_word`` a word: ``chunk`` messages
+    (base64 PCM16 at the requested rate, ``CHUNK_SECS`` each) and a ``timestamps``
+    message for the words each chunk completes (or, with ``timing.timestamps_trail``,
+    one for all the transcript's words after its audio). ``done`` follows once the context is
+    flushed (``continue: false``) and its audio sent; ``{"context_id": ..., "cancel":
+    true}`` cancels a context. With ``CartesiaTiming.instant()`` every answer goes out
+    at once. Otherwise, as Cartesia streams: a context's first audio comes
+    ``first_audio_secs`` after its text, then its audio is generated at
+    ``realtime_factor`` x real time and sent as it is made, transcript after
+    transcript; contexts multiplexed on one socket are generated side by side.
     """
 
     def __init__(
@@ -111,52 +120,41 @@ class FakeCartesia(WebsocketFake):
             )
 
     async def serve_session(self, websocket: ServerConnection) -> None:
-        delay = self.timing.first_audio_secs
-        if delay <= 0:
+        if not self.timing.streams:
             async for message in websocket:
-                for reply in self.answer(message):
+                for _, reply in self.answer(message):
                     await websocket.send(json.dumps(reply))
             return
-        # Audio comes a model's latency after its text; replies keep the order asked.
-        outbox: asyncio.Queue[tuple[float, list[dict[str, Any]]]] = asyncio.Queue()
-        sender = asyncio.create_task(self._send_when_due(websocket, outbox))
+        generators: dict[str, _Generator] = {}
         try:
-            loop = asyncio.get_running_loop()
             async for message in websocket:
-                replies = self.answer(message)
-                if replies:
-                    voiced = any(reply["type"] == "chunk" for reply in replies)
-                    outbox.put_nowait((loop.time() + (delay if voiced else 0.0), replies))
-        finally:
-            sender.cancel()
-
-    async def _send_when_due(
-        self, websocket: ServerConnection, outbox: asyncio.Queue[tuple[float, list[dict[str, Any]]]]
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            due, replies = await outbox.get()
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            for reply in replies:
-                context = self.contexts.get(reply["context_id"])
-                if context is not None and context.cancelled and reply["type"] != "error":
-                    continue  # Cancelled while the model worked on it: nothing more comes.
-                try:
+                answers = self.answer(message)
+                if not answers:
+                    continue
+                reply = answers[0][1]
+                if reply["type"] == "error":
                     await websocket.send(json.dumps(reply))
-                except ConnectionClosed:
-                    return  # The client went: the rest is dropped, as on a real socket.
+                    continue
+                context_id = reply["context_id"]
+                if context_id not in generators:
+                    generators[context_id] = _Generator(self, websocket, context_id)
+                generators[context_id].add(answers)
+        finally:
+            for generator in generators.values():
+                generator.stop()
 
-    def answer(self, message: str | bytes) -> list[dict[str, Any]]:
-        """The replies to one client message, in order."""
+    def answer(self, message: str | bytes) -> list[Timed]:
+        """The replies to one client message, in order, each with the seconds of the
+        transcript's audio that must be generated before it is sent."""
         try:
             request = json.loads(message)
         except ValueError:
-            return [_error("", "Invalid JSON")]
+            return [(0.0, _error("", "Invalid JSON"))]
         if not isinstance(request, dict):
-            return [_error("", "A request must be a JSON object")]
+            return [(0.0, _error("", "A request must be a JSON object"))]
         context_id = request.get("context_id")
         if not isinstance(context_id, str) or not context_id:
-            return [_error("", "context_id is required")]
+            return [(0.0, _error("", "context_id is required"))]
         if request.get("cancel") is True:
             if context_id in self.contexts:
                 self.contexts[context_id].cancelled = True
@@ -165,7 +163,7 @@ class FakeCartesia(WebsocketFake):
         if context is None:
             problem = _invalid(request)
             if problem:
-                return [_error(context_id, problem)]
+                return [(0.0, _error(context_id, problem))]
             context = CartesiaContext(
                 context_id,
                 model_id=request["model_id"],
@@ -176,10 +174,10 @@ class FakeCartesia(WebsocketFake):
         if context.cancelled:
             return []
         if context.done:
-            return [_error(context_id, f"Context {context_id} is already done")]
+            return [(0.0, _error(context_id, f"Context {context_id} is already done"))]
         transcript = request.get("transcript")
         if not isinstance(transcript, str):
-            return [_error(context_id, "transcript must be a string")]
+            return [(0.0, _error(context_id, "transcript must be a string"))]
         stalled = (
             self.stall_after_transcripts is not None
             and len(self.transcripts) >= self.stall_after_transcripts
@@ -189,33 +187,89 @@ class FakeCartesia(WebsocketFake):
         replies = self._speak(context, transcript) if transcript.strip() else []
         if request.get("continue") is False:
             context.done = True
-            replies.append(_reply("done", context_id, done=True))
+            audio_secs = replies[-1][0] if replies else 0.0
+            replies.append((audio_secs, _reply("done", context_id, done=True)))
         return replies
 
-    def _speak(self, context: CartesiaContext, transcript: str) -> list[dict[str, Any]]:
+    def _speak(self, context: CartesiaContext, transcript: str) -> list[Timed]:
+        """The transcript's audio in chunks, each followed by the timestamps of the words it
+        completes (counted in samples: seconds would round words into the wrong chunk)."""
         self.transcripts.append(transcript.strip())
         context.transcripts.append(transcript)
         words = transcript.split()
-        audio = tone(len(words), secs_per_word=self.secs_per_word, sample_rate=context.sample_rate)
-        step = round(CHUNK_SECS * context.sample_rate) * 2
-        replies = [
-            _reply(
-                "chunk",
-                context.context_id,
-                data=base64.b64encode(audio[i : i + step]).decode(),
-                step_time=0.0,
+        rate = context.sample_rate
+        audio = tone(len(words), secs_per_word=self.secs_per_word, sample_rate=rate)
+        per_word = round(self.secs_per_word * rate)
+        step = round(CHUNK_SECS * rate)
+        replies: list[Timed] = []
+        stamped = 0
+        for start in range(0, len(audio) // 2, step):
+            end = min(start + step, len(audio) // 2)
+            chunk = base64.b64encode(audio[2 * start : 2 * end]).decode()
+            replies.append(
+                (end / rate, _reply("chunk", context.context_id, data=chunk, step_time=0.0))
             )
-            for i in range(0, len(audio), step)
-        ]
-        starts = [context.audio_secs + i * self.secs_per_word for i in range(len(words))]
+            made = min(len(words), end // per_word)
+            if made > stamped and not self.timing.timestamps_trail:
+                replies.append((end / rate, self._timestamps(context, words, stamped, made)))
+                stamped = made
+        if stamped < len(words):
+            replies.append(
+                (len(audio) / 2 / rate, self._timestamps(context, words, stamped, len(words)))
+            )
+        context.audio_secs += len(words) * self.secs_per_word
+        return replies
+
+    def _timestamps(
+        self, context: CartesiaContext, words: list[str], first: int, last: int
+    ) -> dict[str, Any]:
+        """Cartesia's ``timestamps`` message for words ``first`` up to ``last`` of a transcript,
+        timed from the start of the context's audio."""
+        offset = context.audio_secs
+        starts = [offset + i * self.secs_per_word for i in range(first, last)]
         word_timestamps = {
-            "words": words,
+            "words": words[first:last],
             "start": [round(s, 3) for s in starts],
             "end": [round(s + self.secs_per_word, 3) for s in starts],
         }
-        replies.append(_reply("timestamps", context.context_id, word_timestamps=word_timestamps))
-        context.audio_secs += len(words) * self.secs_per_word
-        return replies
+        return _reply("timestamps", context.context_id, word_timestamps=word_timestamps)
+
+
+class _Generator:
+    """One context's audio, generated transcript after transcript on Cartesia's timing."""
+
+    def __init__(self, fake: FakeCartesia, websocket: ServerConnection, context_id: str) -> None:
+        self._fake = fake
+        self._websocket = websocket
+        self._context = fake.contexts[context_id]
+        self._work: asyncio.Queue[tuple[float, list[Timed]]] = asyncio.Queue()
+        self._task = asyncio.create_task(self._run())
+
+    def add(self, answers: list[Timed]) -> None:
+        self._work.put_nowait((asyncio.get_running_loop().time(), answers))
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        timing = self._fake.timing
+        free_at = 0.0  # when the model has finished the context's audio so far
+        while True:
+            arrived, answers = await self._work.get()
+            # A transcript that arrives while earlier audio is being made follows it at once.
+            start = max(arrived + timing.first_audio_secs, free_at)
+            for audio_secs, reply in answers:
+                due = start + (audio_secs / timing.realtime_factor if timing.realtime_factor else 0)
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                if self._context.cancelled:
+                    break  # Cancelled while the model worked on it: nothing more comes.
+                try:
+                    await self._websocket.send(json.dumps(reply))
+                except ConnectionClosed:
+                    return  # The client went: the rest is dropped, as on a real socket.
+            audio_secs = answers[-1][0]
+            free_at = start + (audio_secs / timing.realtime_factor if timing.realtime_factor else 0)
 
 
 def _invalid(request: dict[str, Any]) -> str | None:

@@ -55,15 +55,34 @@ class OpenAITiming:
 
 @dataclass(frozen=True)
 class CartesiaTiming:
-    """How soon Cartesia's audio starts after a transcript reaches it."""
+    """How Cartesia's audio comes after a transcript reaches it: a first-audio delay, then
+    generated and streamed in small chunks, word timestamps sent as the words are made."""
 
-    # Sonic's time to first audio: Cartesia quotes about 90 ms model latency, 90-150 ms
-    # measured over the websocket (real-services.md).
-    first_audio_secs: float = 0.1
+    # Sonic's time to first audio: Cartesia's client README says the first chunk streams
+    # out in 135 ms (90-150 ms measured over the websocket, real-services.md).
+    first_audio_secs: float = 0.135
+    # Seconds of audio generated per second: the same README says Sonic makes a second of
+    # audio in 650 ms (about 1.5x real time). Over a busy link or from a slower voice it
+    # comes at 1-3x; 0 means as fast as the socket takes it.
+    realtime_factor: float = 1 / 0.65
+    # Cartesia does not document when a word's timestamp comes; other voices send theirs with
+    # each chunk or in messages trailing the audio. True: a transcript's timestamps come in
+    # one message after all of its audio (the unkind end); False: with each chunk.
+    timestamps_trail: bool = False
 
     @classmethod
     def instant(cls) -> "CartesiaTiming":
-        return cls(first_audio_secs=0.0)
+        return cls(first_audio_secs=0.0, realtime_factor=0.0)
+
+    @classmethod
+    def at(cls, realtime_factor: float, *, timestamps_trail: bool = False) -> "CartesiaTiming":
+        """The documented first-audio time, then audio at ``realtime_factor`` x real time."""
+        return cls(realtime_factor=realtime_factor, timestamps_trail=timestamps_trail)
+
+    @property
+    def streams(self) -> bool:
+        """Whether the audio takes time to come (else each answer is sent at once)."""
+        return self.first_audio_secs > 0 or self.realtime_factor > 0
 
 
 @dataclass(frozen=True)
