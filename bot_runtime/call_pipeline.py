@@ -230,6 +230,10 @@ def _turn_aggregators(
             # A turn with no words (a laugh, a bang the VAD took for speech) gets no answer:
             # pipecat's default would run the LLM again and answer the previous turn twice.
             empty_user_turn=None,
+            # A turn with words ends after this much of the caller's quiet (no voice, no new
+            # words), whatever the models made of it: smart-turn's own longest wait for a
+            # line that sounds unfinished, rather than pipecat's 5 s.
+            user_turn_stop_timeout=turn_taking.TURN_END_FALLBACK_SECS,
             user_idle_timeout=settings.silence_timeout_secs,
             # Once the call is ending, the caller's voice must not interrupt (and
             # `clear`) the goodbye or the transfer notice.

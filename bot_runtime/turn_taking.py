@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 import numpy as np
 import onnxruntime as ort
 from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
-from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn
+from pipecat.audio.turn.smart_turn.base_smart_turn import STOP_SECS, BaseSmartTurn
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
@@ -50,6 +50,9 @@ SILENT_WINDOW_RMS = 32768 * 10 ** (-70 / 20)
 # After its reset the model is run on this many silent windows (a quarter second), so that
 # it meets the caller's next sound having heard quiet, as it would have scoring every window.
 SETTLING_WINDOWS = 8
+# However the end of a turn is judged, a turn that has words ends after this much quiet:
+# smart-turn's own wait for a line that sounds unfinished.
+TURN_END_FALLBACK_SECS = float(STOP_SECS)
 # Smart-turn's features are small numpy matrix products. OpenBLAS splits each over every core
 # and its idle threads then spin, which doubled the CPU of an end-of-turn inference (31 ms on
 # one thread, 62 ms with OpenBLAS's); one BLAS thread per process does the same work.

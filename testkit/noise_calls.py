@@ -141,3 +141,24 @@ async def barge_in(
     return BargeInResult(
         quiet_secs=caller.bot_quiet_from(onset) - onset, clear_secs=cleared[0] - onset
     )
+
+
+# Barge-ins short enough to end before Deepgram's next interim result when they start just
+# after one: their words reach the bot only in the endpointing final.
+SHORT_BARGE_INS = [
+    BargeIn("human", "Hold on a second.", to_secs=0.5),
+    BargeIn("agree", "Stop there.", from_secs=0.66, to_secs=1.1),
+]
+
+
+async def just_after_an_interim(fakes: Fakes, *, within_secs: float = 0.05) -> None:
+    """Wait until the call's speech-to-text stream is just past a whole second of audio, where
+    the fake Deepgram's interim results fall (one per second of the stream's audio)."""
+    session = fakes.deepgram.sessions[-1]
+    rate = int(session.params["sample_rate"])
+    every = fakes.deepgram.timing.interim_every_secs
+    deadline = time.monotonic() + WAIT_SECS
+    while (session.audio_bytes / 2 / rate) % every > within_secs:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the speech-to-text stream got no audio")
+        await asyncio.sleep(POLL_SECS)
