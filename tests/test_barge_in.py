@@ -26,8 +26,8 @@ async def test_barge_ins_stop_the_bot_clean_and_with_background_noise_under_them
 
 
 async def test_a_short_barge_in_heard_only_in_a_final_is_answered(bots, noisy_line):
-    """ "Wait, sorry, hold on." said just after one of Deepgram's interim results (one a
-    second) is over before the next: its words come only in the endpointing final."""
+    """A short line ("Hold on a second.") said just after one of Deepgram's interim results
+    (one a second) is over before the next: its words come only in the endpointing final."""
     fakes = noisy_line
     async with answered_call(bots.standard, fakes) as caller:
         await hear_greeting(caller)
