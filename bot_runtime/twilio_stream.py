@@ -34,6 +34,10 @@ MAX_CUSTOM_PARAMETERS_BYTES = 8 * 1024
 # through the pipeline whatever its length, so two go on together as one 40 ms frame:
 # half the per-frame work for every processor and the STT socket, 10 ms later on average.
 CALLER_FRAME_SECS = 0.04
+# Twilio answers a hang-up in well under a second: one unanswered after a few seconds is not
+# coming, and the end of the call (and its record) waits for it. The stream's close, which
+# follows, ends a call whose TwiML has nothing after <Connect> anyway.
+HANG_UP_TIMEOUT_SECS = 5.0
 _KEYS = frozenset(key.value for key in KeypadEntry)
 
 
@@ -138,7 +142,8 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
     not "heard". ``mark_message``/``wait_for_mark`` use Twilio's marks, which come
     back once everything sent before them has played, to tell when the caller
     has heard the goodbye. After a transfer the call belongs to someone else:
-    ``release_call()`` stops the hang-up that ending the pipeline would send.
+    ``release_call()`` stops the hang-up that ending the pipeline would send. The
+    hang-up gives up after ``HANG_UP_TIMEOUT_SECS``.
 
     While ``speech_hold`` is held the bot's audio waits here (pipecat's output
     sends a message, then waits its length, so Twilio has at most one queued):
@@ -183,6 +188,17 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
         # pipecat: private. The serializer hangs up on EndFrame unless it already tried;
         # it has no public way to leave a call it does not own any more.
         self._hangup_attempted = True
+
+    async def _hang_up_call(self) -> None:
+        # pipecat: private. The serializer's REST hang-up on EndFrame/CancelFrame has no
+        # timeout of its own (aiohttp's default is 300 s), and the pipeline's end waits for it.
+        try:
+            await asyncio.wait_for(super()._hang_up_call(), HANG_UP_TIMEOUT_SECS)
+        except TimeoutError:
+            logger.error(
+                f"Twilio did not answer the hang-up within {HANG_UP_TIMEOUT_SECS:g} s; "
+                "ending the call's stream anyway"
+            )
 
     def mark_message(self, name: str) -> dict[str, Any]:
         """A ``mark`` to send after some audio; ``wait_for_mark(name)`` then waits for its echo."""

@@ -3,10 +3,14 @@
 import asyncio
 import time
 import xml.etree.ElementTree as ET
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bot_runtime.call_summaries import BRIEF_INSTRUCTION
 from bot_runtime.settings import DEFAULT_GREETING
+from bot_runtime.twilio_stream import HANG_UP_TIMEOUT_SECS
 from testkit.caller_audio import AUDIO, caller_line
+from testkit.fakes import NoChoices, Reply, ToolCall
 from testkit.scenario import (
     INBOUND,
     RECORDING_CALLBACK,
@@ -17,6 +21,8 @@ from testkit.scenario import (
     call_record,
     hear_greeting,
     rest_requests_for,
+    scripted_reply,
+    wait_for_hang_up,
     wait_for_redirect,
     wait_until,
 )
@@ -90,6 +96,67 @@ async def test_transfer_tool_redirects_the_call_briefs_the_person_and_never_hang
     record = await call_record(records, caller.call_sid)
     assert (record["ended_reason"], record["ended_detail"]) == ("transfer", "transfer_call tool")
     assert (record["transfer_to"], record["transfer_summary"]) == (TRANSFER_NUMBER, brief)
+
+
+def brief_without_choices(request: dict[str, Any]) -> Reply | ToolCall | NoChoices:
+    """The fake LLM's usual answers, but a completion with no choices for the transfer brief."""
+    if request["messages"][0].get("content") == BRIEF_INSTRUCTION:
+        return NoChoices()
+    return scripted_reply(request)
+
+
+async def test_a_transfer_whose_brief_and_redirect_fail_unexpectedly_still_ends_the_call(
+    bots, fakes, records
+):
+    fakes.openai.responder = brief_without_choices
+    fakes.deepgram.transcripts.append(caller_line("human"))
+    async with answered_call(bots.control, fakes) as caller:
+        fakes.twilio.garble_redirects_of(caller.call_sid)
+        await hear_greeting(caller, timeout_secs=15)
+        await caller.say(AUDIO / "human.wav")
+        await wait_for_redirect(fakes, caller.call_sid, timeout_secs=15)
+        # The redirect's answer is no Twilio answer: the bot gives up on it and hangs up.
+        await wait_for_hang_up(fakes, caller.call_sid, timeout_secs=3)
+        await caller.wait_closed(timeout=5)
+    (redirect,) = [
+        form for sid, form in fakes.twilio.updates if "Twiml" in form and sid == caller.call_sid
+    ]
+    # The brief the LLM could not write gave way to the caller's own words.
+    brief = dialled_with_a_brief(redirect["Twiml"])
+    assert brief.startswith("The caller said: ")
+    assert brief.removeprefix("The caller said: ") in caller_line("human")
+    line = await bots.control.wait_for_log(f"[{caller.call_sid}] Transfer brief not written")
+    assert "(IndexError)" in line
+    line = await bots.control.wait_for_log(f"[{caller.call_sid}] Ending the call at once")
+    assert "the transfer failed (JSONDecodeError: " in line
+    assert "A side task of the call failed" not in bots.control.logs()
+    record = await call_record(records, caller.call_sid)
+    assert (record["ended_reason"], record["transfer_to"]) == ("transfer", None)
+
+
+async def test_a_hang_up_twilio_never_answers_holds_up_the_end_of_the_call_only_briefly(
+    bots, fakes, records
+):
+    fakes.deepgram.transcripts.append(caller_line("goodbye"))
+    async with answered_call(bots.standard, fakes) as caller:
+        fakes.twilio.leave_hang_ups_unanswered(caller.call_sid)
+        await hear_greeting(caller)
+        await caller.say(AUDIO / "goodbye.wav")
+        await wait_until(
+            lambda: bool(rest_requests_for(fakes, caller.call_sid)),
+            timeout_secs=20,
+            what="the hang-up request",
+        )
+        # The bot gives up on Twilio's answer, then ends the call's stream.
+        await caller.wait_closed(timeout=HANG_UP_TIMEOUT_SECS + 3)
+    (hang_up,) = rest_requests_for(fakes, caller.call_sid)
+    assert hang_up.form == {"Status": "completed"}
+    line = await bots.standard.wait_for_log(f"[{caller.call_sid}] Twilio did not answer")
+    assert f"the hang-up within {HANG_UP_TIMEOUT_SECS:g} s" in line
+    summary = await bots.standard.wait_for_log(f"[{caller.call_sid}] Call summary:")
+    assert "ended by end_call tool" in summary
+    record = await call_record(records, caller.call_sid)
+    assert record["ended_reason"] == "end_call"
 
 
 async def test_keypad_zero_transfers_at_any_time(bots, fakes, records):
