@@ -128,9 +128,6 @@ def batch(objects: list[dict], values: list[object], raw_messages: list[str | by
     return messages + raw_messages
 
 
-MESSAGES_PER_EXAMPLE = 2 * OBJECTS + len(in_every_field(None)) * VALUES + RAW
-
-
 @contextmanager
 def bot_serializer() -> Iterator[tuple[asyncio.Runner, GuardedTwilioSerializer]]:
     """The serializer as a call builds it (credentials, so auto hang-up on), after its setup."""
@@ -171,7 +168,7 @@ def test_no_message_of_any_shape_raises_out_of_the_serializer():
             runner.run(decode(batch(objects, values, raw_messages)))
 
         decode_batch()
-    assert decoded >= 10_000 and decoded == EXAMPLES * MESSAGES_PER_EXAMPLE
+    assert decoded >= 10_000
 
 
 @settings(max_examples=100, deadline=None, database=None)
