@@ -41,7 +41,8 @@ async def transfer_brief(transcript: list[dict[str, Any]], *, settings: BotSetti
 
     Without a caller word there is nothing to summarise ("The caller asked for a
     person", as after keypad 0). The local LLM, or a failed or slow one, gives the
-    caller's own last words instead.
+    caller's own last words instead: the brief is a courtesy, and nothing that goes
+    wrong in writing it may cost the caller the transfer.
     """
     said = [turn["text"] for turn in transcript if turn["role"] == "caller"]
     if not said:
@@ -52,10 +53,11 @@ async def transfer_brief(transcript: list[dict[str, Any]], *, settings: BotSetti
     try:
         async with asyncio.timeout(BRIEF_TIMEOUT_SECS):
             brief = await _complete(settings, instruction=BRIEF_INSTRUCTION, transcript=transcript)
-    except (TimeoutError, openai.OpenAIError) as error:
+        brief = " ".join(brief.split())[:MAX_BRIEF_CHARS]
+    except Exception as error:  # A slow or failed LLM, or an answer of an unexpected shape.
         logger.warning(f"Transfer brief not written ({type(error).__name__}); sending the facts")
         return fallback
-    return " ".join(brief.split())[:MAX_BRIEF_CHARS] or fallback
+    return brief or fallback
 
 
 async def analyse(

@@ -1,10 +1,12 @@
 """The ways the bot ends a call: a goodbye, a voicemail message, or the fallback apology."""
 
+from collections.abc import Awaitable
+
 from pipecat.frames.frames import EndWorkerFrame
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
 
-from bot_runtime.call_ending import CallEnding, EndedReason
+from bot_runtime.call_ending import CallEnding, EndedReason, run_ending
 from bot_runtime.playout import Playout
 from bot_runtime.prompts import Prompt
 from bot_runtime.side_tasks import SideTasks
@@ -16,7 +18,8 @@ class Endings:
 
     Ending the pipeline makes the serializer hang the call up through Twilio's REST
     API (a transfer lets go instead; see transfer.py). Nothing is cut short: the
-    pipeline ends only once Twilio confirms the caller heard the last words.
+    pipeline ends only once Twilio confirms the caller heard the last words. Should
+    an ending fail or hang, ``run_ending`` ends the call anyway.
     """
 
     def __init__(
@@ -39,7 +42,7 @@ class Endings:
     def say_goodbye(self, reason: EndedReason, detail: str | None = None) -> None:
         """Say goodbye, and end the call once the caller has heard it."""
         if self._ending.begin(reason, detail):
-            self._tasks.start(self._leave_with(self._goodbye, reason=reason))
+            self._start(self._leave_with(self._goodbye, reason=reason), what="the goodbye")
 
     def leave_voicemail(self, message: str, *, detector: FrameProcessor) -> None:
         """Leave ``message`` on the answering machine, then hang up.
@@ -49,18 +52,24 @@ class Endings:
         the message starts from the detector itself.
         """
         if self._ending.begin(EndedReason.VOICEMAIL):
-            self._tasks.start(self._leave_with(message, reason=EndedReason.VOICEMAIL, via=detector))
+            self._start(
+                self._leave_with(message, reason=EndedReason.VOICEMAIL, via=detector),
+                what="the voicemail message",
+            )
 
     def fall_back(self, cause: str) -> None:
         """Play the recorded apology, then hand the caller to a person or hang up."""
         if self._ending.begin(EndedReason.SERVICE_FAILURE, cause):
-            self._tasks.start(self._apologise_and_leave())
+            self._start(self._apologise_and_leave(), what="the fallback")
 
     async def caller_hung_up(self) -> None:
         """Nobody is listening any more: stop at once (the serializer sends no hang-up, since
         the socket is already closed)."""
         self._ending.begin(EndedReason.CALLER_HUNG_UP)
         await self._worker.cancel(reason="caller hung up")
+
+    def _start(self, ending: Awaitable[None], *, what: str) -> None:
+        self._tasks.start(run_ending(ending, worker=self._worker, what=what))
 
     async def _leave_with(
         self, last_words: str, *, reason: EndedReason, via: FrameProcessor | None = None

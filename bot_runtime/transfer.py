@@ -8,7 +8,7 @@ from pipecat.frames.frames import EndWorkerFrame
 from pipecat.pipeline.worker import PipelineWorker
 
 from bot_runtime import call_control
-from bot_runtime.call_ending import CallEnding, EndedReason
+from bot_runtime.call_ending import CallEnding, EndedReason, run_ending
 from bot_runtime.call_record import CallRecord
 from bot_runtime.call_summaries import transfer_brief
 from bot_runtime.phone_numbers import mask
@@ -57,7 +57,9 @@ class Transfer:
     def request(self, reason: str) -> None:
         """Transfer the call, unless it is already ending (or there is nowhere to send it)."""
         if self.available and self._ending.begin(EndedReason.TRANSFER, reason):
-            self._tasks.start(self.hand_over())
+            self._tasks.start(
+                run_ending(self.hand_over(), worker=self._worker, what="the transfer")
+            )
 
     async def hand_over(self) -> None:
         """Tell the caller, brief the person, redirect the call, then end without a hang-up."""

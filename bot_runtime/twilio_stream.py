@@ -10,8 +10,15 @@ from typing import Any
 
 from fastapi import WebSocket
 from loguru import logger
+from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.audio.utils import create_stream_resampler, ulaw_to_pcm
-from pipecat.frames.frames import Frame, InputAudioRawFrame, InterruptionFrame, OutputAudioRawFrame
+from pipecat.frames.frames import (
+    Frame,
+    InputAudioRawFrame,
+    InputDTMFFrame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+)
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
@@ -27,6 +34,11 @@ MAX_CUSTOM_PARAMETERS_BYTES = 8 * 1024
 # through the pipeline whatever its length, so two go on together as one 40 ms frame:
 # half the per-frame work for every processor and the STT socket, 10 ms later on average.
 CALLER_FRAME_SECS = 0.04
+# Twilio answers a hang-up in well under a second: one unanswered after a few seconds is not
+# coming, and the end of the call (and its record) waits for it. The stream's close, which
+# follows, ends a call whose TwiML has nothing after <Connect> anyway.
+HANG_UP_TIMEOUT_SECS = 5.0
+_KEYS = frozenset(key.value for key in KeypadEntry)
 
 
 class StreamRejected(Exception):
@@ -118,17 +130,20 @@ def _describe_event(event: dict[str, Any]) -> str:
 class GuardedTwilioSerializer(TwilioFrameSerializer):
     """pipecat's Twilio serializer, hardened against bad input and able to wait for play-out.
 
-    The stock serializer lets a binary frame or a bad base64 payload raise, which
-    ends the transport's receive loop and with it the call, and it logs unparsable
-    text in full. Here each bad message is dropped with one short warning, so a
-    glitch costs a message, never the call. The caller's audio comes out in 40 ms
-    frames instead of Twilio's 20 ms ones (``CALLER_FRAME_SECS``).
+    The stock serializer lets a binary frame, a bad base64 payload or a ``dtmf``
+    message without an object raise, which ends the transport's receive loop and
+    with it the call, and it logs unparsable text in full. Here every inbound
+    message is decoded and checked in this class, and each bad one is dropped with
+    one short warning, so a glitch costs a message, never the call. The caller's
+    audio comes out in 40 ms frames instead of Twilio's 20 ms ones
+    (``CALLER_FRAME_SECS``).
 
     pipecat sends audio faster than real time and Twilio buffers it, so "sent" is
     not "heard". ``mark_message``/``wait_for_mark`` use Twilio's marks, which come
     back once everything sent before them has played, to tell when the caller
     has heard the goodbye. After a transfer the call belongs to someone else:
-    ``release_call()`` stops the hang-up that ending the pipeline would send.
+    ``release_call()`` stops the hang-up that ending the pipeline would send. The
+    hang-up gives up after ``HANG_UP_TIMEOUT_SECS``.
 
     While ``speech_hold`` is held the bot's audio waits here (pipecat's output
     sends a message, then waits its length, so Twilio has at most one queued):
@@ -174,6 +189,17 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
         # it has no public way to leave a call it does not own any more.
         self._hangup_attempted = True
 
+    async def _hang_up_call(self) -> None:
+        # pipecat: private. The serializer's REST hang-up on EndFrame/CancelFrame has no
+        # timeout of its own (aiohttp's default is 300 s), and the pipeline's end waits for it.
+        try:
+            await asyncio.wait_for(super()._hang_up_call(), HANG_UP_TIMEOUT_SECS)
+        except TimeoutError:
+            logger.error(
+                f"Twilio did not answer the hang-up within {HANG_UP_TIMEOUT_SECS:g} s; "
+                "ending the call's stream anyway"
+            )
+
     def mark_message(self, name: str) -> dict[str, Any]:
         """A ``mark`` to send after some audio; ``wait_for_mark(name)`` then waits for its echo."""
         self._marks[name] = asyncio.Event()
@@ -192,24 +218,34 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
     async def deserialize(self, data: str | bytes) -> Frame | None:
         """Decode one inbound message, dropping anything Twilio would not send.
 
-        A media message is parsed once (they are 50 a second; the rare others go
-        through pipecat's own decoding); the caller's audio comes out in frames of
-        ``CALLER_FRAME_SECS`` (every other media message yields one).
+        Every field read is checked for the shape Twilio gives it, so a message of
+        any other shape is dropped with one warning and costs only itself. The
+        caller's audio comes out in frames of ``CALLER_FRAME_SECS`` (every other
+        media message yields one).
         """
         try:
-            message = _parse(data)
-            if message.get("event") == "media":
-                return await self._caller_audio_frame(_media_payload(message))
+            return await self._decode(data)
         except _Malformed as problem:
             self._drop(str(problem))
-            return None
-        if message.get("event") == "mark":
-            mark = message.get("mark")
-            waiter = self._marks.get(mark.get("name")) if isinstance(mark, dict) else None
+        except Exception as error:  # Whatever the checks above missed costs one message too.
+            self._drop(f"message that broke its decoding ({type(error).__name__})")
+        return None
+
+    async def _decode(self, data: str | bytes) -> Frame | None:
+        message = _parse(data)
+        event = message.get("event")
+        if not isinstance(event, str):
+            raise _Malformed("message without an event name")
+        if event == "media":
+            return await self._caller_audio_frame(_media_payload(message))
+        if event == "dtmf":
+            return InputDTMFFrame(_dtmf_key(message))
+        if event == "mark":
+            waiter = self._marks.get(_mark_name(message))
             if waiter:
                 waiter.set()
-            return None
-        return await super().deserialize(data)
+        # connected, start, stop, and events Twilio may add: nothing for the pipeline.
+        return None
 
     async def _caller_audio_frame(self, ulaw: bytes) -> InputAudioRawFrame | None:
         self._caller_audio += await ulaw_to_pcm(
@@ -241,8 +277,10 @@ def _parse(data: str | bytes) -> dict[str, Any]:
         raise _Malformed(f"{len(data)}-byte message")
     try:
         message = json.loads(data)
-    except json.JSONDecodeError:
+    except ValueError:  # JSONDecodeError, or an integer too long for int()
         raise _Malformed("message that is not JSON") from None
+    except RecursionError:
+        raise _Malformed("JSON message nested too deeply") from None
     if not isinstance(message, dict):
         raise _Malformed("JSON message that is not an object")
     return message
@@ -258,3 +296,21 @@ def _media_payload(message: dict[str, Any]) -> bytes:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise _Malformed("media message whose payload is not base64") from None
+
+
+def _dtmf_key(message: dict[str, Any]) -> KeypadEntry:
+    """The key of a ``dtmf`` message (Twilio sends one of 0-9, * and #)."""
+    dtmf = message.get("dtmf")
+    digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
+    if not isinstance(digit, str) or digit not in _KEYS:
+        raise _Malformed("dtmf message without a keypad digit")
+    return KeypadEntry(digit)
+
+
+def _mark_name(message: dict[str, Any]) -> str:
+    """The name of a ``mark`` message: the name the bot gave the mark it sent."""
+    mark = message.get("mark")
+    name = mark.get("name") if isinstance(mark, dict) else None
+    if not isinstance(name, str):
+        raise _Malformed("mark message without a name")
+    return name

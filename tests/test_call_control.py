@@ -3,10 +3,14 @@
 import asyncio
 import time
 import xml.etree.ElementTree as ET
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bot_runtime.call_summaries import BRIEF_INSTRUCTION
 from bot_runtime.settings import DEFAULT_GREETING
+from bot_runtime.twilio_stream import HANG_UP_TIMEOUT_SECS
 from testkit.caller_audio import AUDIO, caller_line
+from testkit.fakes import NoChoices, Reply, ToolCall
 from testkit.scenario import (
     INBOUND,
     RECORDING_CALLBACK,
@@ -17,6 +21,7 @@ from testkit.scenario import (
     call_record,
     hear_greeting,
     rest_requests_for,
+    scripted_reply,
     wait_for_redirect,
     wait_until,
 )
@@ -90,6 +95,51 @@ async def test_transfer_tool_redirects_the_call_briefs_the_person_and_never_hang
     record = await call_record(records, caller.call_sid)
     assert (record["ended_reason"], record["ended_detail"]) == ("transfer", "transfer_call tool")
     assert (record["transfer_to"], record["transfer_summary"]) == (TRANSFER_NUMBER, brief)
+
+
+def brief_without_choices(request: dict[str, Any]) -> Reply | ToolCall | NoChoices:
+    """The fake LLM's usual answers, but a completion with no choices for the transfer brief."""
+    if request["messages"][0].get("content") == BRIEF_INSTRUCTION:
+        return NoChoices()
+    return scripted_reply(request)
+
+
+async def test_a_transfer_whose_brief_redirect_and_hang_up_all_fail_still_ends_the_call(
+    bots, fakes, records
+):
+    """The LLM answers the brief with no choices, Twilio answers the redirect with an HTML
+    page and never answers the hang-up that follows: the call still ends, its record sent."""
+    fakes.openai.responder = brief_without_choices
+    fakes.deepgram.transcripts.append(caller_line("human"))
+    async with answered_call(bots.control, fakes) as caller:
+        fakes.twilio.garble_redirects_of(caller.call_sid)
+        fakes.twilio.leave_hang_ups_unanswered(caller.call_sid)
+        await hear_greeting(caller, timeout_secs=15)
+        await caller.say(AUDIO / "human.wav")
+        await wait_for_redirect(fakes, caller.call_sid, timeout_secs=15)
+        # The redirect's answer is no Twilio answer: the bot gives up on it and hangs up...
+        await wait_until(
+            lambda: (caller.call_sid, {"Status": "completed"}) in fakes.twilio.updates,
+            timeout_secs=3,
+            what="the hang-up request",
+        )
+        # ...and, that unanswered too, ends the call's stream all the same.
+        await caller.wait_closed(timeout=HANG_UP_TIMEOUT_SECS + 3)
+    redirect, hang_up = [form for sid, form in fakes.twilio.updates if sid == caller.call_sid]
+    # The brief the LLM could not write gave way to the caller's own words.
+    brief = dialled_with_a_brief(redirect["Twiml"])
+    assert brief.startswith("The caller said: ")
+    assert brief.removeprefix("The caller said: ") in caller_line("human")
+    logged = [
+        await bots.control.wait_for_log(f"[{caller.call_sid}] {start}")
+        for start in ("Transfer brief not written", "Ending the call at once", "Twilio did not")
+    ]
+    assert "(IndexError)" in logged[0]
+    assert "the transfer failed (JSONDecodeError: " in logged[1]
+    assert f"answer the hang-up within {HANG_UP_TIMEOUT_SECS:g} s" in logged[2]
+    assert "A side task of the call failed" not in bots.control.logs()
+    record = await call_record(records, caller.call_sid)
+    assert (record["ended_reason"], record["transfer_to"]) == ("transfer", None)
 
 
 async def test_keypad_zero_transfers_at_any_time(bots, fakes, records):

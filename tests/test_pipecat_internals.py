@@ -50,6 +50,7 @@ PRIVATE_NAMES = [
     (LocalSmartTurnAnalyzerV3, "_log_data", "turn_taking.SharedSmartTurn"),
     (LocalSmartTurnAnalyzerV3, "_predict_endpoint", "turn_taking.prepare_models"),
     (TwilioFrameSerializer, "_hangup_attempted", "twilio_stream.GuardedTwilioSerializer"),
+    (TwilioFrameSerializer, "_hang_up_call", "twilio_stream.GuardedTwilioSerializer"),
     (STTService, "_user_id", "local_services.LocalWhisperSTTService.run_stt"),
     (TTSService, "_text_aggregator", "local_services.LocalPiperTTSService"),
     (TTSService, "_text_aggregator", "first_phrase.CartesiaPhraseFirstTTS"),

@@ -5,7 +5,15 @@ import json
 
 from testkit.caller_audio import AUDIO, caller_line
 from testkit.media_stream import TEST_ACCOUNT_SID
-from testkit.scenario import AUTH_TOKEN, CALLER_NUMBER, INBOUND, STREAM_SECRET, hear_greeting
+from testkit.scenario import (
+    AUTH_TOKEN,
+    CALLER_NUMBER,
+    INBOUND,
+    STREAM_SECRET,
+    hear_greeting,
+    user_text,
+    wait_until,
+)
 from testkit.simulated_caller import SimulatedCaller
 
 
@@ -81,6 +89,9 @@ async def test_malformed_messages_mid_call_are_dropped_and_the_call_goes_on(bots
             '{"event": "media", "streamSid": "x", "media": {"payload": "%%%not-base64"}}',
             '{"event": "media", "media": {}}',
             '{"event": "surprise"}',
+            '{"event": "mark", "mark": {"name": [1]}}',
+            '{"event": "dtmf", "dtmf": null}',
+            '{"event": "dtmf", "dtmf": "5"}',
             '{"event": "media", "media": {"payload": "'
             + base64.b64encode(b"x" * 800_000).decode()
             + '"}}',
@@ -89,6 +100,13 @@ async def test_malformed_messages_mid_call_are_dropped_and_the_call_goes_on(bots
             await caller.send_raw(message)
         spoken = await caller.say(AUDIO / "order_number.wav")
         await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=10)
+        # The keypad still reaches the LLM after the malformed key presses.
+        await caller.press("42#")
+        await wait_until(
+            lambda: any("Keypad: 42#" in user_text(r) for r in fakes.openai.requests),
+            timeout_secs=10,
+            what="the key presses at the LLM",
+        )
         assert not caller.closed_by_server
     log = bots.standard.logs()
     call_lines = [line for line in log.splitlines() if caller.call_sid in line]

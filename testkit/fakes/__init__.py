@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from .cartesia import CartesiaContext, FakeCartesia
 from .deepgram import DeepgramSession, FakeDeepgram
-from .openai import FakeOpenAI, Reply, ToolCall
+from .openai import FakeOpenAI, NoChoices, Reply, ToolCall
 from .timing import CartesiaTiming, DeepgramTiming, OpenAITiming, ServiceTiming
 from .twilio_rest import FakeTwilio
 
@@ -45,6 +45,7 @@ __all__ = [
     "FakeOpenAI",
     "FakeTwilio",
     "Fakes",
+    "NoChoices",
     "OpenAITiming",
     "Reply",
     "ServiceTiming",

@@ -34,7 +34,12 @@ class ToolCall:
     arguments: dict[str, Any] = field(default_factory=dict)
 
 
-Response = Reply | ToolCall
+@dataclass(frozen=True)
+class NoChoices:
+    """A completion whose ``choices`` list is empty, as a faulty compatible server sends."""
+
+
+Response = Reply | ToolCall | NoChoices
 
 
 def _error(status: int, message: str, *, code: str | None, param: str | None = None):
@@ -202,11 +207,15 @@ class _Completion:
             self.arguments = json.dumps(response.arguments)
             self.finish_reason = "tool_calls"
             self.completion_tokens = _count_tokens(response.name + self.arguments)
+        elif isinstance(response, NoChoices):
+            self.completion_tokens = 0
         else:
             self.finish_reason = "stop"
             self.completion_tokens = _count_tokens(response.text)
 
     def whole(self) -> dict[str, Any]:
+        if isinstance(self.response, NoChoices):
+            return self._envelope("chat.completion", []) | {"usage": self._usage()}
         message: dict[str, Any] = {"role": "assistant", "refusal": None, "annotations": []}
         if isinstance(self.response, ToolCall):
             message["content"] = None
@@ -222,6 +231,8 @@ class _Completion:
         return self._envelope("chat.completion", [choice]) | {"usage": self._usage()}
 
     def chunks(self) -> list[dict[str, Any]]:
+        if isinstance(self.response, NoChoices):
+            return [self._envelope("chat.completion.chunk", []) | {"usage": self._usage()}]
         if isinstance(self.response, ToolCall):
             first = {"role": "assistant", "content": None, "refusal": None}
             first["tool_calls"] = [self._tool_call("")]

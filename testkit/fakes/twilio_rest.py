@@ -1,5 +1,6 @@
 """A fake Twilio REST API on 127.0.0.1: create, fetch and update calls, start recordings."""
 
+import asyncio
 import base64
 import binascii
 import re
@@ -86,8 +87,9 @@ class FakeTwilio:
 
     Basic auth is checked against the account SID + auth token and, when given, an
     API key + secret, as Twilio does. Tests steer it per To number with
-    ``script_calls_to`` (e.g. busy, no-answer) and ``fail_calls_to`` (e.g. 21215), and
-    pre-register calls (an inbound caller) with ``register_call``. Everything that
+    ``script_calls_to`` (e.g. busy, no-answer) and ``fail_calls_to`` (e.g. 21215),
+    pre-register calls (an inbound caller) with ``register_call``, and break one call's
+    updates with ``garble_redirects_of`` and ``leave_hang_ups_unanswered``. Everything that
     arrives is in ``requests``; ``creates``, ``hangups``, ``updates`` and
     ``recordings`` are the views tests assert on.
     """
@@ -114,6 +116,8 @@ class FakeTwilio:
         self._scripts: dict[str, tuple[Sequence[str], float]] = {}
         self._errors: dict[str, tuple[int, int, str]] = {}
         self._answered_by: dict[str, str] = {}
+        self._garbled_redirects: set[str] = set()
+        self._unanswered_hang_ups: set[str] = set()
         self._runner: web.AppRunner | None = None
 
     # -- steering -------------------------------------------------------------------
@@ -148,6 +152,15 @@ class FakeTwilio:
         self.calls[sid] = FakeCall(sid, to, from_, direction, (status,), self.step_secs)
         return sid
 
+    def garble_redirects_of(self, call_sid: str) -> None:
+        """Answer a redirect of the call with 200 and an HTML page, not carrying it out (as a
+        proxy in the way would)."""
+        self._garbled_redirects.add(call_sid)
+
+    def leave_hang_ups_unanswered(self, call_sid: str) -> None:
+        """Take a hang-up request of the call and never answer it (nor hang up)."""
+        self._unanswered_hang_ups.add(call_sid)
+
     # -- what tests assert on -------------------------------------------------------
 
     @property
@@ -171,7 +184,8 @@ class FakeTwilio:
         app.router.add_get(calls + "/{sid}.json", self._fetch_call)
         app.router.add_post(calls + "/{sid}.json", self._update_call)
         app.router.add_post(calls + "/{sid}/Recordings.json", self._start_recording)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A request left unanswered ends when its client gives up on it.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         return self
@@ -222,6 +236,12 @@ class FakeTwilio:
         call = self.calls[request.match_info["sid"]]
         form = request[_FORM]
         self.updates.append((call.sid, form))
+        if call.sid in self._garbled_redirects and "Twiml" in form:
+            return web.Response(
+                text="<html><body>Bad gateway</body></html>", content_type="text/html"
+            )
+        if call.sid in self._unanswered_hang_ups and form.get("Status") == "completed":
+            await asyncio.Event().wait()
         if form.get("Status") in ("completed", "canceled"):
             call.ended_as = form["Status"]
             if form["Status"] == "completed":
