@@ -3,9 +3,11 @@
 import asyncio
 from urllib.parse import urlencode
 
+import aiohttp
 from loguru import logger
 from pipecat.frames.frames import EndWorkerFrame
 from pipecat.pipeline.worker import PipelineWorker
+from twilio.base.exceptions import TwilioRestException
 
 from bot_runtime import call_control
 from bot_runtime.call_ending import CallEnding, EndedReason, run_ending
@@ -16,8 +18,13 @@ from bot_runtime.playout import Playout
 from bot_runtime.prompts import Prompt
 from bot_runtime.settings import BotSettings
 from bot_runtime.side_tasks import SideTasks
-from bot_runtime.twilio_rest import REST_ERRORS, describe_rest_error
+from bot_runtime.twilio_rest import describe_rest_error
 from bot_runtime.twilio_stream import GuardedTwilioSerializer
+
+# What proves the redirect did not happen: Twilio refused it, or it never reached Twilio. After
+# anything else (a timeout, a dropped connection, an answer that is not Twilio's) the call may
+# be on its new leg, and hanging it up would drop the caller from the transfer.
+NOT_REDIRECTED = (TwilioRestException, aiohttp.ClientConnectorError)
 
 
 class Transfer:
@@ -76,10 +83,19 @@ class Transfer:
                 number=self.number,
                 whisper_url=whisper_url,
             )
-        except REST_ERRORS as error:
+        except NOT_REDIRECTED as error:
             logger.error(f"Transfer to {mask(self.number)} failed: {describe_rest_error(error)}")
             await self._playout.play(Prompt.CALL_BACK)
             await self._worker.queue_frame(EndWorkerFrame(reason="transfer failed"))
+            return
+        except Exception as error:  # The request went out; whether Twilio acted is unknown.
+            logger.error(
+                f"Transfer to {mask(self.number)} unconfirmed ({describe_rest_error(error)}): "
+                "letting the call go without a hang-up (if it was not redirected, the "
+                "stream's close ends it)"
+            )
+            self._serializer.release_call()
+            await self._worker.queue_frame(EndWorkerFrame(reason="transfer unconfirmed"))
             return
         self._record.transfer_to = self.number
         self._serializer.release_call()

@@ -8,7 +8,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from bot_runtime.call_summaries import BRIEF_INSTRUCTION
 from bot_runtime.settings import DEFAULT_GREETING
-from bot_runtime.twilio_stream import HANG_UP_TIMEOUT_SECS
 from testkit.caller_audio import AUDIO, caller_line
 from testkit.fakes import NoChoices, Reply, ToolCall
 from testkit.scenario import (
@@ -104,39 +103,31 @@ def brief_without_choices(request: dict[str, Any]) -> Reply | ToolCall | NoChoic
     return scripted_reply(request)
 
 
-async def test_a_transfer_whose_brief_redirect_and_hang_up_all_fail_still_ends_the_call(
+async def test_a_transfer_whose_brief_fails_and_redirect_goes_unconfirmed_ends_the_call(
     bots, fakes, records
 ):
-    """The LLM answers the brief with no choices, Twilio answers the redirect with an HTML
-    page and never answers the hang-up that follows: the call still ends, its record sent."""
+    """The LLM answers the brief with no choices, and Twilio's answer to the redirect is an
+    HTML page: the caller is still transferred with their own words as the brief, and the
+    bot lets the call go without a hang-up (which would drop a caller already redirected)."""
     fakes.openai.responder = brief_without_choices
     fakes.deepgram.transcripts.append(caller_line("human"))
     async with answered_call(bots.control, fakes) as caller:
         fakes.twilio.garble_redirects_of(caller.call_sid)
-        fakes.twilio.leave_hang_ups_unanswered(caller.call_sid)
         await hear_greeting(caller, timeout_secs=15)
         await caller.say(AUDIO / "human.wav")
         await wait_for_redirect(fakes, caller.call_sid, timeout_secs=15)
-        # The redirect's answer is no Twilio answer: the bot gives up on it and hangs up...
-        await wait_until(
-            lambda: (caller.call_sid, {"Status": "completed"}) in fakes.twilio.updates,
-            timeout_secs=3,
-            what="the hang-up request",
-        )
-        # ...and, that unanswered too, ends the call's stream all the same.
-        await caller.wait_closed(timeout=HANG_UP_TIMEOUT_SECS + 3)
-    redirect, hang_up = [form for sid, form in fakes.twilio.updates if sid == caller.call_sid]
+        await caller.wait_closed(timeout=5)
+    (redirect,) = [form for sid, form in fakes.twilio.updates if sid == caller.call_sid]
     # The brief the LLM could not write gave way to the caller's own words.
     brief = dialled_with_a_brief(redirect["Twiml"])
     assert brief.startswith("The caller said: ")
     assert brief.removeprefix("The caller said: ") in caller_line("human")
     logged = [
         await bots.control.wait_for_log(f"[{caller.call_sid}] {start}")
-        for start in ("Transfer brief not written", "Ending the call at once", "Twilio did not")
+        for start in ("Transfer brief not written", "Transfer to ")
     ]
     assert "(IndexError)" in logged[0]
-    assert "the transfer failed (JSONDecodeError: " in logged[1]
-    assert f"answer the hang-up within {HANG_UP_TIMEOUT_SECS:g} s" in logged[2]
+    assert "unconfirmed (JSONDecodeError: " in logged[1]
     assert "A side task of the call failed" not in bots.control.logs()
     record = await call_record(records, caller.call_sid)
     assert (record["ended_reason"], record["transfer_to"]) == ("transfer", None)

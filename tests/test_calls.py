@@ -4,6 +4,7 @@ import asyncio
 import time
 
 from bot_runtime.settings import DEFAULT_GOODBYE, DEFAULT_GREETING, DEFAULT_SILENCE_PROMPT
+from bot_runtime.twilio_stream import HANG_UP_TIMEOUT_SECS
 from testkit.bot_server import REPO, start_bot_server
 from testkit.caller_audio import AUDIO, caller_line
 from testkit.fakes import Reply
@@ -118,6 +119,27 @@ async def test_end_call_plays_the_goodbye_then_hangs_up_once(bots, fakes, record
     said = " ".join(t["text"] for t in turns if t["role"] == "caller")
     assert said == caller_line("goodbye")
     assert [t["at_secs"] for t in turns] == sorted(t["at_secs"] for t in turns)
+
+
+async def test_a_hang_up_twilio_never_answers_still_ends_the_call_and_sends_its_record(
+    bots, fakes, records
+):
+    fakes.deepgram.transcripts.append(caller_line("goodbye"))
+    async with answered_call(bots.standard, fakes) as caller:
+        fakes.twilio.leave_hang_ups_unanswered(caller.call_sid)
+        await hear_greeting(caller)
+        await caller.say(AUDIO / "goodbye.wav")
+        await wait_until(
+            lambda: (caller.call_sid, {"Status": "completed"}) in fakes.twilio.updates,
+            timeout_secs=20,
+            what="the hang-up request",
+        )
+        # pipecat's own request would wait 300 s (aiohttp's default) before the stream closed.
+        await caller.wait_closed(timeout=HANG_UP_TIMEOUT_SECS + 3)
+    line = await bots.standard.wait_for_log(f"[{caller.call_sid}] Twilio did not answer")
+    assert f"within {HANG_UP_TIMEOUT_SECS:g} s" in line
+    record = await call_record(records, caller.call_sid)
+    assert record["ended_reason"] == "end_call"
 
 
 async def test_caller_hang_up_stops_the_call_without_a_rest_request(bots, fakes, records):
