@@ -72,6 +72,12 @@ def parse_args() -> argparse.Namespace:
         "%(default)s; 0: skip)",
     )
     parser.add_argument(
+        "--fresh-without-bytecode",
+        action="store_true",
+        help="start those fresh processes with no compiled bytecode to read or write, as from "
+        "an image built without UV_COMPILE_BYTECODE: every first import compiles its source",
+    )
+    parser.add_argument(
         "--fresh-only",
         action="store_true",
         help="only time the first call of fresh processes (see --fresh-starts)",
@@ -233,15 +239,17 @@ async def measure_fresh_starts_of_each_bot(
         scripts["baseline"] = args.baseline_bot.resolve()
     for name, script in scripts.items():
         env = bot_env(fakes, keyless=args.local) | (args.baseline_env if name == "baseline" else {})
+        if args.fresh_without_bytecode:
+            env |= {
+                "PYTHONPYCACHEPREFIX": str(work / "no-bytecode"),
+                "PYTHONDONTWRITEBYTECODE": "1",
+            }
         for entry in ENTRIES:
             fresh = await measure_fresh_starts(
                 script, env, fakes, entry=entry, starts=args.fresh_starts, calls=3, work=work
             )
-            figures = fresh.figures(entry)
-            report.add_fresh(name, figures)
-            print(
-                f"{name:>9} | fresh {entry}: " + ", ".join(f"{k} {v}" for k, v in figures.items())
-            )
+            report.add_fresh(name, fresh.figures(entry))
+            print(f"{name:>9} | {args.fresh_starts} fresh processes, {entry} | {fresh}", flush=True)
 
 
 async def measure_load(args: argparse.Namespace, report: Report) -> None:

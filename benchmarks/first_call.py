@@ -29,6 +29,13 @@ class FreshStarts:
     first_loop_lag_secs: list[float] = field(default_factory=list)
     later_loop_lag_secs: list[float] = field(default_factory=list)
 
+    def __str__(self) -> str:
+        figures = list(self.figures("").values())
+        return (
+            f"greeting: 1st call {figures[0]} ms, later calls {figures[1]} ms (medians)"
+            f" | loop lag max: 1st call {figures[2]} ms, later calls {figures[3]} ms"
+        )
+
     def figures(self, entry: str) -> dict[str, float | None]:
         """Medians of the greetings, the worst loop block; ``entry`` names the keys."""
         return {
