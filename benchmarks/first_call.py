@@ -30,10 +30,12 @@ class FreshStarts:
     later_loop_lag_secs: list[float] = field(default_factory=list)
 
     def __str__(self) -> str:
-        figures = list(self.figures("").values())
+        first, later, first_lag, later_lag = (
+            "-" if value is None else f"{value:g} ms" for value in self.figures("").values()
+        )
         return (
-            f"greeting: 1st call {figures[0]} ms, later calls {figures[1]} ms (medians)"
-            f" | loop lag max: 1st call {figures[2]} ms, later calls {figures[3]} ms"
+            f"greeting: 1st call {first}, later calls {later} (medians)"
+            f" | loop lag max: 1st call {first_lag}, later calls {later_lag}"
         )
 
     def figures(self, entry: str) -> dict[str, float | None]:

@@ -236,6 +236,8 @@ class Report:
         header = ["figure", *bots] + (["times better"] if ratios else [])
         rows = [header]
         for key, label, unit, _ in self.rows():
+            if all(self.headline(bot).get(key) is None for bot in bots):
+                continue  # Not measured in this run (e.g. --fresh-only, --fresh-starts 0).
             cells = [label]
             for bot in bots:
                 value = self.headline(bot).get(key)

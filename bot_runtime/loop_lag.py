@@ -53,7 +53,8 @@ def stop_watching(lag: LoopLag) -> float:
             f"The event loop was blocked for {lag.longest_secs * 1000:.0f} ms"
             f" ({lag.longest_at_secs:.1f} s into the call): every call on this process"
             " went silent meanwhile. Look for blocking code (time.sleep, a synchronous HTTP"
-            " client or database driver), e.g. in agent_tools.py"
+            " client or database driver, e.g. in agent_tools.py), or a CPU too busy to run"
+            " the process"
         )
     return lag.longest_secs
 

@@ -62,9 +62,9 @@ def warm_up_openai_sdk() -> bool:
 
     The SDK and its HTTP stack import and build most of what a request needs on
     first use: that made the first caller's first answer about 35 ms slower than
-    any later one, and the first transfer brief or post-call analysis (a request
-    without streaming, with its own response types) held the event loop 10-15 ms
-    more. This does both at start-up, in a thread of its own so that it works
+    any later one, and the process's first transfer brief or post-call analysis (a
+    request without streaming, with response types of its own) held the event loop
+    again. This does both at start-up, in a thread of its own so that it works
     whether or not the importer already runs an event loop. Returns whether it
     worked; a failure only costs the first call that time.
     """

@@ -54,7 +54,7 @@ async def twilio_client(
         await client.http_client.close()
 
 
-def warm_up_twilio_sdk() -> None:
+def warm_up_twilio_sdk() -> bool:
     """Do now, offline, what the SDK does on a process's first client: load its REST resources.
 
     A client imports Twilio's whole Account API (every resource under it) the first
@@ -65,7 +65,8 @@ def warm_up_twilio_sdk() -> None:
     the resources they use, sending nothing; reaching them, rather than importing
     a list of modules, stays right when an SDK release moves them. An event loop of
     its own, in a thread: the SDK's async HTTP client needs a running loop, and the
-    importer may or may not be running one already.
+    importer may or may not be running one already. Returns whether it worked; a
+    failure only costs the first call that time.
     """
 
     async def walk() -> None:
@@ -77,12 +78,15 @@ def warm_up_twilio_sdk() -> None:
     def run() -> None:
         try:
             asyncio.run(walk())
+            worked.append(True)
         except Exception as error:  # Never worth stopping the bot for.
             logger.warning(f"Could not warm up the Twilio SDK: {error!r}")
 
+    worked: list[bool] = []
     thread = threading.Thread(target=run, name="twilio-warm-up")
     thread.start()
     thread.join()
+    return bool(worked)
 
 
 def rest_error_code(error: BaseException) -> int | None:
