@@ -249,7 +249,7 @@ async def measure_fresh_starts_of_each_bot(
                 script, env, fakes, entry=entry, starts=args.fresh_starts, calls=3, work=work
             )
             report.add_fresh(name, fresh.figures(entry))
-            print(f"{name:>9} | {args.fresh_starts} fresh processes, {entry} | {fresh}", flush=True)
+            print(f"{name:>9} | {entry}, fresh starts: {args.fresh_starts} | {fresh}", flush=True)
 
 
 async def measure_load(args: argparse.Namespace, report: Report) -> None:
