@@ -10,8 +10,9 @@ import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from benchmarks.bots import REPO, RunningBot, loopback_fakes, new_call, start_bots
+from benchmarks.bots import REPO, RunningBot, bot_env, loopback_fakes, new_call, start_bots
 from benchmarks.calls import HEARD, CallPlan
+from benchmarks.first_call import ENTRIES, measure_fresh_starts
 from benchmarks.load import StepResult, run_step
 from benchmarks.process_usage import rss_bytes
 from benchmarks.report import Report, machine_facts, plot
@@ -61,6 +62,25 @@ def parse_args() -> argparse.Namespace:
         choices=["this", "reference", "both"],
         default="both",
         help="this bot, the `pipecat init` reference bot, or both (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fresh-starts",
+        type=int,
+        default=3,
+        help="fresh processes per bot and entry (development runner, Pipecat Cloud's) whose "
+        "first call, its caller looked up, is timed against the next ones (default: "
+        "%(default)s; 0: skip)",
+    )
+    parser.add_argument(
+        "--fresh-without-bytecode",
+        action="store_true",
+        help="start those fresh processes with no compiled bytecode to read or write, as from "
+        "an image built without UV_COMPILE_BYTECODE: every first import compiles its source",
+    )
+    parser.add_argument(
+        "--fresh-only",
+        action="store_true",
+        help="only time the first call of fresh processes (see --fresh-starts)",
     )
     parser.add_argument(
         "--timing",
@@ -124,6 +144,7 @@ def parse_args() -> argparse.Namespace:
     if args.local:
         # The local models serve calls one at a time: no load steps, no side-by-side CPU.
         args.bots, args.steps, args.cpu_rounds, args.timing = "this", [1], 0, "instant"
+        args.fresh_starts = 0  # Each start loads the models: minutes, for a figure of its own.
     else:
         if args.baseline_bot:
             args.bots += ",baseline"
@@ -145,6 +166,7 @@ async def measure_step(
             new_call=lambda: new_call(fakes),
             calls=calls,
             sequential=sequential,
+            bot_log=bot.server.logs if bot.logs_call_summaries else None,
         ),
         STEP_TIMEOUT_SECS,
     )
@@ -198,7 +220,7 @@ async def benchmark(args: argparse.Namespace) -> list[Report]:
         ("real", "Real timing: what callers feel", measure_real_timing),
     ]
     for timing, title, measure in runs:
-        if args.timing not in ("both", timing):
+        if args.timing not in ("both", timing) or (args.fresh_only and timing == "real"):
             continue
         report = Report(machine=machine_facts(), options=options, timing=timing)
         print(report.machine_line(), flush=True)
@@ -208,12 +230,40 @@ async def benchmark(args: argparse.Namespace) -> list[Report]:
     return reports
 
 
+async def measure_fresh_starts_of_each_bot(
+    args: argparse.Namespace, fakes: Fakes, report: Report, work: Path
+) -> None:
+    """The first call of fresh processes against the later ones, for this bot (and baseline)."""
+    scripts = {"this": args.this_bot.resolve()}
+    if args.baseline_bot:
+        scripts["baseline"] = args.baseline_bot.resolve()
+    for name, script in scripts.items():
+        env = bot_env(fakes, keyless=args.local) | (args.baseline_env if name == "baseline" else {})
+        if args.fresh_without_bytecode:
+            env |= {
+                "PYTHONPYCACHEPREFIX": str(work / "no-bytecode"),
+                "PYTHONDONTWRITEBYTECODE": "1",
+            }
+        for entry in ENTRIES:
+            fresh = await measure_fresh_starts(
+                script, env, fakes, entry=entry, starts=args.fresh_starts, calls=3, work=work
+            )
+            report.add_fresh(name, fresh.figures(entry))
+            print(f"{name:>9} | {entry}, fresh starts: {args.fresh_starts} | {fresh}", flush=True)
+
+
 async def measure_load(args: argparse.Namespace, report: Report) -> None:
-    """Zero-delay fakes: latency one call at a time, the load steps, CPU side by side."""
+    """Zero-delay fakes: first calls of fresh processes, latency one call at a time, the load
+    steps, CPU side by side."""
     plan = CallPlan.default()
-    deadline = time.monotonic() + args.budget_secs
     async with loopback_fakes(ServiceTiming.instant()) as fakes, AsyncExitStack() as stack:
         work = work_dir(args, stack, "instant")
+        if args.fresh_starts > 0:
+            await measure_fresh_starts_of_each_bot(args, fakes, report, work)
+        if args.fresh_only:
+            report.finish()
+            return
+        deadline = time.monotonic() + args.budget_secs
         bots = await start_bots(args, fakes, stack, work)
         for name, bot in bots.items():
             report.startup_rss_mib[name] = rss_bytes(bot.server.process.pid) / 2**20

@@ -91,6 +91,7 @@ class RunningBot:
     server: BotServer
     rss: PeakRss
     within_capacity: bool = True
+    logs_call_summaries: bool = True  # The reference bot logs none.
 
 
 async def start_bots(
@@ -118,5 +119,5 @@ async def start_bots(
         rss = PeakRss(server.process.pid)
         sampler = asyncio.ensure_future(rss.sample_forever())
         stack.callback(sampler.cancel)
-        bots[name] = RunningBot(server, rss)
+        bots[name] = RunningBot(server, rss, logs_call_summaries=name != "reference")
     return bots

@@ -46,7 +46,7 @@ class CallPlan:
 
 async def run_call(url: str, plan: CallPlan, *, call_sid: str) -> CallLog:
     """Call the bot at ``url`` and follow ``plan``, timing everything on the caller's side."""
-    result = CallLog()
+    result = CallLog(call_sid=call_sid)
     try:
         async with SimulatedCaller(url, custom_parameters=INBOUND, call_sid=call_sid) as caller:
             call = _Call(caller, result)

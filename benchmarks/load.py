@@ -1,6 +1,7 @@
 """Concurrent calls against one bot process: the caller's figures and the server's costs."""
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,10 @@ HARNESS_LAG_LIMIT_SECS = 0.02
 # cores during a step make its figures suspect; the step says so.
 BACKGROUND_LIMIT_CORES = 0.25
 LAG_TICK_SECS = 0.01
+# The bot logs a call's summary (with its longest event-loop block) a moment after the hang-up.
+SUMMARY_WAIT_SECS = 10.0
+_SUMMARY = re.compile(r"\[(CA\w+)\] Call summary: .*")
+_LOOP_LAG = re.compile(r"loop lag max (\d+) ms")
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -54,6 +59,7 @@ class StepResult:
         turns = [t for r in ok for t in r.turn_secs]
         greetings = [r.greeting_secs for r in ok if r.greeting_secs is not None]
         barge_ins = [r.barge_in_secs for r in ok if r.barge_in_secs is not None]
+        lags = [r.loop_lag_secs for r in self.results if r.loop_lag_secs is not None]
         call_minutes = sum(r.minutes for r in self.results)
         underruns = sum(r.underruns for r in self.results)
         failed = len(self.results) - len(ok)
@@ -69,6 +75,8 @@ class StepResult:
             "barge_in_p50_ms": ms(percentile(barge_ins, 0.5)),
             "barge_in_p95_ms": ms(percentile(barge_ins, 0.95)),
             "underruns": underruns,
+            "loop_lag_max_ms": ms(max(lags, default=None)),
+            "loop_lag_ms_per_call": [ms(r.loop_lag_secs) for r in self.results],
             "cpu_cores_used": round(self.cpu_secs / self.wall_secs, 3),
             "cpu_secs_per_call_minute": round(self.cpu_secs / call_minutes, 3)
             if call_minutes
@@ -105,12 +113,14 @@ async def run_step(
     calls: int,
     sequential: bool = False,
     ramp_secs: float = 2.0,
+    bot_log: Callable[[], str] | None = None,
 ) -> StepResult:
     """Place ``calls`` calls and measure the server meanwhile.
 
     Concurrent calls start spread over ``ramp_secs``, as callers do not all dial
     in the same millisecond; ``sequential`` places them one after another instead.
-    ``new_call`` returns the callSid of a call Twilio knows about.
+    ``new_call`` returns the callSid of a call Twilio knows about. ``bot_log``
+    reads the bot's log, for each call's longest event-loop block.
     """
     lag = _LagMonitor()
     monitor = asyncio.ensure_future(lag.run())
@@ -129,6 +139,10 @@ async def run_step(
             )
     finally:
         monitor.cancel()
+    if bot_log is not None:
+        lags = await loop_lags_of(bot_log, [r.call_sid for r in results])
+        for result in results:
+            result.loop_lag_secs = lags.get(result.call_sid or "")
     rss.sample()
     cpu_secs = cpu_seconds(server_pid) - cpu_before
     harness_secs = time.process_time() - harness_before
@@ -145,6 +159,26 @@ async def run_step(
         peak_rss_bytes=rss.peak_bytes,
         harness_lag_p99_secs=percentile(lag.lags, 0.99) or 0.0,
     )
+
+
+async def loop_lags_of(
+    bot_log: Callable[[], str], call_sids: list[str | None]
+) -> dict[str, float | None]:
+    """Each call's longest event-loop block, from the bot's summary lines once they are logged.
+
+    None for a call the bot logs no summary for in time, or one without the figure.
+    """
+    wanted = {sid for sid in call_sids if sid is not None}
+    found: dict[str, float | None] = {}
+    deadline = time.monotonic() + SUMMARY_WAIT_SECS
+    while True:
+        for summary in _SUMMARY.finditer(bot_log()):
+            if summary.group(1) in wanted:
+                lag = _LOOP_LAG.search(summary.group())
+                found[summary.group(1)] = int(lag.group(1)) / 1000 if lag else None
+        if wanted <= found.keys() or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.05)
 
 
 async def _call_later(url: str, plan: CallPlan, *, call_sid: str, delay: float) -> CallLog:

@@ -23,12 +23,31 @@ ROWS = [
     ("barge_in_p50_ms", "barge-in: speech onset -> bot quiet, p50", "ms", "lower"),
     ("barge_in_p95_ms", "barge-in p95", "ms", "lower"),
     ("underruns", "underruns (gaps > 100 ms), calls one at a time", "", "lower"),
+    ("loop_lag_max_ms", "longest event-loop block in a call, all steps", "ms", "lower"),
     ("llm_requests_per_turn", "LLM requests per caller turn", "", "lower"),
     ("failed_calls", "failed calls, all steps", "", "lower"),
     ("cpu_secs_per_call_minute", "CPU seconds per call-minute", "s", "lower"),
     ("cpu_compared_at_calls", "  measured at concurrent calls", "", None),
     ("peak_rss_mib", "peak RSS", "MiB", "lower"),
     ("capacity", "capacity: concurrent calls", "", "higher"),
+    # A fresh process's first call, its caller looked up (no from_number), against the next
+    # two (median over --fresh-starts processes), for each way the bot is started.
+    (
+        "fresh_dev_runner_first_greeting_ms",
+        "fresh process, dev runner: 1st call's greeting",
+        "ms",
+        "lower",
+    ),
+    ("fresh_dev_runner_later_greeting_ms", "  2nd and 3rd calls' greeting", "ms", None),
+    ("fresh_dev_runner_first_loop_lag_ms", "  1st call's longest loop block (worst)", "ms", None),
+    (
+        "fresh_cloud_first_greeting_ms",
+        "fresh process, Pipecat Cloud entry: 1st call's greeting",
+        "ms",
+        "lower",
+    ),
+    ("fresh_cloud_later_greeting_ms", "  2nd and 3rd calls' greeting", "ms", None),
+    ("fresh_cloud_first_loop_lag_ms", "  1st call's longest loop block (worst)", "ms", None),
 ]
 # The rows a run of calls one after another (the real-timing run) can fill.
 SEQUENTIAL_ROWS = {
@@ -40,6 +59,7 @@ SEQUENTIAL_ROWS = {
     "barge_in_p50_ms",
     "barge_in_p95_ms",
     "underruns",
+    "loop_lag_max_ms",
     "llm_requests_per_turn",
     "failed_calls",
 }
@@ -75,6 +95,8 @@ class Report:
     # Steps run by every bot at the same moment, for CPU per call-minute (see add_cpu_round).
     cpu_rounds: dict[str, list[StepResult]] = field(default_factory=dict)
     startup_rss_mib: dict[str, float] = field(default_factory=dict)
+    # First calls of fresh processes against later ones (see first_call.py), per bot.
+    fresh: dict[str, dict[str, float | None]] = field(default_factory=dict)
     timing: str = "instant"
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     finished_at: str | None = None
@@ -91,6 +113,9 @@ class Report:
         bots measured side by side meet the same machine, so their ratio holds.
         """
         self.cpu_rounds.setdefault(bot, []).append(step)
+
+    def add_fresh(self, bot: str, figures: dict[str, float | None]) -> None:
+        self.fresh.setdefault(bot, {}).update(figures)
 
     def finish(self) -> None:
         self.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -128,7 +153,8 @@ class Report:
         return (
             f"{bot:>9} | {how:>20} | turn p50 {s['turn_p50_ms']} p95 {s['turn_p95_ms']} ms"
             f" | greeting p50 {s['greeting_p50_ms']} | barge-in p50 {s['barge_in_p50_ms']}"
-            f" | underruns {s['underruns']} | failed {s['failed_calls']}"
+            f" | underruns {s['underruns']} | loop lag max {s['loop_lag_max_ms']} ms"
+            f" | failed {s['failed_calls']}"
             f" | CPU {s['cpu_cores_used']} cores, {s['cpu_secs_per_call_minute']} s/call-min"
             f" | RSS {s['peak_rss_mib']} MiB | {verdict}{disturbed}"
         )
@@ -151,14 +177,17 @@ class Report:
             figures["llm_requests_per_turn"] = (
                 round(sequential.llm_requests / turns, 2) if turns else None
             )
+        figures |= self.fresh.get(bot, {})
+        if not steps:  # Only fresh processes' first calls were measured (--fresh-only).
+            return figures | {"capacity": None, "capacity_is_lower_bound": False}
         figures["failed_calls"] = sum(s.summary["failed_calls"] for s in steps)
-        figures["peak_rss_mib"] = max((s.summary["peak_rss_mib"] for s in steps), default=None)
+        lags = [s.summary["loop_lag_max_ms"] for s in steps]
+        figures["loop_lag_max_ms"] = max((lag for lag in lags if lag is not None), default=None)
+        figures["peak_rss_mib"] = max(s.summary["peak_rss_mib"] for s in steps)
         within = [_load(s) for s in steps if s.summary["within_capacity"]]
         figures["capacity"] = max(within, default=0)
         # A capacity equal to the last step tried is a lower bound, not a limit.
-        figures["capacity_is_lower_bound"] = bool(steps) and all(
-            s.summary["within_capacity"] for s in steps
-        )
+        figures["capacity_is_lower_bound"] = all(s.summary["within_capacity"] for s in steps)
         return figures
 
     def ratios(self) -> dict[str, float | None]:
@@ -187,20 +216,28 @@ class Report:
                 bot: {
                     "headline": self.headline(bot),
                     "startup_rss_mib": round(self.startup_rss_mib.get(bot, 0.0), 1),
-                    "steps": [s.summary | {"sequential": s.sequential} for s in steps],
+                    "steps": [
+                        s.summary | {"sequential": s.sequential} for s in self.steps.get(bot, [])
+                    ],
                     "cpu_rounds": [s.summary for s in self.cpu_rounds.get(bot, [])],
                 }
-                for bot, steps in self.steps.items()
+                for bot in self.bots()
             },
             "ratios_times_better": self.ratios(),
         }
 
+    def bots(self) -> list[str]:
+        """Every bot measured, in the order first measured."""
+        return list(dict.fromkeys([*self.fresh, *self.steps]))
+
     def table(self) -> str:
-        bots = list(self.steps)
+        bots = self.bots()
         ratios = self.ratios()
         header = ["figure", *bots] + (["times better"] if ratios else [])
         rows = [header]
         for key, label, unit, _ in self.rows():
+            if all(self.headline(bot).get(key) is None for bot in bots):
+                continue  # Not measured in this run (e.g. --fresh-only, --fresh-starts 0).
             cells = [label]
             for bot in bots:
                 value = self.headline(bot).get(key)

@@ -28,6 +28,7 @@ class CallRecord:
     started_monotonic: float = field(default_factory=time.monotonic)
     greeting_latency_secs: float | None = None
     turn_latencies_secs: list[float] = field(default_factory=list)
+    loop_lag_secs: float | None = None  # The longest the event loop was blocked meanwhile.
     recording_sid: str | None = None
     answered_by: str | None = None
     transfer_to: str | None = None
@@ -134,6 +135,8 @@ class CallRecord:
             p50 = statistics.median(self.turn_latencies_secs) * 1000
             worst = max(self.turn_latencies_secs) * 1000
             parts.append(f"latency p50 {p50:.0f} ms max {worst:.0f} ms")
+        if self.loop_lag_secs is not None:
+            parts.append(f"loop lag max {self.loop_lag_secs * 1000:.0f} ms")
         if self.preemption.started:
             parts.append(
                 f"preemptive replies {self.preemption.started}"
@@ -152,6 +155,7 @@ class CallRecord:
             "greeting_ms": _ms(self.greeting_latency_secs),
             "turn_p50_ms": _ms(statistics.median(turns)) if turns else None,
             "turn_max_ms": _ms(max(turns)) if turns else None,
+            "loop_lag_max_ms": _ms(self.loop_lag_secs),
         }
 
 

@@ -22,6 +22,7 @@ from bot_runtime.call_record import CallRecord
 from bot_runtime.call_webhook import send_after_the_call, send_call_record
 from bot_runtime.deepgram_stt import DeepgramSTT
 from bot_runtime.endings import Endings
+from bot_runtime.loop_lag import stop_watching, watch_loop_lag
 from bot_runtime.no_dead_air import NoDeadAir
 from bot_runtime.playout import Playout
 from bot_runtime.service_watch import LLM, TTS, ServiceWatch
@@ -44,6 +45,8 @@ class PhoneCall:
     def __init__(
         self, websocket: WebSocket, *, start: StreamStart, facts: CallFacts, settings: BotSettings
     ):
+        # First: building the call and its first work (the caller lookup) count as its own.
+        self.loop_lag = watch_loop_lag()
         self._settings = settings
         self._facts = facts
         self._start = start
@@ -141,6 +144,7 @@ class PhoneCall:
             await runner.run()
         finally:
             self.tasks.cancel_all()
+            self.record.loop_lag_secs = stop_watching(self.loop_lag)
             logger.info(self.record.summary(ended_by=self.ending.description))
             if self._settings.call_webhook_url:
                 send_after_the_call(

@@ -41,36 +41,52 @@ class SharedClientOpenAILLMService(OpenAILLMService):
 
 
 # A streamed completion of one chunk, as an OpenAI-compatible server sends it.
-_CANNED_REPLY = (
+_CANNED_STREAM = (
     b'data: {"id": "warm-up", "object": "chat.completion.chunk", "created": 0, "model": "warm-up",'
     b' "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}\n\n'
     b"data: [DONE]\n\n"
 )
+# The same answer whole, as a request without streaming (a transfer brief, an analysis) gets it.
+_CANNED_COMPLETION = (
+    b'{"id": "warm-up", "object": "chat.completion", "created": 0, "model": "warm-up",'
+    b' "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},'
+    b' "finish_reason": "stop"}]}'
+)
+# What the calls' requests carry besides messages: a tool, and the analysis's strict schema.
+_TOOL = {"type": "function", "function": {"name": "warm_up", "parameters": {"type": "object"}}}
+_SCHEMA = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
 
 
 def warm_up_openai_sdk() -> bool:
-    """Stream one canned completion through the SDK from a throwaway loopback server.
+    """Put one streamed and one whole canned completion through the SDK from a loopback server.
 
-    The SDK and its HTTP stack import and build most of what a streamed request
-    needs on first use: that made the first caller's first answer about 35 ms
-    slower than any later one. This does it at start-up, in a thread of its own
-    so that it works whether or not the importer already runs an event loop.
-    Returns whether it worked; a failure only costs the first call those 35 ms.
+    The SDK and its HTTP stack import and build most of what a request needs on
+    first use: that made the first caller's first answer about 35 ms slower than
+    any later one, and the process's first transfer brief or post-call analysis (a
+    request without streaming, with response types of its own) held the event loop
+    again. This does both at start-up, in a thread of its own so that it works
+    whether or not the importer already runs an event loop. Returns whether it
+    worked; a failure only costs the first call that time.
     """
+    answers = [
+        (b"text/event-stream", _CANNED_STREAM),
+        (b"application/json", _CANNED_COMPLETION),
+    ]
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
+        content_type, body = answers.pop(0)
         writer.write(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-            b"content-length: %d\r\nconnection: close\r\n\r\n%s"
-            % (len(_CANNED_REPLY), _CANNED_REPLY)
+            b"HTTP/1.1 200 OK\r\ncontent-type: %s\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (content_type, len(body), body)
         )
         await writer.drain()
         writer.close()
 
-    async def one_completion() -> str:
+    async def completions() -> list[str]:
         server = await asyncio.start_server(answer, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
+        messages = [{"role": "user", "content": "warm up"}]
         async with (
             server,
             AsyncOpenAI(
@@ -78,13 +94,22 @@ def warm_up_openai_sdk() -> bool:
             ) as client,
         ):
             stream = await client.chat.completions.create(
-                model="warm-up", messages=[{"role": "user", "content": "warm up"}], stream=True
+                model="warm-up", messages=messages, tools=[_TOOL], stream=True
             )
-            return "".join([c.choices[0].delta.content or "" async for c in stream])
+            streamed = "".join([c.choices[0].delta.content or "" async for c in stream])
+            whole = await client.chat.completions.create(
+                model="warm-up",
+                messages=messages,
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": "warm_up", "strict": True, "schema": _SCHEMA},
+                },
+            )
+            return [streamed, whole.choices[0].message.content or ""]
 
     def run() -> None:
         try:
-            replies.append(asyncio.run(one_completion()))
+            replies.extend(asyncio.run(completions()))
         except Exception as error:  # Never worth stopping the bot for.
             logger.warning(f"Could not warm up the OpenAI SDK: {error!r}")
 
@@ -92,4 +117,4 @@ def warm_up_openai_sdk() -> bool:
     thread = threading.Thread(target=run, name="sdk-warm-up")
     thread.start()
     thread.join()
-    return replies == ["ok"]
+    return replies == ["ok", "ok"]

@@ -2,12 +2,14 @@
 
 from urllib.parse import urlsplit
 
+import numpy as np
 from loguru import logger
 
 from bot_runtime import noise_filter
 from bot_runtime.prompts import load_prompts
 from bot_runtime.services import prepare_services
 from bot_runtime.settings import LOCAL, BotSettings
+from bot_runtime.twilio_rest import warm_up_twilio_sdk
 
 
 def prepare(settings: BotSettings) -> None:
@@ -18,6 +20,11 @@ def prepare(settings: BotSettings) -> None:
     """
     load_prompts()
     prepare_services(settings)
+    if not settings.twilio.missing_credentials:  # Without them no call reaches the REST API.
+        warm_up_twilio_sdk()
+    # numpy imports numpy.ma the first time it takes a percentile, as the barge-in check does
+    # with the caller's speech level: that held the loop on the first barge-in of the process.
+    np.percentile(np.zeros(2), 90)
     logger.info(describe(settings))
     noise_filter.announce()
     if settings.agent.analysis and settings.llm_provider == LOCAL:

@@ -10,8 +10,11 @@ class CallLog:
 
     ``turn_secs`` holds each reply's latency, from the end of the caller's words to
     the bot's first audio after them. ``error`` says why a call failed.
+    ``loop_lag_secs``, from the bot's own log, is the longest its event loop was
+    blocked during the call (None when the bot does not say).
     """
 
+    call_sid: str | None = None
     started_at: float = field(default_factory=time.monotonic)
     ended_at: float | None = None
     greeting_secs: float | None = None
@@ -21,6 +24,7 @@ class CallLog:
     underruns: int = 0
     ended: str = "the caller hung up"
     error: str | None = None
+    loop_lag_secs: float | None = None
 
     @property
     def minutes(self) -> float:

@@ -53,6 +53,20 @@ method = "GET"
 type = "string"
 required = true
 """
+# A Python tool written with a blocking call, which the agent_tools.py template warns against:
+# it holds the bot's event loop, and every call on the process goes silent meanwhile.
+BLOCKING_TOOL = """
+import time
+
+from bot_runtime.python_tools import CallInfo, tool
+
+
+@tool
+async def stuck_lookup(call: CallInfo) -> str:
+    \"\"\"A lookup that blocks the event loop.\"\"\"
+    time.sleep(0.4)
+    return "found"
+"""
 # What the caller says (the fake STT's transcript) -> the tool the fake LLM calls.
 ROUTES = {
     "order 4567": ToolCall("lookup_order", {"order_id": "4567"}),
@@ -62,6 +76,7 @@ ROUTES = {
     "broken": ToolCall("broken_lookup"),
     "offline": ToolCall("offline_lookup"),
     "garbled": ToolCall("garbled_lookup", {"order_id": "1"}),
+    "stuck": ToolCall("stuck_lookup"),
 }
 
 
@@ -99,6 +114,7 @@ async def order_desk(fakes, orders_api, records, tmp_path_factory):
     """Two bots on the fakes: the repo's example agent, and one with tools that fail."""
     folder = tmp_path_factory.mktemp("agents")
     (folder / "agent.toml").write_text(FAILING_TOOLS)
+    (folder / "agent_tools.py").write_text(BLOCKING_TOOL)
     env = (
         bot_env(fakes)
         | TWILIO_CREDENTIALS
@@ -258,8 +274,21 @@ async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, o
             # The caller heard the LLM say so; nothing was left hanging.
             assert "could not be done now" in fakes.cartesia.said[-1], words
             assert waited < 2.5, words
+        # A tool that blocks the event loop, twice: the operator is told once, at the end.
+        for _ in range(2):
+            await ask(caller, fakes, "It is stuck")
+            assert last_tool_result(fakes) == "found"
     # A GET tool sends the arguments and the call's sid as query parameters.
     (request,) = orders_api.requests_to("/garbled")
     assert request.method == "GET"
     assert request.query == {"order_id": "1", "call_sid": caller.call_sid}
+    summary = await failing.wait_for_log(f"[{caller.call_sid}] Call summary:")
+    warnings = [
+        line
+        for line in failing.logs().splitlines()
+        if f"[{caller.call_sid}] The event loop was blocked for" in line
+    ]
+    assert len(warnings) == 1 and "WARNING" in warnings[0], warnings
+    blocked_ms = int(warnings[0].split("blocked for ")[1].split(" ms")[0])
+    assert blocked_ms >= 300 and f"loop lag max {blocked_ms} ms" in summary
     assert "Traceback" not in failing.logs()

@@ -171,7 +171,8 @@ async def test_caller_is_looked_up_and_a_normal_call_logs_no_warning(bots, fakes
     assert len(fakes.openai.requests) > requests_before
     assert "+14155550177" in context
     # An operator can trust the log: a warning means something, and it says where calls go.
-    await bots.standard.wait_for_log(f"[{caller.call_sid}] Call summary:")
+    summary = await bots.standard.wait_for_log(f"[{caller.call_sid}] Call summary:")
+    assert "loop lag max" in summary
     log = bots.standard.logs()
     call_lines = [line for line in log.splitlines() if caller.call_sid in line]
     assert not [line for line in call_lines if "WARNING" in line or "ERROR" in line], call_lines
@@ -288,9 +289,16 @@ async def test_bot_runs_with_the_arguments_pipecat_cloud_passes(fakes, tmp_path)
         env, log_path=tmp_path / "cloud.log", script=REPO / "testkit" / "cloud_host.py"
     )
     try:
-        async with SimulatedCaller(server.url, custom_parameters=INBOUND) as caller:
+        # On Pipecat Cloud every call is the first of its process. Without from_number the
+        # bot looks the caller up beside the greeting; nothing of it may hold the event loop.
+        async with SimulatedCaller(server.url) as caller:
+            fakes.twilio.register_call(sid=caller.call_sid, from_=CALLER_NUMBER, to=AGENT_NUMBER)
             await caller.wait_for_bot_audio(timeout=15)
             assert caller.wrong_stream_sid_messages == 0
-        await server.wait_for_log(f"[{caller.call_sid}] Call summary:")
+        summary = await server.wait_for_log(f"[{caller.call_sid}] Call summary:")
     finally:
         await server.stop()
+    call_lines = [line for line in server.logs().splitlines() if caller.call_sid in line]
+    assert any("Caller lookup: from" in line for line in call_lines), call_lines
+    assert not [line for line in call_lines if "WARNING" in line], call_lines
+    assert "loop lag max" in summary

@@ -1,4 +1,4 @@
-"""Shared per process: the turn-taking models (each call with its own state), the OpenAI client."""
+"""Shared per process: turn-taking models (each call with its own state), SDK clients, warm-ups."""
 
 import statistics
 
@@ -16,6 +16,7 @@ from bot_runtime.services import build_llm
 from bot_runtime.settings import BotSettings
 from bot_runtime.shared_clients import warm_up_openai_sdk
 from bot_runtime.speech_hold import SpeechHold
+from bot_runtime.twilio_rest import warm_up_twilio_sdk
 from bot_runtime.twilio_stream import CALLER_FRAME_SECS
 from testkit.caller_audio import AUDIO, words_span
 from testkit.phone_audio import (
@@ -181,3 +182,7 @@ def test_the_process_does_numpy_matrix_work_on_one_blas_thread():
 
 def test_the_openai_sdk_warms_up_without_a_network():
     assert warm_up_openai_sdk()
+
+
+def test_the_twilio_sdk_warms_up_without_a_request():
+    assert warm_up_twilio_sdk()
