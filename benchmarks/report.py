@@ -66,7 +66,8 @@ SEQUENTIAL_ROWS = {
 TITLES = {
     "instant": "The bots themselves: fakes that answer at once",
     "real": "What callers feel: fakes on the services' published timing (Deepgram's final "
-    "0.1-0.15 s after the words, LLM first token 350 ms then 80 tokens/s, voice 100 ms)",
+    "0.1-0.15 s after the words, LLM first token 350 ms then 80 tokens/s, voice's first audio "
+    "135 ms then 1.5x real time)",
 }
 
 
