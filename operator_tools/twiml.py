@@ -9,7 +9,7 @@ from pathlib import Path
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from bot_runtime.call_facts import (
+from bot_runtime.call.facts import (
     MAX_EXTRA_FACTS,
     MAX_FACT_VALUE_CHARS,
     NUMBER_PARAMETERS,

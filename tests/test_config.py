@@ -2,9 +2,9 @@
 
 import pytest
 
-from bot_runtime import settings as config
-from bot_runtime.barge_in import BARGE_IN_MIN_WORDS
-from bot_runtime.settings import BotSettings, ConfigError, TwilioSettings
+from bot_runtime.config import settings as config
+from bot_runtime.config.settings import BotSettings, ConfigError, TwilioSettings
+from bot_runtime.turns.barge_in import BARGE_IN_MIN_WORDS
 
 ACCOUNT_SID = "AC" + "1" * 32
 SERVICE_KEYS = {"OPENAI_API_KEY": "sk-o", "DEEPGRAM_API_KEY": "dg", "CARTESIA_API_KEY": "ca"}

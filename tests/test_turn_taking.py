@@ -10,14 +10,14 @@ from pipecat.frames.frames import InputAudioRawFrame, TextFrame
 from pipecat.tests.utils import run_test
 from threadpoolctl import threadpool_info
 
-from bot_runtime import turn_taking
+from bot_runtime.config.settings import BotSettings
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
-from bot_runtime.services import build_llm
-from bot_runtime.settings import BotSettings
-from bot_runtime.shared_clients import warm_up_openai_sdk
-from bot_runtime.speech_hold import SpeechHold
-from bot_runtime.twilio_rest import warm_up_twilio_sdk
-from bot_runtime.twilio_stream import CALLER_FRAME_SECS
+from bot_runtime.services.build import build_llm
+from bot_runtime.services.shared_clients import warm_up_openai_sdk
+from bot_runtime.turns import turn_taking
+from bot_runtime.turns.speech_hold import SpeechHold
+from bot_runtime.twilio.rest import warm_up_twilio_sdk
+from bot_runtime.twilio.stream import CALLER_FRAME_SECS
 from testkit.caller_audio import AUDIO, words_span
 from testkit.phone_audio import (
     MEDIA_FRAME_SECS,

@@ -8,9 +8,9 @@ import jsonschema
 import openai
 from loguru import logger
 
-from bot_runtime.agent_file import AnalysisSpec
-from bot_runtime.settings import LOCAL, BotSettings
-from bot_runtime.shared_clients import openai_client
+from bot_runtime.config.agent_file import AnalysisSpec
+from bot_runtime.config.settings import LOCAL, BotSettings
+from bot_runtime.services.shared_clients import openai_client
 
 # The brief is written while the caller hears "connecting you" and the hold tone; a slow
 # LLM must not hold the transfer up for longer than that.

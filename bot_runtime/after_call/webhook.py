@@ -11,9 +11,9 @@ import aiohttp
 from loguru import logger
 from standardwebhooks import Webhook
 
-from bot_runtime.call_summaries import analyse
+from bot_runtime.after_call.summaries import analyse
+from bot_runtime.config.settings import LOCAL, BotSettings
 from bot_runtime.http_session import http_session
-from bot_runtime.settings import LOCAL, BotSettings
 
 # Waits before each retry: four attempts over about ten seconds, each with the same webhook-id
 # so the receiver can tell a retry from a new call.

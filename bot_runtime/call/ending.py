@@ -9,7 +9,7 @@ from pipecat.frames.frames import EndWorkerFrame, Frame
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.turns.user_mute.base_user_mute_strategy import BaseUserMuteStrategy
 
-from bot_runtime.speech_hold import SpeechHold
+from bot_runtime.turns.speech_hold import SpeechHold
 
 # How long an ending may take, from its first step to the pipeline's end, before the pipeline
 # is stopped whatever the ending is doing. The longest ordinary ending, a fallback whose

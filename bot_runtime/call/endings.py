@@ -6,11 +6,11 @@ from pipecat.frames.frames import EndWorkerFrame
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
 
-from bot_runtime.call_ending import CallEnding, EndedReason, run_ending
-from bot_runtime.playout import Playout
-from bot_runtime.prompts import Prompt
+from bot_runtime.call.ending import CallEnding, EndedReason, run_ending
+from bot_runtime.call.playout import Playout
+from bot_runtime.call.prompts import Prompt
+from bot_runtime.call.transfer import Transfer
 from bot_runtime.side_tasks import SideTasks
-from bot_runtime.transfer import Transfer
 
 
 class Endings:

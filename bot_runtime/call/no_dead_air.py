@@ -8,11 +8,11 @@ from pipecat.frames.frames import ErrorFrame, InterruptionFrame, LLMRunFrame, TT
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
 
-from bot_runtime.call_ending import CallEnding
-from bot_runtime.call_record import CallRecord
-from bot_runtime.endings import Endings
-from bot_runtime.service_watch import LLM, TTS, ServiceWatch
-from bot_runtime.services import BackedUp
+from bot_runtime.call.ending import CallEnding
+from bot_runtime.call.endings import Endings
+from bot_runtime.call.record import CallRecord
+from bot_runtime.services.build import BackedUp
+from bot_runtime.services.watch import LLM, TTS, ServiceWatch
 from bot_runtime.side_tasks import SideTasks
 
 STT = "speech-to-text"

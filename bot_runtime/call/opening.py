@@ -7,13 +7,13 @@ from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
 from pipecat.frames.frames import UserStoppedSpeakingFrame
 from pipecat.processors.frame_processor import FrameDirection
 
-from bot_runtime import call_control
-from bot_runtime.call_record import CallRecord
-from bot_runtime.playout import Playout
-from bot_runtime.prompts import Prompt
-from bot_runtime.settings import BotSettings
+from bot_runtime.call.playout import Playout
+from bot_runtime.call.prompts import Prompt
+from bot_runtime.call.record import CallRecord
+from bot_runtime.config.settings import BotSettings
 from bot_runtime.side_tasks import SideTasks
-from bot_runtime.twilio_rest import REST_ERRORS, describe_rest_error
+from bot_runtime.twilio import call_control
+from bot_runtime.twilio.rest import REST_ERRORS, describe_rest_error
 
 
 class CallOpening:

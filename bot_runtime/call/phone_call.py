@@ -13,24 +13,24 @@ from pipecat.processors.aggregators.llm_response_universal import (
 )
 from pipecat.workers.runner import WorkerRunner
 
-from bot_runtime.business_tools import business_tool_schemas
-from bot_runtime.call_ending import CallEnding, EndedReason
-from bot_runtime.call_facts import CallFacts, CallInfo
-from bot_runtime.call_opening import CallOpening
-from bot_runtime.call_pipeline import build_call_pipeline
-from bot_runtime.call_record import CallRecord
-from bot_runtime.call_webhook import send_after_the_call, send_call_record
-from bot_runtime.deepgram_stt import DeepgramSTT
-from bot_runtime.endings import Endings
-from bot_runtime.loop_lag import stop_watching, watch_loop_lag
-from bot_runtime.no_dead_air import NoDeadAir
-from bot_runtime.playout import Playout
-from bot_runtime.service_watch import LLM, TTS, ServiceWatch
-from bot_runtime.settings import LOCAL, BotSettings
+from bot_runtime.after_call.webhook import send_after_the_call, send_call_record
+from bot_runtime.call.ending import CallEnding, EndedReason
+from bot_runtime.call.endings import Endings
+from bot_runtime.call.facts import CallFacts, CallInfo
+from bot_runtime.call.loop_lag import stop_watching, watch_loop_lag
+from bot_runtime.call.no_dead_air import NoDeadAir
+from bot_runtime.call.opening import CallOpening
+from bot_runtime.call.pipeline import build_call_pipeline
+from bot_runtime.call.playout import Playout
+from bot_runtime.call.record import CallRecord
+from bot_runtime.call.tool_calls import business_tool_schemas
+from bot_runtime.call.transfer import Transfer
+from bot_runtime.config.settings import LOCAL, BotSettings
+from bot_runtime.services.deepgram import DeepgramSTT
+from bot_runtime.services.watch import LLM, TTS, ServiceWatch
 from bot_runtime.side_tasks import SideTasks
-from bot_runtime.tools import call_tools
-from bot_runtime.transfer import Transfer
-from bot_runtime.twilio_stream import StreamStart
+from bot_runtime.tools.builtin import call_tools
+from bot_runtime.twilio.stream import StreamStart
 
 
 class PhoneCall:

@@ -24,23 +24,24 @@ from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketTransport,
 )
 
-from bot_runtime import noise_filter, turn_taking
-from bot_runtime.call_ending import CallEnding, MuteWhileEnding
-from bot_runtime.call_facts import CallFacts
-from bot_runtime.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
+from bot_runtime.call.ending import CallEnding, MuteWhileEnding
+from bot_runtime.call.facts import CallFacts
+from bot_runtime.call.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
+from bot_runtime.call.prompts import PromptPlayer
+from bot_runtime.config.settings import BotSettings, TwilioSettings
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
-from bot_runtime.prompts import PromptPlayer
-from bot_runtime.service_watch import LLMTap, ServiceWatch, TTSTap
-from bot_runtime.services import (
+from bot_runtime.services import noise_filter
+from bot_runtime.services.build import (
     BackedUp,
     build_llm_with_backup,
     build_stt,
     build_tts_with_backup,
 )
-from bot_runtime.settings import BotSettings, TwilioSettings
-from bot_runtime.speech_hold import SpeechHold
-from bot_runtime.turn_end import TurnEnd
-from bot_runtime.twilio_stream import GuardedTwilioSerializer, StreamStart
+from bot_runtime.services.watch import LLMTap, ServiceWatch, TTSTap
+from bot_runtime.turns import turn_taking
+from bot_runtime.turns.speech_hold import SpeechHold
+from bot_runtime.turns.turn_end import TurnEnd
+from bot_runtime.twilio.stream import GuardedTwilioSerializer, StreamStart
 
 KEYPAD_INSTRUCTION = (
     f"Key presses on the caller's phone keypad reach you as messages starting with "

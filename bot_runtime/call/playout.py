@@ -7,8 +7,8 @@ from pipecat.frames.frames import Frame, OutputTransportMessageFrame, TTSSpeakFr
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
 
-from bot_runtime.prompts import Prompt, PromptPlayer
-from bot_runtime.twilio_stream import GuardedTwilioSerializer
+from bot_runtime.call.prompts import Prompt, PromptPlayer
+from bot_runtime.twilio.stream import GuardedTwilioSerializer
 
 # How long a goodbye or prompt may take to play before the call moves on anyway.
 PLAYOUT_TIMEOUT_SECS = 20.0

@@ -8,9 +8,9 @@ from typing import Any
 
 from loguru import logger
 
-from bot_runtime.call_ending import CallEnding
-from bot_runtime.call_facts import CallInfo
-from bot_runtime.turn_end import PreemptionCount
+from bot_runtime.call.ending import CallEnding
+from bot_runtime.call.facts import CallInfo
+from bot_runtime.turns.turn_end import PreemptionCount
 
 
 @dataclass

@@ -11,11 +11,11 @@ from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.services.llm_service import FunctionCallParams
 
-from bot_runtime.agent_file import HttpToolSpec
-from bot_runtime.call_facts import CallInfo
-from bot_runtime.call_record import CallRecord
-from bot_runtime.http_tools import ToolFailed, call_http_tool
-from bot_runtime.python_tools import PythonToolSpec
+from bot_runtime.call.facts import CallInfo
+from bot_runtime.call.record import CallRecord
+from bot_runtime.config.agent_file import HttpToolSpec
+from bot_runtime.tools.http import ToolFailed, call_http_tool
+from bot_runtime.tools.python import PythonToolSpec
 
 # A tool that has not answered by then gets its filler said, so the caller knows to wait.
 FILLER_AFTER_SECS = 1.0

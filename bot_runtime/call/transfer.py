@@ -9,17 +9,17 @@ from pipecat.frames.frames import EndWorkerFrame
 from pipecat.pipeline.worker import PipelineWorker
 from twilio.base.exceptions import TwilioRestException
 
-from bot_runtime import call_control
-from bot_runtime.call_ending import CallEnding, EndedReason, run_ending
-from bot_runtime.call_record import CallRecord
-from bot_runtime.call_summaries import transfer_brief
+from bot_runtime.after_call.summaries import transfer_brief
+from bot_runtime.call.ending import CallEnding, EndedReason, run_ending
+from bot_runtime.call.playout import Playout
+from bot_runtime.call.prompts import Prompt
+from bot_runtime.call.record import CallRecord
+from bot_runtime.config.settings import BotSettings
 from bot_runtime.phone_numbers import mask
-from bot_runtime.playout import Playout
-from bot_runtime.prompts import Prompt
-from bot_runtime.settings import BotSettings
 from bot_runtime.side_tasks import SideTasks
-from bot_runtime.twilio_rest import describe_rest_error
-from bot_runtime.twilio_stream import GuardedTwilioSerializer
+from bot_runtime.twilio import call_control
+from bot_runtime.twilio.rest import describe_rest_error
+from bot_runtime.twilio.stream import GuardedTwilioSerializer
 
 # What proves the redirect did not happen: Twilio refused it, or it never reached Twilio. After
 # anything else (a timeout, a dropped connection, an answer that is not Twilio's) the call may

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot_runtime.env_reader import SECRET
+from bot_runtime.config.environment import SECRET
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_AGENT_FILE = PROJECT_ROOT / "agent.toml"
 # The texts an agent file may set; the environment variable of the same name, upper-cased,
 # wins over the file (so one image can serve several numbers with different greetings).

@@ -15,12 +15,12 @@ from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
-from bot_runtime import turn_taking
-from bot_runtime.deepgram_stt import DeepgramSTT
-from bot_runtime.first_phrase import CartesiaPhraseFirstTTS
+from bot_runtime.config.settings import LOCAL, BotSettings
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
-from bot_runtime.settings import LOCAL, BotSettings
-from bot_runtime.shared_clients import SharedClientOpenAILLMService, warm_up_openai_sdk
+from bot_runtime.services.deepgram import DeepgramSTT
+from bot_runtime.services.first_phrase import CartesiaPhraseFirstTTS
+from bot_runtime.services.shared_clients import SharedClientOpenAILLMService, warm_up_openai_sdk
+from bot_runtime.turns import turn_taking
 
 
 def prepare_services(settings: BotSettings) -> None:
@@ -47,7 +47,7 @@ def build_stt(settings: BotSettings) -> STTService:
     the path resamples (resampling 20 ms chunks is what makes phone bots sound choppy).
     """
     if settings.stt_provider == LOCAL:
-        from bot_runtime import local_models, local_services
+        from bot_runtime.services import local_models, local_services
 
         return local_services.LocalWhisperSTTService(model=local_models.whisper())
     return DeepgramSTT(
@@ -104,7 +104,7 @@ def build_tts_with_backup(settings: BotSettings) -> BackedUp:
     if backup is None:
         return BackedUp(primary)
     if backup.provider == LOCAL:
-        from bot_runtime import local_models, local_services
+        from bot_runtime.services import local_models, local_services
 
         return BackedUp(
             primary, local_services.LocalPiperTTSService(voice=local_models.piper_voice())
@@ -128,7 +128,7 @@ def build_llm(settings: BotSettings, *, system_instruction: str) -> LLMService:
     instructions, and every prompt token delays its first word on a CPU.
     """
     if settings.llm_provider == LOCAL:
-        from bot_runtime import local_models, local_services
+        from bot_runtime.services import local_models, local_services
 
         return local_services.LocalLLMService(
             llm=local_models.smollm2(), system_instruction=settings.system_prompt
@@ -145,7 +145,7 @@ def build_llm(settings: BotSettings, *, system_instruction: str) -> LLMService:
 def build_tts(settings: BotSettings) -> TTSService:
     """Cartesia streaming text-to-speech, producing 8 kHz audio directly, or local Piper."""
     if settings.tts_provider == LOCAL:
-        from bot_runtime import local_models, local_services
+        from bot_runtime.services import local_models, local_services
 
         return local_services.LocalPiperTTSService(voice=local_models.piper_voice())
     options = {"url": settings.cartesia_url} if settings.cartesia_url else {}

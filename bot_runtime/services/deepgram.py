@@ -9,7 +9,7 @@ from pipecat.frames.frames import Frame, VADUserStartedSpeakingFrame, VADUserSto
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.deepgram.stt import DeepgramSTTService
 
-from bot_runtime.turn_end import TranscriptCompleteFrame
+from bot_runtime.turns.turn_end import TranscriptCompleteFrame
 
 # When the caller stops speaking the service sends Deepgram a Finalize, which Deepgram answers
 # within 100-300 ms (an empty result if it had already sent the words). No answer at all by

@@ -6,8 +6,8 @@ from typing import Any
 
 import aiohttp
 
-from bot_runtime.agent_file import HttpToolSpec
-from bot_runtime.call_facts import CallInfo
+from bot_runtime.call.facts import CallInfo
+from bot_runtime.config.agent_file import HttpToolSpec
 from bot_runtime.http_session import http_session
 
 # An answer is for the LLM to read aloud in a sentence or two: anything longer is a mistake

@@ -1,6 +1,6 @@
 """Tools written in Python: ``@tool`` async functions in agent_tools.py, beside the agent file.
 
-    from bot_runtime.python_tools import CallInfo, tool
+    from bot_runtime.tools.python import CallInfo, tool
 
     @tool(filler="One moment, let me look.")
     async def check_opening_hours(call: CallInfo, day: str) -> str:
@@ -24,8 +24,12 @@ from typing import Any
 
 from pipecat.adapters.llm.schemas.direct_function import BaseDirectFunctionWrapper
 
-from bot_runtime.agent_file import DEFAULT_TIMEOUT_SECS, MAX_TIMEOUT_SECS, RESERVED_TOOL_NAMES
-from bot_runtime.call_facts import CallInfo
+from bot_runtime.call.facts import CallInfo
+from bot_runtime.config.agent_file import (
+    DEFAULT_TIMEOUT_SECS,
+    MAX_TIMEOUT_SECS,
+    RESERVED_TOOL_NAMES,
+)
 
 __all__ = ["CallInfo", "PythonToolSpec", "load_python_tools", "tool"]
 

@@ -47,7 +47,7 @@ from pipecat.frames.frames import (
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnStartStrategy
 
-from bot_runtime.speech_hold import SpeechHold
+from bot_runtime.turns.speech_hold import SpeechHold
 
 # The defaults of BARGE_IN_LEVEL_DB and BARGE_IN_MIN_WORDS (see the README's noise table).
 BARGE_IN_LEVEL_DB = 8.0

@@ -28,10 +28,10 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from threadpoolctl import threadpool_limits
 
-from bot_runtime.barge_in import BARGE_IN_LEVEL_DB, BARGE_IN_MIN_WORDS, CallerVoiceStart
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
-from bot_runtime.speech_hold import SpeechHold
-from bot_runtime.turn_end import TranscriptCompleteFrame, TurnEnd
+from bot_runtime.turns.barge_in import BARGE_IN_LEVEL_DB, BARGE_IN_MIN_WORDS, CallerVoiceStart
+from bot_runtime.turns.speech_hold import SpeechHold
+from bot_runtime.turns.turn_end import TranscriptCompleteFrame, TurnEnd
 
 SILERO_MODEL = files("pipecat.audio.vad.data") / "silero_vad.onnx"
 SMART_TURN_MODEL = files("pipecat.audio.turn.smart_turn.data") / "smart-turn-v3.2-cpu.onnx"

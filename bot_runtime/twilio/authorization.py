@@ -2,8 +2,8 @@
 
 import hmac
 
-from bot_runtime.settings import BotSettings
-from bot_runtime.twilio_stream import StreamStart
+from bot_runtime.config.settings import BotSettings
+from bot_runtime.twilio.stream import StreamStart
 
 # The TwiML <Parameter> that carries STREAM_SECRET; it never reaches the LLM or a log.
 STREAM_SECRET_PARAMETER = "stream_secret"

@@ -5,9 +5,9 @@ import asyncio
 from loguru import logger
 from twilio.twiml.voice_response import VoiceResponse
 
+from bot_runtime.config.twilio import TwilioSettings
 from bot_runtime.phone_numbers import mask
-from bot_runtime.twilio_rest import REST_ERRORS, describe_rest_error, twilio_client
-from bot_runtime.twilio_settings import TwilioSettings
+from bot_runtime.twilio.rest import REST_ERRORS, describe_rest_error, twilio_client
 
 
 def dial_twiml(number: str, *, whisper_url: str | None = None) -> str:

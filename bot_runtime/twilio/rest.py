@@ -12,8 +12,8 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
+from bot_runtime.config.twilio import TwilioSettings
 from bot_runtime.phone_numbers import mask
-from bot_runtime.twilio_settings import TwilioSettings
 
 # What a REST request can fail with; each is described by describe_rest_error().
 REST_ERRORS = (TwilioRestException, aiohttp.ClientError, TimeoutError, OSError)

@@ -23,7 +23,7 @@ from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.serializers.twilio import TwilioFrameSerializer
 
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
-from bot_runtime.speech_hold import SpeechHold
+from bot_runtime.turns.speech_hold import SpeechHold
 
 # Twilio's own messages are a few hundred bytes (a 20 ms media message is about 300);
 # anything far larger is not Twilio and is dropped unread.
