@@ -8,6 +8,9 @@ from loguru import logger
 
 from bot_runtime.phone_numbers import mask
 
+# Marks a setting whose value must never reach a log line (config.environment.secrets_of finds
+# them for the scrubber below).
+SECRET = {"secret": True}
 # An E.164 number anywhere in a log line, whoever wrote it (our code or a library's).
 _PHONE_NUMBER = re.compile(r"(?<![\w+])\+[1-9]\d{6,14}(?!\d)")
 # Shorter values are not worth redacting (and would mangle ordinary words).

@@ -2,14 +2,15 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from loguru import logger
 
+from bot_runtime.phone_line import STREAM_SECRET_PARAMETER
 from bot_runtime.phone_numbers import mask
+from bot_runtime.tools.specs import CallInfo
 
 # Parameters with a meaning of their own; the rest are passed to the LLM as they are.
-ROUTING_PARAMETERS = {"_pipecatCloudServiceHost", "stream_secret"}
+ROUTING_PARAMETERS = {"_pipecatCloudServiceHost", STREAM_SECRET_PARAMETER}
 NUMBER_PARAMETERS = {"from_number", "to_number", "call_type"}
 # Extra parameters are bounded: they come from whoever wrote the TwiML and land in every
 # LLM request, so a runaway one must not blow up the prompt.
@@ -76,36 +77,12 @@ class CallFacts:
             parts.append(f"{self.dropped} parameters over the limit dropped")
         return "; ".join(parts)
 
-
-@dataclass(frozen=True)
-class CallInfo:
-    """The call as the business's own code sees it: its tools and its call record.
-
-    Unlike the logs, this holds the whole phone numbers: it only goes to the
-    business's own code and endpoints.
-    """
-
-    call_sid: str
-    direction: str
-    from_number: str | None
-    to_number: str | None
-    parameters: Mapping[str, str]
-
-    @classmethod
-    def of(cls, call_sid: str, facts: CallFacts, parameters: Mapping[str, str]) -> "CallInfo":
-        """The call's info; the parameters without the stream secret and Pipecat Cloud's own."""
+    def info(self, call_sid: str, parameters: Mapping[str, str]) -> CallInfo:
+        """The call as the business's code sees it: the parameters without the stream
+        secret and Pipecat Cloud's own."""
         shared = {
             name: value
             for name, value in parameters.items()
-            if name != "stream_secret" and not name.startswith("_")
+            if name != STREAM_SECRET_PARAMETER and not name.startswith("_")
         }
-        return cls(call_sid, facts.direction, facts.from_number, facts.to_number, shared)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "call_sid": self.call_sid,
-            "direction": self.direction,
-            "from": self.from_number,
-            "to": self.to_number,
-            "parameters": dict(self.parameters),
-        }
+        return CallInfo(call_sid, self.direction, self.from_number, self.to_number, shared)

@@ -16,7 +16,7 @@ from pipecat.workers.runner import WorkerRunner
 from bot_runtime.after_call.webhook import send_after_the_call, send_call_record
 from bot_runtime.call.ending import CallEnding, EndedReason
 from bot_runtime.call.endings import Endings
-from bot_runtime.call.facts import CallFacts, CallInfo
+from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.loop_lag import stop_watching, watch_loop_lag
 from bot_runtime.call.no_dead_air import NoDeadAir
 from bot_runtime.call.opening import CallOpening
@@ -54,7 +54,7 @@ class PhoneCall:
         self._caller_turn_at = 0.0
         self._agent_turn_at = 0.0
         self.record = CallRecord(
-            info=CallInfo.of(start.call_sid, facts, start.custom_parameters),
+            info=facts.info(start.call_sid, start.custom_parameters),
             stream_sid=start.stream_sid,
         )
         self.ending = CallEnding()

@@ -9,7 +9,7 @@ from typing import Any
 from loguru import logger
 
 from bot_runtime.call.ending import CallEnding
-from bot_runtime.call.facts import CallInfo
+from bot_runtime.tools.specs import CallInfo
 from bot_runtime.turns.turn_end import PreemptionCount
 
 

@@ -11,16 +11,12 @@ from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.services.llm_service import FunctionCallParams
 
-from bot_runtime.call.facts import CallInfo
 from bot_runtime.call.record import CallRecord
-from bot_runtime.config.agent_file import HttpToolSpec
-from bot_runtime.tools.http import ToolFailed, call_http_tool
-from bot_runtime.tools.python import PythonToolSpec
+from bot_runtime.tools.http import call_http_tool
+from bot_runtime.tools.specs import CallInfo, HttpToolSpec, ToolFailed, ToolSpec
 
 # A tool that has not answered by then gets its filler said, so the caller knows to wait.
 FILLER_AFTER_SECS = 1.0
-
-ToolSpec = HttpToolSpec | PythonToolSpec
 
 
 def business_tool_schemas(

@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot_runtime.config.environment import SECRET
+from bot_runtime.tools.specs import (
+    DEFAULT_TIMEOUT_SECS,
+    MAX_TIMEOUT_SECS,
+    RESERVED_TOOL_NAMES,
+    HttpToolSpec,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_AGENT_FILE = PROJECT_ROOT / "agent.toml"
@@ -19,33 +24,10 @@ TOOL_KEYS = ("name", "description", "url", "method", "timeout_secs", "filler", "
 ANALYSIS_KEYS = ("summary", "fields")
 PARAMETER_KEYS = ("type", "enum", "description", "required")
 PARAMETER_TYPES = ("string", "number", "integer", "boolean")
-# The call-control tools the bot offers itself.
-RESERVED_TOOL_NAMES = ("end_call", "transfer_call")
-DEFAULT_TIMEOUT_SECS = 5.0
-# A tool that takes longer than this leaves the caller waiting too long whatever it returns.
-MAX_TIMEOUT_SECS = 30.0
 # What OpenAI accepts as a function name.
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-@dataclass(frozen=True)
-class HttpToolSpec:
-    """A tool declared in the agent file: the business's API, called over HTTP."""
-
-    name: str
-    description: str
-    url: str
-    method: str
-    timeout_secs: float
-    filler: str | None
-    headers: Mapping[str, str]
-    # A JSON schema of the arguments, as the LLM is shown them and as they are checked.
-    properties: Mapping[str, Any]
-    required: tuple[str, ...]
-    # The values ${NAME} references were filled with: tokens, redacted from every log line.
-    secrets: tuple[str, ...] = field(default=(), metadata=SECRET)
 
 
 @dataclass(frozen=True)

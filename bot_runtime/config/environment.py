@@ -5,9 +5,6 @@ from collections.abc import Mapping
 
 from bot_runtime.phone_numbers import PhoneNumberError, e164
 
-# Marks a setting whose value must never reach a log line; see secrets_of().
-SECRET = {"secret": True}
-
 
 class ConfigError(ValueError):
     """The environment is misconfigured; the message lists every problem, one per line."""

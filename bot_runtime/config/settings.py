@@ -15,8 +15,9 @@ from typing import Any
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from bot_runtime.config.agent_file import DEFAULT_AGENT_FILE, AgentFile, read_agent_file
-from bot_runtime.config.environment import SECRET, ConfigError, EnvReader, secrets_of
+from bot_runtime.config.environment import ConfigError, EnvReader, secrets_of
 from bot_runtime.config.twilio import TwilioSettings
+from bot_runtime.logs import SECRET
 from bot_runtime.tools.python import load_python_tools
 from bot_runtime.turns.barge_in import BARGE_IN_LEVEL_DB, BARGE_IN_MIN_WORDS
 

@@ -4,7 +4,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot_runtime.config.environment import SECRET, EnvReader
+from bot_runtime.config.environment import EnvReader
+from bot_runtime.logs import SECRET
 
 # Twilio's REST API outside us1 is reached as api.{edge}.{region}.twilio.com; these are the
 # edges Twilio documents for each region, so TWILIO_REGION alone is enough.

@@ -21,7 +21,7 @@ from pipecat.utils.time import time_now_iso8601
 from piper import PiperVoice
 
 from bot_runtime.services.local_models import PIPER_VOICE, LocalLLM, transcribe_with
-from bot_runtime.tools.builtin import END_CALL
+from bot_runtime.tools.specs import END_CALL
 
 # pipecat's end-of-turn logic waits this long, less the VAD's 0.2 s, for words that arrive
 # after the turn they belong to was given up (a caller who paused mid-sentence). Whisper

@@ -7,8 +7,7 @@ from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import FunctionCallResultProperties
 from pipecat.services.llm_service import FunctionCallParams
 
-END_CALL = "end_call"
-TRANSFER_CALL = "transfer_call"
+from bot_runtime.tools.specs import END_CALL, TRANSFER_CALL
 
 
 def call_tools(

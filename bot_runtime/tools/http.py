@@ -6,17 +6,12 @@ from typing import Any
 
 import aiohttp
 
-from bot_runtime.call.facts import CallInfo
-from bot_runtime.config.agent_file import HttpToolSpec
 from bot_runtime.http_session import http_session
+from bot_runtime.tools.specs import CallInfo, HttpToolSpec, ToolFailed
 
 # An answer is for the LLM to read aloud in a sentence or two: anything longer is a mistake
 # (an HTML page, a whole database), so it is refused rather than sent to the LLM.
 MAX_ANSWER_BYTES = 16 * 1024
-
-
-class ToolFailed(Exception):
-    """The tool gave no usable answer; the message says why, briefly and without secrets."""
 
 
 async def call_http_tool(spec: HttpToolSpec, arguments: dict[str, Any], call: CallInfo) -> Any:

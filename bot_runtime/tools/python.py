@@ -1,6 +1,6 @@
 """Tools written in Python: ``@tool`` async functions in agent_tools.py, beside the agent file.
 
-    from bot_runtime.tools.python import CallInfo, tool
+    from bot_runtime.python_tools import CallInfo, tool
 
     @tool(filler="One moment, let me look.")
     async def check_opening_hours(call: CallInfo, day: str) -> str:
@@ -17,37 +17,24 @@ call's facts; what it returns is the tool's result (anything JSON can hold).
 """
 
 import importlib.util
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from pipecat.adapters.llm.schemas.direct_function import BaseDirectFunctionWrapper
 
-from bot_runtime.call.facts import CallInfo
-from bot_runtime.config.agent_file import (
+from bot_runtime.tools.specs import (
     DEFAULT_TIMEOUT_SECS,
     MAX_TIMEOUT_SECS,
     RESERVED_TOOL_NAMES,
+    CallInfo,
+    PythonToolSpec,
 )
 
 __all__ = ["CallInfo", "PythonToolSpec", "load_python_tools", "tool"]
 
 TOOLS_FILE = "agent_tools.py"
 _MARK = "_agent_tool_options"
-
-
-@dataclass(frozen=True)
-class PythonToolSpec:
-    """A tool written in Python, as the LLM is shown it and as the bot runs it."""
-
-    name: str
-    description: str
-    properties: Mapping[str, Any]
-    required: tuple[str, ...]
-    filler: str | None
-    timeout_secs: float
-    function: Callable[..., Awaitable[Any]]
 
 
 def tool(

@@ -3,10 +3,8 @@
 import hmac
 
 from bot_runtime.config.settings import BotSettings
+from bot_runtime.phone_line import STREAM_SECRET_PARAMETER
 from bot_runtime.twilio.stream import StreamStart
-
-# The TwiML <Parameter> that carries STREAM_SECRET; it never reaches the LLM or a log.
-STREAM_SECRET_PARAMETER = "stream_secret"
 
 
 def refusal_reason(start: StreamStart, settings: BotSettings) -> str | None:
