@@ -15,7 +15,8 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 
-from bot_runtime.call.ending import CallEnding, EndedReason, MuteWhileEnding
+from bot_runtime.call.ending import CallEnding, EndedReason
+from bot_runtime.call.pipeline import MuteWhileEnding
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.turns.barge_in import RESUME_AFTER_SECS, CallerVoiceStart, counted_words
 from bot_runtime.turns.speech_hold import MAX_HOLD_SECS, SpeechHold

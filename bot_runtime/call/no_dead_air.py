@@ -8,8 +8,7 @@ from pipecat.frames.frames import ErrorFrame, InterruptionFrame, LLMRunFrame, TT
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
 
-from bot_runtime.call.ending import CallEnding
-from bot_runtime.call.endings import Endings
+from bot_runtime.call.ending import CallEnding, Goodbyes
 from bot_runtime.call.record import CallRecord
 from bot_runtime.services.build import BackedUp
 from bot_runtime.services.watch import LLM, TTS, ServiceWatch
@@ -32,7 +31,7 @@ class NoDeadAir:
     first words were taken for a whole turn must not run it out). A stalled or
     failed LLM or voice is replaced by its backup for the rest of the call, which
     must answer within the same promise; with no backup, or when the backup fails
-    too, the caller hears the recorded apology (see endings.py). A deaf
+    too, the caller hears the recorded apology (see ending.py). A deaf
     speech-to-text is reconnected once, and the caller asked to say it again.
     """
 
@@ -45,7 +44,7 @@ class NoDeadAir:
         watch: ServiceWatch,
         worker: PipelineWorker,
         ending: CallEnding,
-        endings: Endings,
+        goodbyes: Goodbyes,
         record: CallRecord,
         promise_secs: float,
         tasks: SideTasks,
@@ -55,7 +54,7 @@ class NoDeadAir:
         self._watch = watch
         self._worker = worker
         self._ending = ending
-        self._endings = endings
+        self._goodbyes = goodbyes
         self._record = record
         self._promise_secs = promise_secs
         self._tasks = tasks
@@ -189,7 +188,7 @@ class NoDeadAir:
         if self._ending.begun:
             return
         self._record.service_event(service, cause, action="fallback")
-        self._endings.fall_back(cause)
+        self._goodbyes.fall_back(cause)
 
     def _service_of(self, processor: FrameProcessor | None) -> str | None:
         if processor is self._stt:

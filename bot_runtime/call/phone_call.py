@@ -14,8 +14,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
 from pipecat.workers.runner import WorkerRunner
 
 from bot_runtime.after_call.webhook import send_after_the_call, send_call_record
-from bot_runtime.call.ending import CallEnding, EndedReason
-from bot_runtime.call.endings import Endings
+from bot_runtime.call.ending import CallEnding, EndedReason, Goodbyes
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.loop_lag import stop_watching, watch_loop_lag
 from bot_runtime.call.no_dead_air import NoDeadAir
@@ -37,7 +36,7 @@ class PhoneCall:
     """A conversation on one Twilio Media Stream, from greeting to hang-up.
 
     The call owns its parts: the pipeline (call_pipeline.py), the opening
-    (call_opening.py), the endings and their latch (endings.py, transfer.py,
+    (call_opening.py), the endings and their latch (ending.py, transfer.py,
     call_ending.py), the no-dead-air watch (no_dead_air.py) and the record of what
     happened (call_record.py). This class wires the pipeline's events to them.
     """
@@ -107,11 +106,11 @@ class PhoneCall:
             worker=p.worker,
             tasks=self.tasks,
         )
-        self.endings = Endings(
+        self.goodbyes = Goodbyes(
             ending=self.ending,
             playout=self.playout,
             worker=p.worker,
-            transfer=self.transfer,
+            hand_over=self.transfer.hand_over if self.transfer.available else None,
             goodbye=settings.goodbye,
             tasks=self.tasks,
         )
@@ -130,7 +129,7 @@ class PhoneCall:
             watch=self.watch,
             worker=p.worker,
             ending=self.ending,
-            endings=self.endings,
+            goodbyes=self.goodbyes,
             record=self.record,
             promise_secs=settings.response_timeout_secs,
             tasks=self.tasks,
@@ -220,7 +219,7 @@ class PhoneCall:
         if self._silence_prompts == 1:
             await self.playout.say(self._settings.silence_prompt)
         else:
-            self.endings.say_goodbye(EndedReason.SILENCE)
+            self.goodbyes.say_goodbye(EndedReason.SILENCE)
 
     async def _on_first_speech(self, _observer, _since_pipeline_start: float) -> None:
         # From Twilio's `start`, as the caller waits, not from the pipeline's start (which
@@ -249,10 +248,10 @@ class PhoneCall:
         self._transfer("keypad 0")
 
     async def _on_max_duration(self, _transport, _websocket) -> None:
-        self.endings.say_goodbye(EndedReason.MAX_DURATION, f"{self._settings.max_call_secs:g} s")
+        self.goodbyes.say_goodbye(EndedReason.MAX_DURATION, f"{self._settings.max_call_secs:g} s")
 
     async def _on_caller_hung_up(self, _transport, _websocket) -> None:
-        await self.endings.caller_hung_up()
+        await self.goodbyes.caller_hung_up()
 
     async def _on_person(self, _detector) -> None:
         self.record.answered_by = "person"
@@ -261,12 +260,12 @@ class PhoneCall:
     async def _on_voicemail(self, detector: VoicemailDetector) -> None:
         self.record.answered_by = "machine"
         message = self._facts.extra.get("voicemail_message") or self._settings.voicemail_message
-        self.endings.leave_voicemail(message, detector=detector)
+        self.goodbyes.leave_voicemail(message, detector=detector)
 
     # --- actions the LLM's tools and the keypad ask for ---------------------------------
 
     def _say_goodbye(self, _detail: str) -> None:
-        self.endings.say_goodbye(EndedReason.END_CALL)
+        self.goodbyes.say_goodbye(EndedReason.END_CALL)
 
     def _transfer(self, reason: str) -> None:
         self.transfer.request(reason)

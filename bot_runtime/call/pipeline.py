@@ -8,6 +8,7 @@ from loguru import logger
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.classifiers.llm.classifier import LLMClassifier
 from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
+from pipecat.frames.frames import Frame
 from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -23,8 +24,9 @@ from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
     FastAPIWebsocketTransport,
 )
+from pipecat.turns.user_mute.base_user_mute_strategy import BaseUserMuteStrategy
 
-from bot_runtime.call.ending import CallEnding, MuteWhileEnding
+from bot_runtime.call.ending import CallEnding
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
 from bot_runtime.call.prompts import PromptPlayer
@@ -245,3 +247,22 @@ def _turn_aggregators(
     assert isinstance(turn_end, TurnEnd)
     turn_end.read_turn_text_from(user.aggregation_string)
     return user, assistant, turn_end
+
+
+class MuteWhileEnding(BaseUserMuteStrategy):
+    """Mutes the caller once the call has begun to end (goodbye, transfer, fallback).
+
+    The caller's voice must not interrupt (and `clear`) the last words, nor keep them
+    paused: a pause for the caller's voice (``speech_hold``) ends with the muting, since
+    a muted caller's words can no longer end it.
+    """
+
+    def __init__(self, ending: CallEnding, *, speech_hold: SpeechHold):
+        super().__init__()
+        self._ending = ending
+        self._speech_hold = speech_hold
+
+    async def process_frame(self, frame: Frame) -> bool:
+        if self._ending.begun and self._speech_hold.held_secs:
+            self._speech_hold.release()
+        return self._ending.begun
