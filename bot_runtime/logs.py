@@ -18,7 +18,7 @@ _MIN_SECRET_CHARS = 6
 # Library warnings that say nothing an operator can act on, by logger name and text, so that a
 # warning in the log always means something. TurnAnalyzerUserTurnStopStrategy warns once per
 # call that the VAD's stop time is not its 0.2 s: by design here, since the VAD's stop is
-# counted from the caller's words (turn_taking.SILERO_TRAIL_SECS).
+# counted from the caller's words (turns.shared_models.SILERO_TRAIL_SECS).
 _EXPECTED_WARNINGS = [
     (
         "pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy",

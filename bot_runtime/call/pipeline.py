@@ -40,7 +40,7 @@ from bot_runtime.services.build import (
     build_tts_with_backup,
 )
 from bot_runtime.services.watch import LLMTap, ServiceWatch, TTSTap
-from bot_runtime.turns import turn_taking
+from bot_runtime.turns import shared_models, turn_taking
 from bot_runtime.turns.speech_hold import SpeechHold
 from bot_runtime.turns.turn_end import TurnEnd
 from bot_runtime.twilio.stream import GuardedTwilioSerializer, StreamStart
@@ -236,7 +236,7 @@ def _turn_aggregators(
             # A turn with words ends after this much of the caller's quiet (no voice, no new
             # words), whatever the models made of it: smart-turn's own longest wait for a
             # line that sounds unfinished, rather than pipecat's 5 s.
-            user_turn_stop_timeout=turn_taking.TURN_END_FALLBACK_SECS,
+            user_turn_stop_timeout=shared_models.TURN_END_FALLBACK_SECS,
             user_idle_timeout=settings.silence_timeout_secs,
             # Once the call is ending, the caller's voice must not interrupt (and
             # `clear`) the goodbye or the transfer notice.

@@ -20,7 +20,7 @@ from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.services.deepgram import DeepgramSTT
 from bot_runtime.services.first_phrase import CartesiaPhraseFirstTTS
 from bot_runtime.services.shared_clients import SharedClientOpenAILLMService, warm_up_openai_sdk
-from bot_runtime.turns import turn_taking
+from bot_runtime.turns import shared_models
 
 
 def prepare_services(settings: BotSettings) -> None:
@@ -32,7 +32,7 @@ def prepare_services(settings: BotSettings) -> None:
     Deepgram client alone took 0.13 s (later ones 20 ms), the shared OpenAI client 30 ms,
     and the OpenAI SDK's first streamed request 35 ms more than later ones.
     """
-    turn_taking.prepare_models()
+    shared_models.prepare_models()
     build_stt(settings)
     build_tts_with_backup(settings)
     build_llm_with_backup(settings, system_instruction=settings.system_prompt)
