@@ -15,7 +15,7 @@ while the bot has the floor (below), the caller's turn starts only when both hol
   ``min_words=0`` the voice alone is enough.
 
 Words come from speech-to-text a while after the voice starts (Deepgram's interim
-results come about once a second), so waiting for them would leave the bot talking
+results come at intervals; see docs/performance.md), so waiting for them would leave the bot talking
 over a caller who really speaks. Instead the bot pauses (``SpeechHold``) as soon as
 the VAD hears voice at the caller's level while it speaks, on its first voiced window
 rather than after ``start_secs``: a caller who says words then cuts it off, and when
@@ -32,7 +32,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-import numpy as np
 from loguru import logger
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
@@ -48,99 +47,31 @@ from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnStartStrategy
 
 from bot_runtime.turns.speech_hold import SpeechHold
+from bot_runtime.turns.speech_level import (
+    NOMINAL_SPEECH_DBFS,
+    counted_words,
+    frame_dbfs,
+    learned_level,
+    level_of,
+    tail_level,
+)
 
 # The defaults of BARGE_IN_LEVEL_DB and BARGE_IN_MIN_WORDS (see the README's noise table).
 BARGE_IN_LEVEL_DB = 8.0
 BARGE_IN_MIN_WORDS = 1
-# ITU-T P.56's nominal active speech level on a digital phone line (dBov): the caller's
-# level until their own has been measured.
-NOMINAL_SPEECH_DBFS = -26.0
-# Frames quieter than this are the gaps between words, left out of a speech level.
-SPEECH_FLOOR_DBFS = -50.0
-# A level is the 80th percentile of the frame levels in speech: the body of the vowels,
-# not the odd peak nor the quiet consonants.
-LEVEL_PERCENTILE = 80
 # The loudness of what the VAD hears now: the last 0.32 s of the speech (from the frames
 # that set the VAD off).
 LOUDNESS_WINDOW_SECS = 0.32
-# Speech of the caller's own, measured while the bot was quiet, shorter than this is
-# too little to take a level from.
-MIN_LEVEL_SPEECH_SECS = 0.3
-# The weight of a new turn's level in the caller's level (the rest is their earlier turns).
-LEVEL_UPDATE_WEIGHT = 0.5
 # Speech after a pause this long is a new utterance: its words are counted afresh.
 BURST_GAP_SECS = 0.8
 # A paused bot goes on once the VAD has heard no voice for this long with no words that cut
 # in. The VAD's own stop time comes first (it hears voice until then), and Deepgram's final
-# result comes 100-300 ms after the speech ends: a short "stop" still cuts in in time.
+# result comes soon after the speech ends (docs/performance.md): a short "stop" still cuts in
+# in time.
 RESUME_AFTER_SECS = 0.3
 # After a turn with words the bot holds the floor this long for its reply to start (the
 # reply is due within RESPONSE_TIMEOUT_SECS, 3 s by default, or the call falls back).
 REPLY_DUE_SECS = 3.0
-# What a listener says to show they are following, as Deepgram writes it (lower case, without
-# punctuation): none of these alone means "stop". "Yes" and "no" count: they answer.
-ACKNOWLEDGEMENTS = frozenset(
-    [
-        "mm",
-        "mmm",
-        "hmm",
-        "mhm",
-        "mhmm",
-        "mmhmm",
-        "mm-hm",
-        "mm-hmm",
-        "uh-huh",
-        "uhhuh",
-        "uh",
-        "huh",
-        "um",
-        "ah",
-        "oh",
-        "aha",
-        "okay",
-        "ok",
-        "kay",
-        "yeah",
-        "yep",
-        "yup",
-        "right",
-        "sure",
-        "alright",
-    ]
-)
-
-
-def counted_words(text: str) -> int:
-    """The words in a transcript that can cut the bot off: all but acknowledgements."""
-    return sum(
-        1 for word in text.lower().split() if word.strip(".,!?;:\"'") not in ACKNOWLEDGEMENTS
-    )
-
-
-def frame_dbfs(pcm16: bytes) -> float:
-    """The RMS level of a stretch of 16-bit PCM, in dB below full scale (-100 for silence)."""
-    samples = np.frombuffer(pcm16, dtype=np.int16).astype(np.float64)
-    if not len(samples):
-        return -100.0
-    rms = float(np.sqrt(np.mean(samples * samples)))
-    return 20 * np.log10(rms / 32768) if rms >= 1 else -100.0
-
-
-def level_of(frame_levels: list[float] | np.ndarray) -> float | None:
-    """The speech level of a run of frame levels (see ``LEVEL_PERCENTILE``), None if no speech."""
-    levels = np.asarray(frame_levels, dtype=np.float64)
-    speech = levels[levels >= SPEECH_FLOOR_DBFS]
-    return float(np.percentile(speech, LEVEL_PERCENTILE)) if len(speech) else None
-
-
-def speech_level_dbfs(pcm16: bytes, *, frame_secs: float = 0.02, sample_rate: int = 8000) -> float:
-    """The speech level of a recording, measured as the bot measures a caller's."""
-    step = 2 * round(frame_secs * sample_rate)
-    levels = [frame_dbfs(pcm16[i : i + step]) for i in range(0, len(pcm16) - step + 1, step)]
-    level = level_of(levels)
-    if level is None:
-        raise ValueError("no speech in this audio")
-    return level
 
 
 class CallerVoiceStart(BaseUserTurnStartStrategy):
@@ -263,13 +194,7 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         assert self._speech is not None
         if self._loud:  # Once heard, the utterance stays the caller's: no need to look again.
             return
-        window, secs = [], 0.0
-        for level, length in reversed(self._speech):
-            if secs >= LOUDNESS_WINDOW_SECS:
-                break
-            window.append(level)
-            secs += length
-        loudness = level_of(window)
+        loudness = tail_level(self._speech, secs=LOUDNESS_WINDOW_SECS)
         self._loud = self._loud or (loudness is not None and loudness >= self.threshold_dbfs)
 
     async def _on_speech_started(self, frame: VADUserStartedSpeakingFrame) -> ProcessFrameResult:
@@ -295,16 +220,8 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         self._speech_ended_at = time.monotonic()
         speech, self._speech = self._speech, None
         # Only the caller's own turns, with the bot quiet, tell how loud the caller is.
-        if not (speech and self._in_turn and self._speech_bot_quiet):
-            return
-        if sum(secs for _, secs in speech) < MIN_LEVEL_SPEECH_SECS:
-            return
-        if (level := level_of([level for level, _ in speech])) is None:
-            return
-        if self._caller_level is None:
-            self._caller_level = level
-        else:
-            self._caller_level += LEVEL_UPDATE_WEIGHT * (level - self._caller_level)
+        if speech and self._in_turn and self._speech_bot_quiet:
+            self._caller_level = learned_level(self._caller_level, speech)
 
     async def _on_words(
         self, frame: TranscriptionFrame | InterimTranscriptionFrame
