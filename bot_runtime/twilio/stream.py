@@ -1,8 +1,6 @@
-"""Twilio Media Streams on the bot's side: the stream's handshake and defensive decoding."""
+"""Twilio Media Streams on the bot's side: the stream's handshake and the guarded serializer."""
 
 import asyncio
-import base64
-import binascii
 import json
 import time
 from dataclasses import dataclass, field
@@ -10,7 +8,6 @@ from typing import Any
 
 from fastapi import WebSocket
 from loguru import logger
-from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.audio.utils import create_stream_resampler, ulaw_to_pcm
 from pipecat.frames.frames import (
     Frame,
@@ -24,10 +21,14 @@ from pipecat.serializers.twilio import TwilioFrameSerializer
 
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.turns.speech_hold import SpeechHold
+from bot_runtime.twilio.messages import (
+    Malformed,
+    dtmf_key,
+    mark_name,
+    media_payload,
+    parse_message,
+)
 
-# Twilio's own messages are a few hundred bytes (a 20 ms media message is about 300);
-# anything far larger is not Twilio and is dropped unread.
-MAX_MESSAGE_BYTES = 64 * 1024
 # The custom parameters of a TwiML <Stream>, as Pipecat Cloud forwards them, are small.
 MAX_CUSTOM_PARAMETERS_BYTES = 8 * 1024
 # Twilio sends the caller's audio in 20 ms messages. Every frame costs the same to move
@@ -38,7 +39,6 @@ CALLER_FRAME_SECS = 0.04
 # coming, and the end of the call (and its record) waits for it. The stream's close, which
 # follows, ends a call whose TwiML has nothing after <Connect> anyway.
 HANG_UP_TIMEOUT_SECS = 5.0
-_KEYS = frozenset(key.value for key in KeypadEntry)
 
 
 class StreamRejected(Exception):
@@ -86,8 +86,8 @@ def _decode_handshake_message(message: dict[str, Any]) -> dict[str, Any]:
     if text is None:
         raise StreamRejected("binary frame before 'start' (Twilio sends JSON text)")
     try:
-        return _parse(text)
-    except _Malformed as problem:
+        return parse_message(text)
+    except Malformed as problem:
         raise StreamRejected(f"{problem} before 'start'") from None
 
 
@@ -225,23 +225,23 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
         """
         try:
             return await self._decode(data)
-        except _Malformed as problem:
+        except Malformed as problem:
             self._drop(str(problem))
         except Exception as error:  # Whatever the checks above missed costs one message too.
             self._drop(f"message that broke its decoding ({type(error).__name__})")
         return None
 
     async def _decode(self, data: str | bytes) -> Frame | None:
-        message = _parse(data)
+        message = parse_message(data)
         event = message.get("event")
         if not isinstance(event, str):
-            raise _Malformed("message without an event name")
+            raise Malformed("message without an event name")
         if event == "media":
-            return await self._caller_audio_frame(_media_payload(message))
+            return await self._caller_audio_frame(media_payload(message))
         if event == "dtmf":
-            return InputDTMFFrame(_dtmf_key(message))
+            return InputDTMFFrame(dtmf_key(message))
         if event == "mark":
-            waiter = self._marks.get(_mark_name(message))
+            waiter = self._marks.get(mark_name(message))
             if waiter:
                 waiter.set()
         # connected, start, stop, and events Twilio may add: nothing for the pipeline.
@@ -263,54 +263,3 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
             logger.warning(f"Dropped a {problem} on the Twilio stream")
         elif self._dropped_messages == 4:
             logger.warning("Dropping further malformed messages on this stream without logging")
-
-
-class _Malformed(Exception):
-    """An inbound message Twilio would not send; the message names what is wrong."""
-
-
-def _parse(data: str | bytes) -> dict[str, Any]:
-    """The message as a JSON object."""
-    if isinstance(data, bytes):
-        raise _Malformed("binary frame")
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise _Malformed(f"{len(data)}-byte message")
-    try:
-        message = json.loads(data)
-    except ValueError:  # JSONDecodeError, or an integer too long for int()
-        raise _Malformed("message that is not JSON") from None
-    except RecursionError:
-        raise _Malformed("JSON message nested too deeply") from None
-    if not isinstance(message, dict):
-        raise _Malformed("JSON message that is not an object")
-    return message
-
-
-def _media_payload(message: dict[str, Any]) -> bytes:
-    """The mu-law audio of a ``media`` message."""
-    media = message.get("media")
-    payload = media.get("payload") if isinstance(media, dict) else None
-    if not isinstance(payload, str):
-        raise _Malformed("media message without a payload")
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise _Malformed("media message whose payload is not base64") from None
-
-
-def _dtmf_key(message: dict[str, Any]) -> KeypadEntry:
-    """The key of a ``dtmf`` message (Twilio sends one of 0-9, * and #)."""
-    dtmf = message.get("dtmf")
-    digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
-    if not isinstance(digit, str) or digit not in _KEYS:
-        raise _Malformed("dtmf message without a keypad digit")
-    return KeypadEntry(digit)
-
-
-def _mark_name(message: dict[str, Any]) -> str:
-    """The name of a ``mark`` message: the name the bot gave the mark it sent."""
-    mark = message.get("mark")
-    name = mark.get("name") if isinstance(mark, dict) else None
-    if not isinstance(name, str):
-        raise _Malformed("mark message without a name")
-    return name
