@@ -119,15 +119,9 @@ def _read_agent_file(reader: EnvReader) -> AgentFile:
     return replace(agent, python_tools=python_tools)
 
 
-def _read_conversation(
-    reader: EnvReader, *, agent: AgentFile, services: dict[str, Any]
-) -> dict[str, Any]:
-    """What the bot says and when: prompts, turn taking, silence and the time limit.
-
-    Each text comes from its environment variable, else the agent file, else the default.
-    """
-    local_llm = services["llm_provider"] == LOCAL
-    any_local = LOCAL in (services[f"{part}_provider"] for part in ("stt", "llm", "tts"))
+def _read_texts(reader: EnvReader, *, agent: AgentFile, local_llm: bool) -> dict[str, str]:
+    """What the bot says: each text from its environment variable, else the agent file, else
+    the default."""
     defaults = {
         "system_prompt": DEFAULT_LOCAL_SYSTEM_PROMPT if local_llm else DEFAULT_SYSTEM_PROMPT,
         "greeting": DEFAULT_GREETING,
@@ -135,22 +129,30 @@ def _read_conversation(
         "silence_prompt": DEFAULT_SILENCE_PROMPT,
         "voicemail_message": DEFAULT_VOICEMAIL_MESSAGE,
     }
-    texts = {
+    return {
         key: reader.text(key.upper(), agent.texts.get(key, default))
         for key, default in defaults.items()
     }
+
+
+def _read_conversation(
+    reader: EnvReader, *, agent: AgentFile, services: dict[str, Any]
+) -> dict[str, Any]:
+    """What the bot says and when: prompts, turn taking, silence and the time limit."""
+    local_llm = services["llm_provider"] == LOCAL
+    any_local = LOCAL in (services[f"{part}_provider"] for part in ("stt", "llm", "tts"))
     return {
-        **texts,
+        **_read_texts(reader, agent=agent, local_llm=local_llm),
         "silence_timeout_secs": reader.seconds("SILENCE_TIMEOUT_SECS", 8.0, minimum=1.0),
         # Quiet after the caller's last word before the bot may answer. Callers pause about
         # 0.2 s between sentences; at 0.2 a two-sentence line was sometimes answered in the
         # middle, so 0.25 (smart-turn then judges whether they are done).
         "turn_end_silence_secs": reader.seconds("TURN_END_SILENCE_SECS", 0.25, minimum=0.1),
         # 0.1 s of voice stops the bot for a caller who talks over it (pipecat's 0.2 s made
-        # barge-in take about 0.35 s); Silero's confidence gate keeps out line noise.
+        # barge-in slow: docs/performance.md); Silero's confidence gate keeps out line noise.
         "speech_start_secs": reader.seconds("SPEECH_START_SECS", 0.1, minimum=0.05),
         # The reply starts on the caller's final words, before the turn is confirmed, and is
-        # thrown away if they go on: it hides the LLM's first token (0.3-0.4 s) at the cost
+        # thrown away if they go on: it hides the wait for the LLM's first token at the cost
         # of an extra request now and then. Off with the local LLM, whose extra replies
         # would take CPU from the calls.
         "preemptive_replies": reader.flag("PREEMPTIVE_REPLIES", not local_llm),
