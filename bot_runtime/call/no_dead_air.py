@@ -15,8 +15,8 @@ from bot_runtime.services.watch import LLM, TTS, ServiceWatch
 from bot_runtime.side_tasks import SideTasks
 
 STT = "speech-to-text"
-# Turn taking takes about 0.3 s of the promise, and the recorded apology a few tens of ms to
-# start: the apology is started this much before the promise runs out.
+# Turn taking takes part of the promise, and the recorded apology a moment to start: the
+# apology is started this much before the promise runs out (docs/performance.md).
 APOLOGY_LEAD_SECS = 0.4
 SAY_AGAIN = "Sorry, I didn't catch that. Could you say it again?"
 

@@ -191,8 +191,8 @@ def _transport(
             audio_out_end_silence_secs=0,
             # The bot's audio goes to Twilio in 40 ms media messages (pipecat's default).
             # Twilio holds about one message ahead, and a pause for the caller's voice
-            # (speech_hold.py) lets that play out: 80 ms messages saved about 6% of a
-            # call's CPU but left the bot audible 40 ms longer when a caller barged in.
+            # (speech_hold.py) lets that play out: 80 ms messages saved some CPU but left
+            # the bot audible longer when a caller barged in (docs/performance.md).
             audio_out_10ms_chunks=4,
         ),
     )

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from functools import cached_property
 
-# The Deepgram SDK imports its streaming client on the first connect: 12 ms inside the first
+# The Deepgram SDK imports its streaming client on the first connect, inside the first
 # caller's greeting. Importing it here moves that to start-up.
 import deepgram.listen.v1.client  # noqa: F401
 from pipecat.pipeline.llm_switcher import LLMSwitcher
@@ -27,10 +27,10 @@ def prepare_services(settings: BotSettings) -> None:
     """Do now, once per process, the set-up that would otherwise make the first call slow.
 
     The turn-taking models are loaded and run once. Each service is built once and
-    dropped. That loads the chosen local models
-    (kept for every call) and does the cloud SDKs' first-use work: the first
-    Deepgram client alone took 0.13 s (later ones 20 ms), the shared OpenAI client 30 ms,
-    and the OpenAI SDK's first streamed request 35 ms more than later ones.
+    dropped. That loads the chosen local models (kept for every call) and does the
+    cloud SDKs' first-use work: the first Deepgram client, the shared OpenAI client and
+    the OpenAI SDK's first streamed request each cost the first call time that later
+    ones do not pay (docs/performance.md).
     """
     shared_models.prepare_models()
     build_stt(settings)

@@ -12,9 +12,10 @@ from pipecat.services.deepgram.stt import DeepgramSTTService
 from bot_runtime.turns.turn_end import TranscriptCompleteFrame
 
 # When the caller stops speaking the service sends Deepgram a Finalize, which Deepgram answers
-# within 100-300 ms (an empty result if it had already sent the words). No answer at all by
-# then is a hung or half-open socket: 1 s leaves the reconnect and a spoken "say that again"
-# inside the 3 s within which a caller hears a reply.
+# well within a second (an empty result if it had already sent the words; its usual time is in
+# docs/performance.md). No answer at all by then is a hung or half-open socket: 1 s leaves
+# the reconnect and a spoken "say that again" inside the 3 s within which a caller hears a
+# reply.
 DEAF_AFTER_SECS = 1.0
 # A reconnect that takes longer than this cannot save the turn; the call falls back instead.
 RECONNECT_BUDGET_SECS = 0.8

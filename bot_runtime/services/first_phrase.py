@@ -14,7 +14,7 @@ class FirstPhraseAggregator(SimpleTextAggregator):
     """pipecat's sentence aggregation, except that a reply's first phrase goes on its own.
 
     Sentence by sentence, the voice waits for the LLM to write the whole first
-    sentence: 80 ms for "Sure, I can help with that." at 80 tokens per second, in
+    sentence (a few tokens' time even for "Sure, I can help with that."), in
     series with everything else the caller waits for. The first phrase ("Sure,")
     goes to the voice as soon as its comma arrives, and the sentences after it are
     written while it plays. Cartesia keeps one reply's chunks in one context, so the

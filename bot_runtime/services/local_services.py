@@ -32,7 +32,7 @@ MIN_CLAUSE_WORDS = 4
 # Only the caller's last words (all of them since the bot's last reply) go to SmolLM2,
 # after the system prompt (which every call shares, so llama.cpp keeps it evaluated): the
 # model makes little use of a history (it mostly repeats its own earlier replies), and each
-# prompt token costs about 4 ms of CPU before the first word of the reply.
+# prompt token costs CPU before the first word of the reply (docs/performance.md).
 SMOLLM2_HISTORY_MESSAGES = 1
 MAX_REPLY_TOKENS = 40
 # A sentence has ended when the next piece of text starts with a space.

@@ -61,11 +61,11 @@ def warm_up_openai_sdk() -> bool:
     """Put one streamed and one whole canned completion through the SDK from a loopback server.
 
     The SDK and its HTTP stack import and build most of what a request needs on
-    first use: that made the first caller's first answer about 35 ms slower than
-    any later one, and the process's first transfer brief or post-call analysis (a
-    request without streaming, with response types of its own) held the event loop
-    again. This does both at start-up, in a thread of its own so that it works
-    whether or not the importer already runs an event loop. Returns whether it
+    first use: that made the first caller's first answer slower than any later one
+    (docs/performance.md), and the process's first transfer brief or post-call
+    analysis (a request without streaming, with response types of its own) held the
+    event loop again. This does both at start-up, in a thread of its own so that it
+    works whether or not the importer already runs an event loop. Returns whether it
     worked; a failure only costs the first call that time.
     """
     answers = [

@@ -174,7 +174,7 @@ class SharedSmartTurn(LocalSmartTurnAnalyzerV3):
     """Smart-turn v3 for one call: its own audio buffer, the shared model and threads.
 
     It also decides early. The VAD reports a stop only after ``stop_secs`` of
-    quiet, and pipecat starts the 25-120 ms inference then, so every answer waits
+    quiet, and pipecat starts the inference then, so every answer waits
     for it. Here inference starts after ``SPECULATION_AFTER_SECS`` of quiet, before
     the stop is due, on the audio so far. If the caller stays quiet and the guess
     is "done", the answer is ready when the stop comes; if they speak again it is
