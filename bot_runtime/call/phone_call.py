@@ -35,10 +35,10 @@ from bot_runtime.twilio.stream import StreamStart
 class PhoneCall:
     """A conversation on one Twilio Media Stream, from greeting to hang-up.
 
-    The call owns its parts: the pipeline (call_pipeline.py), the opening
-    (call_opening.py), the endings and their latch (ending.py, transfer.py,
-    call_ending.py), the no-dead-air watch (no_dead_air.py) and the record of what
-    happened (call_record.py). This class wires the pipeline's events to them.
+    The call owns its parts: the pipeline (pipeline.py), the opening (opening.py),
+    the endings and their latch (ending.py, transfer.py), the no-dead-air watch
+    (no_dead_air.py) and the record of what happened (record.py), all beside it in
+    call/. This class wires the pipeline's events to them.
     """
 
     def __init__(

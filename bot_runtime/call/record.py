@@ -94,7 +94,7 @@ class CallRecord:
         logger.info(f"Turn {len(self.turn_latencies_secs)} latency: {secs * 1000:.0f} ms")
 
     def document(self, ending: CallEnding) -> dict[str, Any]:
-        """The call record as the webhook sends it (README "Call records" names every key).
+        """The call record as the webhook sends it (docs/call-records.md names every key).
 
         Keys with nothing to say are null or empty, never missing. ``analysis`` is
         filled in after the call, when configured.

@@ -173,7 +173,7 @@ def _read_conversation(
         "max_call_secs": reader.seconds("MAX_CALL_SECS", 900.0, minimum=10.0),
         "outbound_greeting_delay_secs": reader.seconds("OUTBOUND_GREETING_DELAY_SECS", 2.0),
         # A caller owed a reply hears one (from a backup, or the recorded apology) within
-        # this long after their turn; the services' own limits (service_watch.py) fit in 3 s.
+        # this long after their turn; the services' own limits (services/watch.py) fit in 3 s.
         # The local models share this machine's CPU between calls: a reply can take seconds
         # there without anything being wrong.
         "response_timeout_secs": reader.seconds(

@@ -56,7 +56,7 @@ from bot_runtime.turns.speech_level import (
     tail_level,
 )
 
-# The defaults of BARGE_IN_LEVEL_DB and BARGE_IN_MIN_WORDS (see the README's noise table).
+# The defaults of BARGE_IN_LEVEL_DB and BARGE_IN_MIN_WORDS (see docs/turn-taking.md).
 BARGE_IN_LEVEL_DB = 8.0
 BARGE_IN_MIN_WORDS = 1
 # The loudness of what the VAD hears now: the last 0.32 s of the speech (from the frames

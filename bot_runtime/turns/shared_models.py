@@ -31,7 +31,7 @@ SILERO_MODEL = files("pipecat.audio.vad.data") / "silero_vad.onnx"
 SMART_TURN_MODEL = files("pipecat.audio.turn.smart_turn.data") / "smart-turn-v3.2-cpu.onnx"
 # The VAD hears the end of the words this much late: Silero's confidence trails them by two
 # or three 32 ms windows, and the audio arrives in 40 ms frames (the average lag over the
-# recorded test lines: docs/performance.md, "Turn taking's own figures"). The VAD waits
+# recorded test lines is in docs/performance.md). The VAD waits
 # that much less, so the quiet after the caller's words is the end-of-turn wait they set.
 SILERO_TRAIL_SECS = 0.08
 # End-of-turn inference takes tens of milliseconds, more on a busy machine: start it once the
