@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from loguru import logger
 
-from bot_runtime.call.prompts import load_prompts
+from bot_runtime.call.recorded_prompts import load_prompts
 from bot_runtime.config.settings import LOCAL, BotSettings
 from bot_runtime.services import noise_filter
 from bot_runtime.services.build import prepare_services

@@ -7,7 +7,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from bot_runtime.call.prompts import PROMPTS_DIR, Prompt
+from bot_runtime.call.recorded_prompts import PROMPTS_DIR, Prompt
 
 REPO = Path(__file__).resolve().parents[1]
 

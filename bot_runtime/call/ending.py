@@ -10,7 +10,7 @@ from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
 
 from bot_runtime.call.playout import Playout
-from bot_runtime.call.prompts import Prompt
+from bot_runtime.call.recorded_prompts import Prompt
 from bot_runtime.side_tasks import SideTasks
 
 # How long an ending may take, from its first step to the pipeline's end, before the pipeline

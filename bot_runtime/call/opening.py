@@ -8,8 +8,8 @@ from pipecat.frames.frames import UserStoppedSpeakingFrame
 from pipecat.processors.frame_processor import FrameDirection
 
 from bot_runtime.call.playout import Playout
-from bot_runtime.call.prompts import Prompt
 from bot_runtime.call.record import CallRecord
+from bot_runtime.call.recorded_prompts import Prompt
 from bot_runtime.config.settings import BotSettings
 from bot_runtime.side_tasks import SideTasks
 from bot_runtime.twilio import call_control

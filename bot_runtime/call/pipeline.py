@@ -29,7 +29,7 @@ from pipecat.turns.user_mute.base_user_mute_strategy import BaseUserMuteStrategy
 from bot_runtime.call.ending import CallEnding
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
-from bot_runtime.call.prompts import PromptPlayer
+from bot_runtime.call.recorded_prompts import PromptPlayer
 from bot_runtime.config.settings import BotSettings, TwilioSettings
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.services import noise_filter

@@ -7,7 +7,7 @@ from pipecat.frames.frames import Frame, OutputTransportMessageFrame, TTSSpeakFr
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
 
-from bot_runtime.call.prompts import Prompt, PromptPlayer
+from bot_runtime.call.recorded_prompts import Prompt, PromptPlayer
 from bot_runtime.twilio.stream import GuardedTwilioSerializer
 
 # How long a goodbye or prompt may take to play before the call moves on anyway.

@@ -12,8 +12,8 @@ from twilio.base.exceptions import TwilioRestException
 from bot_runtime.after_call.summaries import transfer_brief
 from bot_runtime.call.ending import CallEnding, EndedReason, run_ending
 from bot_runtime.call.playout import Playout
-from bot_runtime.call.prompts import Prompt
 from bot_runtime.call.record import CallRecord
+from bot_runtime.call.recorded_prompts import Prompt
 from bot_runtime.config.settings import BotSettings
 from bot_runtime.phone_numbers import mask
 from bot_runtime.side_tasks import SideTasks
