@@ -25,7 +25,8 @@ from bot_runtime.tools.specs import END_CALL
 
 # pipecat's end-of-turn logic waits this long, less the VAD's 0.2 s, for words that arrive
 # after the turn they belong to was given up (a caller who paused mid-sentence). Whisper
-# here takes 0.2-0.5 s per utterance and its transcripts are always final.
+# here takes well under this per utterance (docs/performance.md) and its transcripts are
+# always final.
 WHISPER_TTFS_P99_SECS = 0.6
 # A clause this long (in words) is voiced on its own, without waiting for the sentence's end.
 MIN_CLAUSE_WORDS = 4

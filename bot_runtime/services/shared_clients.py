@@ -1,7 +1,7 @@
 """One OpenAI client per process, shared by every call's LLM service.
 
-pipecat's OpenAILLMService builds a new client for each call: a TLS context (about
-20 ms of CPU on the event loop, while other calls wait), a fresh connection (a TCP
+pipecat's OpenAILLMService builds a new client for each call: a TLS context (CPU on
+the event loop while other calls wait; docs/performance.md), a fresh connection (a TCP
 and TLS handshake before the first answer of every call), and nothing closes it
 afterwards. One client per process keeps a few connections to the LLM warm for
 all calls; httpx clients are safe to share between tasks of one event loop.

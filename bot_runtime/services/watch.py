@@ -28,10 +28,9 @@ LLM_FIRST_TOKEN_SECS = 1.2
 # A reply that stops half-way: tokens stream every few tens of ms, so 1.5 s without one is a
 # stall, not a slow model.
 LLM_TOKEN_GAP_SECS = 1.5
-# Silence the caller hears while the voice owes audio: Cartesia's first audio takes 90-150 ms,
-# and once it streams, audio comes every few tens of ms (however slowly, at 1-3x real time on
-# a busy link); 0.8 s of silence is a stuck voice, and a backup voice (Piper: about 0.2 s)
-# still fits in the reply promise.
+# Silence the caller hears while the voice owes audio: Cartesia's first audio comes quickly,
+# and once it streams, audio comes every few tens of ms (however slowly, even on a busy link);
+# 0.8 s of silence is a stuck voice, and a backup voice still fits in the reply promise.
 TTS_SILENCE_SECS = 0.8
 
 LLM = "LLM"

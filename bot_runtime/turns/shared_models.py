@@ -106,8 +106,8 @@ class SharedSileroVAD(SileroVADAnalyzer):
     """Silero VAD for one call on the shared model, scored on the event loop.
 
     pipecat hands every 20 ms of audio to a thread of its own per call; scoring a
-    32 ms window takes about a tenth of a millisecond, far less than the hand-off
-    (and its context switches), so scoring inline costs the process less.
+    32 ms window takes far less than the hand-off (and its context switches;
+    docs/performance.md), so scoring inline costs the process less.
 
     While the caller is quiet, silent windows are mostly not scored: most of a call
     is the caller listening (about 4% of a call's CPU). When the quiet starts, the

@@ -33,7 +33,7 @@ from bot_runtime.twilio.messages import (
 MAX_CUSTOM_PARAMETERS_BYTES = 8 * 1024
 # Twilio sends the caller's audio in 20 ms messages. Every frame costs the same to move
 # through the pipeline whatever its length, so two go on together as one 40 ms frame:
-# half the per-frame work for every processor and the STT socket, 10 ms later on average.
+# half the per-frame work for every processor and the STT socket, for a few ms of delay.
 CALLER_FRAME_SECS = 0.04
 # Twilio answers a hang-up in well under a second: one unanswered after a few seconds is not
 # coming, and the end of the call (and its record) waits for it. The stream's close, which
