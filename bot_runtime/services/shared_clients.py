@@ -68,6 +68,22 @@ def warm_up_openai_sdk() -> bool:
     works whether or not the importer already runs an event loop. Returns whether it
     worked; a failure only costs the first call that time.
     """
+
+    def run() -> None:
+        try:
+            replies.extend(asyncio.run(_canned_completions()))
+        except Exception as error:  # Never worth stopping the bot for.
+            logger.warning(f"Could not warm up the OpenAI SDK: {error!r}")
+
+    replies: list[str] = []
+    thread = threading.Thread(target=run, name="sdk-warm-up")
+    thread.start()
+    thread.join()
+    return replies == ["ok", "ok"]
+
+
+async def _canned_completions() -> list[str]:
+    """One streamed and one whole completion from a loopback server that answers both "ok"."""
     answers = [
         (b"text/event-stream", _CANNED_STREAM),
         (b"application/json", _CANNED_COMPLETION),
@@ -83,38 +99,25 @@ def warm_up_openai_sdk() -> bool:
         await writer.drain()
         writer.close()
 
-    async def completions() -> list[str]:
-        server = await asyncio.start_server(answer, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        messages = [{"role": "user", "content": "warm up"}]
-        async with (
-            server,
-            AsyncOpenAI(
-                api_key="warm-up", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0
-            ) as client,
-        ):
-            stream = await client.chat.completions.create(
-                model="warm-up", messages=messages, tools=[_TOOL], stream=True
-            )
-            streamed = "".join([c.choices[0].delta.content or "" async for c in stream])
-            whole = await client.chat.completions.create(
-                model="warm-up",
-                messages=messages,
-                response_format={
-                    "type": "json_schema",
-                    "json_schema": {"name": "warm_up", "strict": True, "schema": _SCHEMA},
-                },
-            )
-            return [streamed, whole.choices[0].message.content or ""]
-
-    def run() -> None:
-        try:
-            replies.extend(asyncio.run(completions()))
-        except Exception as error:  # Never worth stopping the bot for.
-            logger.warning(f"Could not warm up the OpenAI SDK: {error!r}")
-
-    replies: list[str] = []
-    thread = threading.Thread(target=run, name="sdk-warm-up")
-    thread.start()
-    thread.join()
-    return replies == ["ok", "ok"]
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    messages = [{"role": "user", "content": "warm up"}]
+    async with (
+        server,
+        AsyncOpenAI(
+            api_key="warm-up", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0
+        ) as client,
+    ):
+        stream = await client.chat.completions.create(
+            model="warm-up", messages=messages, tools=[_TOOL], stream=True
+        )
+        streamed = "".join([c.choices[0].delta.content or "" async for c in stream])
+        whole = await client.chat.completions.create(
+            model="warm-up",
+            messages=messages,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "warm_up", "strict": True, "schema": _SCHEMA},
+            },
+        )
+        return [streamed, whole.choices[0].message.content or ""]
