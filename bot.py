@@ -12,14 +12,14 @@ from fastapi import WebSocket
 from loguru import logger
 from pipecat.runner.types import RunnerArguments, WebSocketRunnerArguments
 
-from bot_runtime.authorization import refusal_reason
-from bot_runtime.call_control import look_up_numbers
-from bot_runtime.call_facts import CallFacts
+from bot_runtime.call.facts import CallFacts
+from bot_runtime.call.phone_call import PhoneCall
+from bot_runtime.config.settings import BotSettings, ConfigError, secrets_of
 from bot_runtime.logs import configure_logging
-from bot_runtime.phone_call import PhoneCall
-from bot_runtime.settings import BotSettings, ConfigError, secrets_of
 from bot_runtime.startup import prepare
-from bot_runtime.twilio_stream import StreamRejected, read_stream_start
+from bot_runtime.twilio.authorization import refusal_reason
+from bot_runtime.twilio.call_control import look_up_numbers
+from bot_runtime.twilio.stream import StreamRejected, read_stream_start
 
 # Locally, keys live in .env; on Pipecat Cloud they come from the secret set.
 load_dotenv(override=False)

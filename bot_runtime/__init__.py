@@ -1,1 +1,1 @@
-"""Supporting code for bot.py: one module per job, named for what it does."""
+"""The runtime behind bot.py, in packages that mirror a call's parts (docs/architecture.md)."""

@@ -8,6 +8,9 @@ from loguru import logger
 
 from bot_runtime.phone_numbers import mask
 
+# Marks a setting whose value must never reach a log line (config.environment.secrets_of finds
+# them for the scrubber below).
+SECRET = {"secret": True}
 # An E.164 number anywhere in a log line, whoever wrote it (our code or a library's).
 _PHONE_NUMBER = re.compile(r"(?<![\w+])\+[1-9]\d{6,14}(?!\d)")
 # Shorter values are not worth redacting (and would mangle ordinary words).
@@ -15,7 +18,7 @@ _MIN_SECRET_CHARS = 6
 # Library warnings that say nothing an operator can act on, by logger name and text, so that a
 # warning in the log always means something. TurnAnalyzerUserTurnStopStrategy warns once per
 # call that the VAD's stop time is not its 0.2 s: by design here, since the VAD's stop is
-# counted from the caller's words (turn_taking.SILERO_TRAIL_SECS).
+# counted from the caller's words (turns.shared_models.SILERO_TRAIL_SECS).
 _EXPECTED_WARNINGS = [
     (
         "pipecat.turns.user_stop.turn_analyzer_user_turn_stop_strategy",

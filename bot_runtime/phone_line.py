@@ -3,3 +3,5 @@
 # Twilio Media Streams carry the caller's and the bot's audio as 8 kHz mono mu-law, and the
 # bot keeps every stage at this rate (resampling 20 ms chunks makes phone audio choppy).
 PHONE_SAMPLE_RATE = 8000
+# The TwiML <Parameter> that carries STREAM_SECRET; it never reaches the LLM or a log.
+STREAM_SECRET_PARAMETER = "stream_secret"

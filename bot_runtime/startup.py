@@ -5,11 +5,11 @@ from urllib.parse import urlsplit
 import numpy as np
 from loguru import logger
 
-from bot_runtime import noise_filter
-from bot_runtime.prompts import load_prompts
-from bot_runtime.services import prepare_services
-from bot_runtime.settings import LOCAL, BotSettings
-from bot_runtime.twilio_rest import warm_up_twilio_sdk
+from bot_runtime.call.recorded_prompts import load_prompts
+from bot_runtime.config.settings import LOCAL, BotSettings
+from bot_runtime.services import noise_filter
+from bot_runtime.services.build import prepare_services
+from bot_runtime.twilio.rest import warm_up_twilio_sdk
 
 
 def prepare(settings: BotSettings) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from bot_runtime.env_reader import ConfigError
+from bot_runtime.config.environment import ConfigError
+from bot_runtime.config.twilio import TwilioSettings
 from bot_runtime.phone_numbers import PhoneNumberError, e164
-from bot_runtime.twilio_settings import TwilioSettings
 from operator_tools.campaign import Campaign
 from operator_tools.cli import (
     EXIT_INTERRUPTED,

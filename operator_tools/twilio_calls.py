@@ -9,8 +9,8 @@ import aiohttp
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from bot_runtime.twilio_rest import describe_rest_error, rest_error_code, twilio_client
-from bot_runtime.twilio_settings import TwilioSettings
+from bot_runtime.config.twilio import TwilioSettings
+from bot_runtime.twilio.rest import describe_rest_error, rest_error_code, twilio_client
 
 FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 # What to do about the Twilio errors people meet when dialling out.

@@ -9,12 +9,13 @@ from pathlib import Path
 
 from twilio.twiml.voice_response import VoiceResponse
 
-from bot_runtime.call_facts import (
+from bot_runtime.call.facts import (
     MAX_EXTRA_FACTS,
     MAX_FACT_VALUE_CHARS,
     NUMBER_PARAMETERS,
     ROUTING_PARAMETERS,
 )
+from bot_runtime.phone_line import STREAM_SECRET_PARAMETER
 
 # Pipecat Cloud regions, each with its own Twilio websocket endpoint. The agent must be
 # deployed in the region its TwiML names; pcc-deploy.toml uses the same region names.
@@ -242,7 +243,7 @@ def stream_parameters(
     parameters["from_number"] = from_number
     parameters["to_number"] = to_number
     if stream_secret:
-        parameters["stream_secret"] = stream_secret
+        parameters[STREAM_SECRET_PARAMETER] = stream_secret
     parameters.update(extra)
     return parameters
 

@@ -8,7 +8,7 @@
 The caller ID is TWILIO_PHONE_NUMBER (or --from); the Twilio credentials, PIPECAT_ORG and
 STREAM_SECRET come from the environment or .env, the agent from pcc-deploy.toml. Exit
 codes: 0 placed, 1 Twilio refused or unreachable, 2 something to fix, 3 --wait and the
-call did not connect, 130 interrupted. README "Call out" and "Campaigns" explain it all;
+call did not connect, 130 interrupted. README "Call out" and docs/outbound.md explain it all;
 the code is in operator_tools/dialout.py.
 """
 

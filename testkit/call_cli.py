@@ -11,6 +11,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
+from bot_runtime.phone_line import STREAM_SECRET_PARAMETER
 from testkit import conversation
 from testkit.call_log import CallLog
 from testkit.conversation import UsageError
@@ -104,7 +105,7 @@ def _parameters(options: list[str], *, stream_secret: str | None) -> dict[str, s
     """customParameters: defaults, STREAM_SECRET if set, then --param (NAME=VALUE)."""
     parameters = dict(DEFAULT_PARAMETERS)
     if stream_secret:
-        parameters["stream_secret"] = stream_secret
+        parameters[STREAM_SECRET_PARAMETER] = stream_secret
     given: set[str] = set()
     for option in options:
         name, equals, value = option.partition("=")

@@ -33,7 +33,7 @@ class UsageError(Exception):
 def local_speech_stack() -> tuple[ModuleType, ModuleType]:
     """The local models and the caller's speech helpers, or a one-line error naming the fix."""
     try:
-        from bot_runtime import local_models
+        from bot_runtime.services import local_models
         from testkit import local_speech
     except ImportError as error:
         raise UsageError(

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from bot_runtime.local_models import piper_voice, resample, transcribe_with, whisper
+from bot_runtime.services.local_models import piper_voice, resample, transcribe_with, whisper
 
 
 async def transcribe(pcm: bytes, *, sample_rate: int) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot_runtime.barge_in import speech_level_dbfs
+from bot_runtime.turns.speech_level import speech_level_dbfs
 from testkit.caller_audio import AUDIO
 from testkit.phone_audio import pcm16_to_ulaw, read_wav_8k, ulaw_to_pcm16
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot_runtime.settings import DEFAULT_GREETING, BotSettings, ConfigError
+from bot_runtime.config.settings import DEFAULT_GREETING, BotSettings, ConfigError
 from testkit.bot_server import REPO, free_port
 
 EXAMPLE_AGENT = REPO / "examples" / "order_desk" / "agent.toml"
@@ -82,7 +82,7 @@ def test_without_an_agent_file_the_defaults_apply_and_a_named_one_must_exist(tmp
 
 
 def test_environment_variables_win_over_the_agent_file(tmp_path):
-    from bot_runtime.settings import BotSettings
+    from bot_runtime.config.settings import BotSettings
 
     (tmp_path / "agent.toml").write_text('greeting = "From the file"\ngoodbye = "Bye from file"')
     settings = BotSettings.from_env(

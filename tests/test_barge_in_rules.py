@@ -15,10 +15,12 @@ from pipecat.frames.frames import (
     VADUserStoppedSpeakingFrame,
 )
 
-from bot_runtime.barge_in import RESUME_AFTER_SECS, CallerVoiceStart, counted_words
-from bot_runtime.call_ending import CallEnding, EndedReason, MuteWhileEnding
+from bot_runtime.call.ending import CallEnding, EndedReason
+from bot_runtime.call.pipeline import MuteWhileEnding
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
-from bot_runtime.speech_hold import MAX_HOLD_SECS, SpeechHold
+from bot_runtime.turns.barge_in import RESUME_AFTER_SECS, CallerVoiceStart
+from bot_runtime.turns.speech_hold import MAX_HOLD_SECS, SpeechHold
+from bot_runtime.turns.speech_level import counted_words
 
 FRAME_SECS = 0.04
 START_SECS = 0.1

@@ -58,7 +58,7 @@ required = true
 BLOCKING_TOOL = """
 import time
 
-from bot_runtime.python_tools import CallInfo, tool
+from bot_runtime.tools.python import CallInfo, tool
 
 
 @tool

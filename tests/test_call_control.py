@@ -6,8 +6,8 @@ import xml.etree.ElementTree as ET
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot_runtime.call_summaries import BRIEF_INSTRUCTION
-from bot_runtime.settings import DEFAULT_GREETING
+from bot_runtime.after_call.summaries import BRIEF_INSTRUCTION
+from bot_runtime.config.settings import DEFAULT_GREETING
 from testkit.caller_audio import AUDIO, caller_line
 from testkit.fakes import NoChoices, Reply, ToolCall
 from testkit.scenario import (

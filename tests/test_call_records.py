@@ -3,7 +3,7 @@
 import pytest
 from standardwebhooks import Webhook
 
-from bot_runtime.settings import BotSettings, ConfigError
+from bot_runtime.config.settings import BotSettings, ConfigError
 from testkit.caller_audio import AUDIO, caller_line
 from testkit.fakes.business_server import Answer
 from testkit.media_stream import new_sid
@@ -150,7 +150,7 @@ def test_webhook_and_whisper_settings_are_checked_at_start_up(env, problem):
 
 
 def test_the_webhook_secret_never_reaches_a_log():
-    from bot_runtime.settings import secrets_of
+    from bot_runtime.config.settings import secrets_of
 
     keys = {"OPENAI_API_KEY": "sk-key", "DEEPGRAM_API_KEY": "dg", "CARTESIA_API_KEY": "ca"}
     settings = BotSettings.from_env(

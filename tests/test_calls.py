@@ -3,8 +3,8 @@
 import asyncio
 import time
 
-from bot_runtime.settings import DEFAULT_GOODBYE, DEFAULT_GREETING, DEFAULT_SILENCE_PROMPT
-from bot_runtime.twilio_stream import HANG_UP_TIMEOUT_SECS
+from bot_runtime.config.settings import DEFAULT_GOODBYE, DEFAULT_GREETING, DEFAULT_SILENCE_PROMPT
+from bot_runtime.twilio.stream import HANG_UP_TIMEOUT_SECS
 from testkit.bot_server import REPO, start_bot_server
 from testkit.caller_audio import AUDIO, caller_line
 from testkit.fakes import Reply

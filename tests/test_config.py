@@ -2,9 +2,10 @@
 
 import pytest
 
-from bot_runtime import settings as config
-from bot_runtime.barge_in import BARGE_IN_MIN_WORDS
-from bot_runtime.settings import BotSettings, ConfigError, TwilioSettings
+from bot_runtime.config import providers as provider_choice
+from bot_runtime.config import settings as config
+from bot_runtime.config.settings import BotSettings, ConfigError, TwilioSettings
+from bot_runtime.turns.barge_in import BARGE_IN_MIN_WORDS
 
 ACCOUNT_SID = "AC" + "1" * 32
 SERVICE_KEYS = {"OPENAI_API_KEY": "sk-o", "DEEPGRAM_API_KEY": "dg", "CARTESIA_API_KEY": "ca"}
@@ -17,7 +18,7 @@ def providers(settings: BotSettings) -> tuple[str, str, str]:
 @pytest.fixture
 def local_stack_missing(monkeypatch):
     """As if the `local` dependency group were not installed."""
-    monkeypatch.setattr(config, "find_spec", lambda name: None)
+    monkeypatch.setattr(provider_choice, "find_spec", lambda name: None)
 
 
 def test_no_keys_select_the_local_stack_with_its_short_prompt():

@@ -7,7 +7,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from bot_runtime.prompts import PROMPTS_DIR, Prompt
+from bot_runtime.call.recorded_prompts import PROMPTS_DIR, Prompt
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,7 +90,7 @@ def test_the_image_gets_the_runtime_and_nothing_for_other_audiences():
 
 
 def test_the_runtime_imports_nothing_from_the_operator_tools_or_the_test_kit():
-    runtime = [REPO / "bot.py", REPO / "agent_tools.py", *(REPO / "bot_runtime").glob("*.py")]
+    runtime = [REPO / "bot.py", REPO / "agent_tools.py", *(REPO / "bot_runtime").rglob("*.py")]
     for path in runtime:
         tree = ast.parse(path.read_text())
         imported = {

@@ -8,9 +8,9 @@ import wave
 
 import pytest
 
-from bot_runtime import local_models
+from bot_runtime.config.settings import DEFAULT_GREETING
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
-from bot_runtime.settings import DEFAULT_GREETING
+from bot_runtime.services import local_models
 from testkit import local_speech
 from testkit.bot_server import REPO, BotServer, free_port, start_bot_server
 from testkit.caller_audio import AUDIO, caller_line
@@ -176,6 +176,6 @@ async def test_a_clear_goodbye_ends_a_local_call_as_end_call_does(local_bot, tra
     ],
 )
 def test_only_a_clear_goodbye_counts_as_one(said, goodbye):
-    from bot_runtime.local_services import is_farewell
+    from bot_runtime.services.local_services import is_farewell
 
     assert is_farewell(said) is goodbye

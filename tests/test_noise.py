@@ -2,7 +2,7 @@
 
 import time
 
-from bot_runtime import noise_filter
+from bot_runtime.services import noise_filter
 from testkit.noise_calls import SETTLE_SECS, get_the_bot_talking, play_noise
 from testkit.noise_set import NOISES
 from testkit.scenario import answered_call, hear_greeting

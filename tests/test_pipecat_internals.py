@@ -28,27 +28,28 @@ from pipecat.utils.text.simple_text_aggregator import SimpleTextAggregator
 
 import bot_runtime
 
+# Every module of every sub-package (iter_modules would stop at the top and check nothing).
 RUNTIME_MODULES = [
-    importlib.import_module(f"bot_runtime.{module.name}")
-    for module in pkgutil.iter_modules(bot_runtime.__path__)
+    importlib.import_module(module.name)
+    for module in pkgutil.walk_packages(bot_runtime.__path__, "bot_runtime.")
 ]
 
 # (pipecat class, private name, where the runtime uses it)
 PRIVATE_NAMES = [
-    (VADAnalyzer, "_vad_state", "turn_taking.SharedSileroVAD"),
-    (VADAnalyzer, "_vad_stopping_count", "turn_taking.SharedSileroVAD.pause_secs"),
-    (VADAnalyzer, "_run_analyzer", "turn_taking.SharedSileroVAD.analyze_audio"),
-    (SileroVADAnalyzer, "_model", "turn_taking.SharedSileroVAD"),
-    (SileroVADAnalyzer, "_windows_since_reset", "turn_taking.SharedSileroVAD"),
-    (SileroVADAnalyzer, "_low_confidence_windows", "turn_taking.SharedSileroVAD"),
-    (BaseSmartTurn, "_speech_triggered", "turn_taking.SharedSmartTurn.append_audio"),
-    (BaseSmartTurn, "_audio_buffer", "turn_taking.SharedSmartTurn.append_audio"),
-    (BaseSmartTurn, "_process_speech_segment", "turn_taking.SharedSmartTurn.append_audio"),
-    (BaseSmartTurn, "_model_executor", "turn_taking.SharedSmartTurn._model_executor"),
-    (BaseSmartTurn, "_clear", "turn_taking.SharedSmartTurn._clear"),
-    (LocalSmartTurnAnalyzerV3, "_session", "turn_taking.SharedSmartTurn"),
-    (LocalSmartTurnAnalyzerV3, "_log_data", "turn_taking.SharedSmartTurn"),
-    (LocalSmartTurnAnalyzerV3, "_predict_endpoint", "turn_taking.prepare_models"),
+    (VADAnalyzer, "_vad_state", "turns.shared_models.SharedSileroVAD"),
+    (VADAnalyzer, "_vad_stopping_count", "turns.shared_models.SharedSileroVAD.pause_secs"),
+    (VADAnalyzer, "_run_analyzer", "turns.shared_models.SharedSileroVAD.analyze_audio"),
+    (SileroVADAnalyzer, "_model", "turns.shared_models.SharedSileroVAD"),
+    (SileroVADAnalyzer, "_windows_since_reset", "turns.shared_models.SharedSileroVAD"),
+    (SileroVADAnalyzer, "_low_confidence_windows", "turns.shared_models.SharedSileroVAD"),
+    (BaseSmartTurn, "_speech_triggered", "turns.shared_models.SharedSmartTurn.append_audio"),
+    (BaseSmartTurn, "_audio_buffer", "turns.shared_models.SharedSmartTurn.append_audio"),
+    (BaseSmartTurn, "_process_speech_segment", "turns.shared_models.SharedSmartTurn.append_audio"),
+    (BaseSmartTurn, "_model_executor", "turns.shared_models.SharedSmartTurn._model_executor"),
+    (BaseSmartTurn, "_clear", "turns.shared_models.SharedSmartTurn._clear"),
+    (LocalSmartTurnAnalyzerV3, "_session", "turns.shared_models.SharedSmartTurn"),
+    (LocalSmartTurnAnalyzerV3, "_log_data", "turns.shared_models.SharedSmartTurn"),
+    (LocalSmartTurnAnalyzerV3, "_predict_endpoint", "turns.shared_models.prepare_models"),
     (TwilioFrameSerializer, "_hangup_attempted", "twilio_stream.GuardedTwilioSerializer"),
     (TwilioFrameSerializer, "_hang_up_call", "twilio_stream.GuardedTwilioSerializer"),
     (STTService, "_user_id", "local_services.LocalWhisperSTTService.run_stt"),
@@ -78,13 +79,13 @@ PRIVATE_NAMES = [
 # Constructors the runtime skips (they load a model per call), and every field each one sets:
 # the runtime's stand-in must set the same ones.
 SKIPPED_CONSTRUCTORS = [
-    (SileroOnnxModel, {"session", "sample_rates"}, "turn_taking._SileroState"),
+    (SileroOnnxModel, {"session", "sample_rates"}, "turns.shared_models._SileroState"),
     (
         SileroVADAnalyzer,
         {"_model", "_windows_since_reset", "_low_confidence_windows"},
-        "turn_taking.SharedSileroVAD",
+        "turns.shared_models.SharedSileroVAD",
     ),
-    (LocalSmartTurnAnalyzerV3, {"_session", "_log_data"}, "turn_taking.SharedSmartTurn"),
+    (LocalSmartTurnAnalyzerV3, {"_session", "_log_data"}, "turns.shared_models.SharedSmartTurn"),
     (PiperTTSService, {"_voice"}, "local_services.LocalPiperTTSService"),
 ]
 

@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pipecat.frames.frames import InputAudioRawFrame, InputDTMFFrame
 
-from bot_runtime.call_pipeline import build_serializer
+from bot_runtime.call.pipeline import build_serializer
+from bot_runtime.config.settings import TwilioSettings
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
-from bot_runtime.settings import TwilioSettings
-from bot_runtime.speech_hold import SpeechHold
-from bot_runtime.twilio_stream import GuardedTwilioSerializer, StreamStart
+from bot_runtime.turns.speech_hold import SpeechHold
+from bot_runtime.twilio.stream import GuardedTwilioSerializer, StreamStart
 from testkit import media_stream
 from testkit.media_stream import DTMF_DIGITS, TEST_ACCOUNT_SID, new_sid
 from testkit.phone_audio import ulaw_to_pcm16

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bot_runtime.no_dead_air import SAY_AGAIN
+from bot_runtime.call.no_dead_air import SAY_AGAIN
 from testkit.bot_server import start_bot_server
 from testkit.caller_audio import Line
 from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes, Reply

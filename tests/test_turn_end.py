@@ -18,12 +18,12 @@ from pipecat.processors.aggregators.llm_response_universal import (
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.utils.time import time_now_iso8601
 
-from bot_runtime import turn_taking
-from bot_runtime.deepgram_stt import DeepgramSTT
-from bot_runtime.first_phrase import FirstPhraseAggregator
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
-from bot_runtime.speech_hold import SpeechHold
-from bot_runtime.turn_end import TranscriptCompleteFrame
+from bot_runtime.services.deepgram import DeepgramSTT
+from bot_runtime.services.first_phrase import FirstPhraseAggregator
+from bot_runtime.turns import turn_taking
+from bot_runtime.turns.speech_hold import SpeechHold
+from bot_runtime.turns.turn_end import TranscriptCompleteFrame
 from testkit.bot_server import start_bot_server
 from testkit.caller_audio import AUDIO, Line
 from testkit.fakes import FakeDeepgram, Reply

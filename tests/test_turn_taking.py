@@ -10,14 +10,14 @@ from pipecat.frames.frames import InputAudioRawFrame, TextFrame
 from pipecat.tests.utils import run_test
 from threadpoolctl import threadpool_info
 
-from bot_runtime import turn_taking
+from bot_runtime.config.settings import BotSettings
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
-from bot_runtime.services import build_llm
-from bot_runtime.settings import BotSettings
-from bot_runtime.shared_clients import warm_up_openai_sdk
-from bot_runtime.speech_hold import SpeechHold
-from bot_runtime.twilio_rest import warm_up_twilio_sdk
-from bot_runtime.twilio_stream import CALLER_FRAME_SECS
+from bot_runtime.services.build import build_llm
+from bot_runtime.services.shared_clients import warm_up_openai_sdk
+from bot_runtime.turns import shared_models, turn_taking
+from bot_runtime.turns.speech_hold import SpeechHold
+from bot_runtime.twilio.rest import warm_up_twilio_sdk
+from bot_runtime.twilio.stream import CALLER_FRAME_SECS
 from testkit.caller_audio import AUDIO, words_span
 from testkit.phone_audio import (
     MEDIA_FRAME_SECS,
@@ -30,7 +30,7 @@ from testkit.phone_audio import (
 PCM_FRAME_BYTES = pcm16_bytes(MEDIA_FRAME_SECS)  # PCM16, as Twilio's media messages arrive
 
 
-def detection_for_one_call() -> tuple[turn_taking.SharedSileroVAD, turn_taking.SharedSmartTurn]:
+def detection_for_one_call() -> tuple[shared_models.SharedSileroVAD, shared_models.SharedSmartTurn]:
     detection = turn_taking.turn_detection(
         start_secs=0.1, stop_secs=0.2, preemptive=False, speech_hold=SpeechHold()
     )
@@ -60,8 +60,8 @@ async def feed(
 
 def test_every_call_shares_the_two_models_loaded_at_import():
     first, second = detection_for_one_call(), detection_for_one_call()
-    assert first[0]._model.session is second[0]._model.session is turn_taking.silero_session()
-    assert first[1]._session is second[1]._session is turn_taking.smart_turn_session()
+    assert first[0]._model.session is second[0]._model.session is shared_models.silero_session()
+    assert first[1]._session is second[1]._session is shared_models.smart_turn_session()
     assert first[0]._model is not second[0]._model  # each call keeps its own recurrent state
     assert first[1]._model_executor is second[1]._model_executor
 

@@ -13,8 +13,8 @@ from pipecat.frames.frames import (
 )
 
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
-from bot_runtime.speech_hold import SpeechHold
-from bot_runtime.twilio_stream import GuardedTwilioSerializer
+from bot_runtime.turns.speech_hold import SpeechHold
+from bot_runtime.twilio.stream import GuardedTwilioSerializer
 from testkit.phone_audio import pcm16_to_ulaw
 
 STREAM_SID = "MZ" + "0" * 32

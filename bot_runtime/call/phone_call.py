@@ -1,0 +1,286 @@
+"""One phone call: its parts put together, the pipeline's events sent to them, run to the end."""
+
+import time
+from collections.abc import Awaitable
+
+from fastapi import WebSocket
+from loguru import logger
+from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
+from pipecat.frames.frames import ErrorFrame
+from pipecat.processors.aggregators.llm_response_universal import (
+    AssistantTurnStoppedMessage,
+    UserTurnStoppedMessage,
+)
+from pipecat.workers.runner import WorkerRunner
+
+from bot_runtime.after_call.webhook import send_after_the_call, send_call_record
+from bot_runtime.call.ending import CallEnding, EndedReason, Goodbyes
+from bot_runtime.call.facts import CallFacts
+from bot_runtime.call.loop_lag import stop_watching, watch_loop_lag
+from bot_runtime.call.no_dead_air import NoDeadAir
+from bot_runtime.call.opening import CallOpening
+from bot_runtime.call.pipeline import build_call_pipeline
+from bot_runtime.call.playout import Playout
+from bot_runtime.call.record import CallRecord
+from bot_runtime.call.tool_calls import business_tool_schemas
+from bot_runtime.call.transfer import Transfer
+from bot_runtime.config.settings import LOCAL, BotSettings
+from bot_runtime.services.deepgram import DeepgramSTT
+from bot_runtime.services.watch import LLM, TTS, ServiceWatch
+from bot_runtime.side_tasks import SideTasks
+from bot_runtime.tools.builtin import call_tools
+from bot_runtime.twilio.stream import StreamStart
+
+
+class PhoneCall:
+    """A conversation on one Twilio Media Stream, from greeting to hang-up.
+
+    The call owns its parts: the pipeline (pipeline.py), the opening (opening.py),
+    the endings and their latch (ending.py, transfer.py), the no-dead-air watch
+    (no_dead_air.py) and the record of what happened (record.py), all beside it in
+    call/. This class wires the pipeline's events to them.
+    """
+
+    def __init__(
+        self, websocket: WebSocket, *, start: StreamStart, facts: CallFacts, settings: BotSettings
+    ):
+        # First: building the call and its first work (the caller lookup) count as its own.
+        self.loop_lag = watch_loop_lag()
+        self._settings = settings
+        self._facts = facts
+        self._start = start
+        self._silence_prompts = 0
+        self._caller_turn_at = 0.0
+        self._agent_turn_at = 0.0
+        self.record = CallRecord(
+            info=facts.info(start.call_sid, start.custom_parameters),
+            stream_sid=start.stream_sid,
+        )
+        self.ending = CallEnding()
+        self.tasks = SideTasks()
+        self.watch = ServiceWatch(
+            self.tasks,
+            watched={
+                service
+                for service, provider in (
+                    (LLM, settings.llm_provider),
+                    (TTS, settings.tts_provider),
+                )
+                if provider != LOCAL
+            },
+        )
+        tools = call_tools(
+            end_call=self._say_goodbye,
+            transfer_call=self._transfer if settings.transfer_number else None,
+            business=business_tool_schemas(
+                [*settings.agent.tools, *settings.agent.python_tools],
+                call_info=lambda: self.record.info,  # The numbers may be looked up later.
+                record=self.record,
+            ),
+        )
+        self.pipeline = build_call_pipeline(
+            websocket,
+            start=start,
+            facts=facts,
+            settings=settings,
+            tools=tools,
+            ending=self.ending,
+            on_transfer_key=self._on_transfer_key,
+            on_key=self.record.key_pressed,
+            watch=self.watch,
+        )
+        self.record.preemption = self.pipeline.turn_end.preemption
+        self._build_parts()
+        self._handle_events()
+
+    def _build_parts(self) -> None:
+        """The parts that act on the running pipeline: what is heard, endings, the watch."""
+        p, settings = self.pipeline, self._settings
+        self.playout = Playout(worker=p.worker, serializer=p.serializer, prompts=p.prompts)
+        self.transfer = Transfer(
+            settings=settings,
+            record=self.record,
+            ending=self.ending,
+            playout=self.playout,
+            serializer=p.serializer,
+            worker=p.worker,
+            tasks=self.tasks,
+        )
+        self.goodbyes = Goodbyes(
+            ending=self.ending,
+            playout=self.playout,
+            worker=p.worker,
+            hand_over=self.transfer.hand_over if self.transfer.available else None,
+            goodbye=settings.goodbye,
+            tasks=self.tasks,
+        )
+        self.opening = CallOpening(
+            settings=settings,
+            outbound=self._facts.outbound,
+            record=self.record,
+            playout=self.playout,
+            voicemail=p.voicemail,
+            tasks=self.tasks,
+        )
+        self.no_dead_air = NoDeadAir(
+            llm=p.llm,
+            tts=p.tts,
+            stt=p.stt,
+            watch=self.watch,
+            worker=p.worker,
+            ending=self.ending,
+            goodbyes=self.goodbyes,
+            record=self.record,
+            promise_secs=settings.response_timeout_secs,
+            tasks=self.tasks,
+        )
+
+    async def run(self, *, handle_sigint: bool = False) -> None:
+        """Run the conversation until the call ends, then log its summary."""
+        runner = WorkerRunner(handle_sigint=handle_sigint)
+        await runner.add_workers(self.pipeline.worker)
+        try:
+            await runner.run()
+        finally:
+            self.tasks.cancel_all()
+            self.record.loop_lag_secs = stop_watching(self.loop_lag)
+            logger.info(self.record.summary(ended_by=self.ending.description))
+            if self._settings.call_webhook_url:
+                send_after_the_call(
+                    send_call_record(self.record.document(self.ending), settings=self._settings)
+                )
+
+    def learn_caller_numbers(self, lookup: Awaitable[tuple[str | None, str | None] | None]) -> None:
+        """Tell the LLM the caller's numbers once ``lookup`` finds them, without waiting for it."""
+        self.tasks.start(self._add_looked_up_numbers(lookup))
+
+    def _handle_events(self) -> None:
+        p = self.pipeline
+        handlers = [
+            (p.transport, "on_client_connected", self._on_connected),
+            (p.transport, "on_client_disconnected", self._on_caller_hung_up),
+            (p.transport, "on_session_timeout", self._on_max_duration),
+            (p.user_turns, "on_user_turn_started", self._on_caller_spoke),
+            (p.user_turns, "on_user_turn_stopped", self._on_caller_turn_ended),
+            (p.assistant_turns, "on_assistant_turn_started", self._on_agent_turn_started),
+            (p.assistant_turns, "on_assistant_turn_stopped", self._on_agent_turn_ended),
+            (p.user_turns, "on_user_turn_idle", self._on_caller_silent),
+            (p.worker, "on_pipeline_error", self._on_pipeline_error),
+            (p.latency, "on_first_bot_speech_latency", self._on_first_speech),
+            (p.latency, "on_latency_measured", self._on_turn_latency),
+        ]
+        if p.voicemail:
+            handlers += [
+                (p.voicemail, "on_voicemail_detected", self._on_voicemail),
+                (p.voicemail, "on_conversation_detected", self._on_person),
+            ]
+        handlers += [(tts, "on_tts_request", self._on_tts_request) for tts in p.tts.services]
+        if isinstance(p.stt, DeepgramSTT):
+            handlers.append((p.stt, "on_deaf", self.no_dead_air.stt_deaf))
+        for service, pair in ((LLM, p.llm), (TTS, p.tts)):
+            if pair.backup is not None:
+                handlers.append(
+                    (pair.node.strategy, "on_service_switched", self._switched(service))
+                )
+        for source, event, handler in handlers:
+            source.add_event_handler(event, handler)
+
+    # --- the pipeline's events ------------------------------------------------------------
+
+    async def _on_connected(self, _transport, _websocket) -> None:
+        await self.opening.open()
+
+    async def _on_caller_spoke(self, *_args) -> None:
+        self._caller_turn_at = self.record.secs_since_start()
+        self._silence_prompts = 0
+        self.opening.caller_spoke()
+        self.no_dead_air.caller_is_speaking(True)
+
+    async def _on_caller_turn_ended(self, _aggregator, _strategy, message: UserTurnStoppedMessage):
+        self.no_dead_air.caller_is_speaking(False)
+        if message.content:
+            self.record.caller_said(message.content, at_secs=self._caller_turn_at)
+            # On an outbound call nothing is owed before the voicemail detector has heard a
+            # person (it holds the bot's speech until then, and a machine gets the message).
+            if not self.pipeline.voicemail or self.record.answered_by == "person":
+                self.no_dead_air.caller_finished_a_turn()
+
+    async def _on_agent_turn_started(self, _aggregator) -> None:
+        self._agent_turn_at = self.record.secs_since_start()
+
+    async def _on_agent_turn_ended(self, _aggregator, message: AssistantTurnStoppedMessage):
+        if message.content:
+            self.record.agent_said(
+                message.content, at_secs=self._agent_turn_at, interrupted=message.interrupted
+            )
+
+    async def _on_caller_silent(self, *_args) -> None:
+        self._silence_prompts += 1
+        if self._silence_prompts == 1:
+            await self.playout.say(self._settings.silence_prompt)
+        else:
+            self.goodbyes.say_goodbye(EndedReason.SILENCE)
+
+    async def _on_first_speech(self, _observer, _since_pipeline_start: float) -> None:
+        # From Twilio's `start`, as the caller waits, not from the pipeline's start (which
+        # leaves out building the call).
+        latency = time.monotonic() - self._start.received_at
+        self.record.greeting_latency_secs = latency
+        logger.info(f"First bot speech {latency * 1000:.0f} ms after Twilio's start message")
+
+    async def _on_turn_latency(self, _observer, latency: float) -> None:
+        self.record.add_turn_latency(latency)
+        self.no_dead_air.bot_was_heard()
+
+    async def _on_tts_request(self, _tts, _context_id: str, text: str) -> None:
+        self.watch.tts_asked(text)
+
+    def _switched(self, service: str):
+        async def handler(_strategy, _to) -> None:
+            await self.no_dead_air.switched_by_itself(service)
+
+        return handler
+
+    async def _on_pipeline_error(self, _worker, frame: ErrorFrame) -> None:
+        await self.no_dead_air.service_failed(frame)
+
+    async def _on_transfer_key(self) -> None:
+        self._transfer("keypad 0")
+
+    async def _on_max_duration(self, _transport, _websocket) -> None:
+        self.goodbyes.say_goodbye(EndedReason.MAX_DURATION, f"{self._settings.max_call_secs:g} s")
+
+    async def _on_caller_hung_up(self, _transport, _websocket) -> None:
+        await self.goodbyes.caller_hung_up()
+
+    async def _on_person(self, _detector) -> None:
+        self.record.answered_by = "person"
+        logger.info("Outbound call answered by a person")
+
+    async def _on_voicemail(self, detector: VoicemailDetector) -> None:
+        self.record.answered_by = "machine"
+        message = self._facts.extra.get("voicemail_message") or self._settings.voicemail_message
+        self.goodbyes.leave_voicemail(message, detector=detector)
+
+    # --- actions the LLM's tools and the keypad ask for ---------------------------------
+
+    def _say_goodbye(self, _detail: str) -> None:
+        self.goodbyes.say_goodbye(EndedReason.END_CALL)
+
+    def _transfer(self, reason: str) -> None:
+        self.transfer.request(reason)
+
+    async def _add_looked_up_numbers(
+        self, lookup: Awaitable[tuple[str | None, str | None] | None]
+    ) -> None:
+        numbers = await lookup
+        if numbers is None:
+            return
+        from_number, to_number = numbers
+        self.record.learn_numbers(from_number, to_number)
+        fact = (
+            f"Looked up for this call: caller number (From) {from_number}, "
+            f"called number (To) {to_number}."
+        )
+        for llm in self.pipeline.llm.services:
+            llm.append_system_instruction(fact)

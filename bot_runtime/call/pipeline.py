@@ -1,0 +1,268 @@
+"""One call's pipeline: the Twilio transport, turn taking, the three services and prompts."""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from fastapi import WebSocket
+from loguru import logger
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.classifiers.llm.classifier import LLMClassifier
+from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
+from pipecat.frames.frames import Frame
+from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMAssistantAggregator,
+    LLMContextAggregatorPair,
+    LLMUserAggregator,
+    LLMUserAggregatorParams,
+)
+from pipecat.services.stt_service import STTService
+from pipecat.transports.websocket.fastapi import (
+    FastAPIWebsocketParams,
+    FastAPIWebsocketTransport,
+)
+from pipecat.turns.user_mute.base_user_mute_strategy import BaseUserMuteStrategy
+
+from bot_runtime.call.ending import CallEnding
+from bot_runtime.call.facts import CallFacts
+from bot_runtime.call.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
+from bot_runtime.call.recorded_prompts import PromptPlayer
+from bot_runtime.config.settings import BotSettings, TwilioSettings
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE
+from bot_runtime.services import noise_filter
+from bot_runtime.services.build import (
+    BackedUp,
+    build_llm_with_backup,
+    build_stt,
+    build_tts_with_backup,
+)
+from bot_runtime.services.watch import LLMTap, ServiceWatch, TTSTap
+from bot_runtime.turns import shared_models, turn_taking
+from bot_runtime.turns.speech_hold import SpeechHold
+from bot_runtime.turns.turn_end import TurnEnd
+from bot_runtime.twilio.stream import GuardedTwilioSerializer, StreamStart
+
+KEYPAD_INSTRUCTION = (
+    f"Key presses on the caller's phone keypad reach you as messages starting with "
+    f"'{DTMF_PREFIX.strip()}', for example an order number followed by the pound key."
+)
+
+
+@dataclass
+class CallPipeline:
+    """The parts of one call's pipeline that the rest of the call talks to."""
+
+    serializer: GuardedTwilioSerializer
+    transport: FastAPIWebsocketTransport
+    user_turns: LLMUserAggregator
+    assistant_turns: LLMAssistantAggregator
+    turn_end: TurnEnd
+    stt: STTService
+    llm: BackedUp
+    tts: BackedUp
+    prompts: PromptPlayer
+    voicemail: VoicemailDetector | None
+    latency: UserBotLatencyObserver
+    worker: PipelineWorker = field(init=False)
+
+
+def build_call_pipeline(
+    websocket: WebSocket,
+    *,
+    start: StreamStart,
+    facts: CallFacts,
+    settings: BotSettings,
+    tools: ToolsSchema,
+    ending: CallEnding,
+    on_transfer_key: Callable[[], Awaitable[None]],
+    on_key: Callable[[str], None],
+    watch: ServiceWatch,
+) -> CallPipeline:
+    """Build the call's processors and worker; services connect when the worker starts."""
+    # The barge-in rules pause the bot's speech on the caller's voice; the serializer holds it.
+    speech_hold = SpeechHold()
+    serializer = build_serializer(start, settings.twilio, speech_hold=speech_hold)
+    transport = _transport(websocket, serializer, max_call_secs=settings.max_call_secs)
+    user_turns, assistant_turns, turn_end = _turn_aggregators(
+        settings, tools=tools, ending=ending, speech_hold=speech_hold
+    )
+    stt, tts = build_stt(settings), build_tts_with_backup(settings)
+    llm = build_llm_with_backup(
+        settings, system_instruction=system_instruction(settings.system_prompt, facts)
+    )
+    # On outbound calls, listen first: a person, or a voicemail greeting? Until that is
+    # decided, the detector's gate holds the bot's speech back.
+    voicemail = (
+        VoicemailDetector(classifier=LLMClassifier(llm=llm.primary)) if facts.outbound else None
+    )
+    parts = CallPipeline(
+        serializer=serializer,
+        transport=transport,
+        user_turns=user_turns,
+        assistant_turns=assistant_turns,
+        turn_end=turn_end,
+        stt=stt,
+        llm=llm,
+        tts=tts,
+        prompts=PromptPlayer(),
+        voicemail=voicemail,
+        latency=UserBotLatencyObserver(),
+    )
+    keypad = TransferKey(on_transfer_key, on_key=on_key)
+    parts.worker = _worker(_pipeline(parts, keypad=keypad, watch=watch), parts.latency)
+    return parts
+
+
+def _pipeline(p: CallPipeline, *, keypad: TransferKey, watch: ServiceWatch) -> Pipeline:
+    """The processors in the order a call's frames pass them."""
+    return Pipeline(
+        [
+            p.transport.input(),
+            p.stt,
+            *([p.voicemail.detector()] if p.voicemail else []),
+            keypad,
+            keypad_to_text(),
+            p.user_turns,
+            turn_taking.CallerAudioEnd(),
+            p.llm.node,
+            LLMTap(watch),
+            p.tts.node,
+            TTSTap(watch),
+            *([p.voicemail.gate()] if p.voicemail else []),
+            p.prompts,
+            p.transport.output(),
+            p.assistant_turns,
+        ]
+    )
+
+
+def system_instruction(prompt: str, facts: CallFacts) -> str:
+    """The LLM's instruction for this call: the prompt, the keypad, and the call's facts."""
+    return f"{prompt}\n{KEYPAD_INSTRUCTION}\n\nAbout this call:\n{facts.describe()}"
+
+
+def build_serializer(
+    start: StreamStart, twilio: TwilioSettings, *, speech_hold: SpeechHold
+) -> GuardedTwilioSerializer:
+    """The stream's serializer, with auto hang-up when there are credentials to hang up with.
+
+    Without credentials the call still runs (a missing secret must not cost the
+    caller the call), but ending the pipeline cannot end the phone call, so say
+    once, clearly, what is missing.
+    """
+    auto_hang_up = not twilio.missing_credentials
+    if not auto_hang_up:
+        logger.warning(
+            "No auto hang-up on this call: set "
+            + " and ".join(twilio.missing_credentials)
+            + " so the bot can end calls through Twilio's REST API"
+        )
+    return GuardedTwilioSerializer(
+        start.stream_sid,
+        speech_hold=speech_hold,
+        call_sid=start.call_sid,
+        account_sid=twilio.account_sid,
+        auth_token=twilio.auth_token,
+        api_key_sid=twilio.api_key,
+        api_key_secret=twilio.api_secret,
+        region=twilio.region,
+        edge=twilio.edge,
+        base_url=twilio.api_base_url,
+        params=GuardedTwilioSerializer.InputParams(auto_hang_up=auto_hang_up),
+    )
+
+
+def _transport(
+    websocket: WebSocket, serializer: GuardedTwilioSerializer, *, max_call_secs: float
+) -> FastAPIWebsocketTransport:
+    return FastAPIWebsocketTransport(
+        websocket,
+        FastAPIWebsocketParams(
+            audio_in_enabled=True,
+            # Pipecat Cloud's Krisp VIVA, where the platform provides it (None elsewhere).
+            audio_in_filter=noise_filter.caller_audio_filter(),
+            audio_out_enabled=True,
+            serializer=serializer,
+            session_timeout=int(max_call_secs),
+            # Endings wait for Twilio's mark echo, which proves the goodbye was heard.
+            audio_out_end_silence_secs=0,
+            # The bot's audio goes to Twilio in 40 ms media messages (pipecat's default).
+            # Twilio holds about one message ahead, and a pause for the caller's voice
+            # (speech_hold.py) lets that play out: 80 ms messages saved some CPU but left
+            # the bot audible longer when a caller barged in (docs/performance.md).
+            audio_out_10ms_chunks=4,
+        ),
+    )
+
+
+def _worker(pipeline: Pipeline, latency: UserBotLatencyObserver) -> PipelineWorker:
+    return PipelineWorker(
+        pipeline,
+        params=PipelineParams(
+            audio_in_sample_rate=PHONE_SAMPLE_RATE,
+            audio_out_sample_rate=PHONE_SAMPLE_RATE,
+            enable_metrics=True,
+        ),
+        enable_rtvi=False,  # Twilio rejects any JSON that is not Media Streams (error 31951).
+        # Two observers that would see every frame: nothing here uses turn tracking, and
+        # silence and MAX_CALL_SECS end idle calls.
+        enable_turn_tracking=False,
+        idle_timeout_secs=None,
+        observers=[latency],
+    )
+
+
+def _turn_aggregators(
+    settings: BotSettings, *, tools: ToolsSchema, ending: CallEnding, speech_hold: SpeechHold
+) -> tuple[LLMUserAggregator, LLMAssistantAggregator, TurnEnd]:
+    detection = turn_taking.turn_detection(
+        start_secs=settings.speech_start_secs,
+        stop_secs=settings.turn_end_silence_secs,
+        preemptive=settings.preemptive_replies,
+        speech_hold=speech_hold,
+        barge_in_level_db=settings.barge_in_level_db,
+        barge_in_min_words=settings.barge_in_min_words,
+    )
+    user, assistant = LLMContextAggregatorPair(
+        LLMContext(tools=tools),
+        user_params=LLMUserAggregatorParams(
+            **detection,
+            # A turn with no words (a laugh, a bang the VAD took for speech) gets no answer:
+            # pipecat's default would run the LLM again and answer the previous turn twice.
+            empty_user_turn=None,
+            # A turn with words ends after this much of the caller's quiet (no voice, no new
+            # words), whatever the models made of it: smart-turn's own longest wait for a
+            # line that sounds unfinished, rather than pipecat's 5 s.
+            user_turn_stop_timeout=shared_models.TURN_END_FALLBACK_SECS,
+            user_idle_timeout=settings.silence_timeout_secs,
+            # Once the call is ending, the caller's voice must not interrupt (and
+            # `clear`) the goodbye or the transfer notice.
+            user_mute_strategies=[MuteWhileEnding(ending, speech_hold=speech_hold)],
+        ),
+    )
+    (turn_end,) = detection["user_turn_strategies"].stop or []
+    assert isinstance(turn_end, TurnEnd)
+    turn_end.read_turn_text_from(user.aggregation_string)
+    return user, assistant, turn_end
+
+
+class MuteWhileEnding(BaseUserMuteStrategy):
+    """Mutes the caller once the call has begun to end (goodbye, transfer, fallback).
+
+    The caller's voice must not interrupt (and `clear`) the last words, nor keep them
+    paused: a pause for the caller's voice (``speech_hold``) ends with the muting, since
+    a muted caller's words can no longer end it.
+    """
+
+    def __init__(self, ending: CallEnding, *, speech_hold: SpeechHold):
+        super().__init__()
+        self._ending = ending
+        self._speech_hold = speech_hold
+
+    async def process_frame(self, frame: Frame) -> bool:
+        if self._ending.begun and self._speech_hold.held_secs:
+            self._speech_hold.release()
+        return self._ending.begun

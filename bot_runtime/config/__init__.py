@@ -1,0 +1,1 @@
+"""Configuration: the environment, the agent file and Twilio's settings, read once."""

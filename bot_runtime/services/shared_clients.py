@@ -1,0 +1,123 @@
+"""One OpenAI client per process, shared by every call's LLM service.
+
+pipecat's OpenAILLMService builds a new client for each call: a TLS context (CPU on
+the event loop while other calls wait; docs/performance.md), a fresh connection (a TCP
+and TLS handshake before the first answer of every call), and nothing closes it
+afterwards. One client per process keeps a few connections to the LLM warm for
+all calls; httpx clients are safe to share between tasks of one event loop.
+"""
+
+import asyncio
+import threading
+from functools import cache
+
+from loguru import logger
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+from pipecat.services.openai.llm import OpenAILLMService
+from pipecat.utils.http import connection_limits
+
+# Idle connections are closed after this long, before a server or proxy drops them unseen.
+KEEPALIVE_SECS = 60.0
+
+
+@cache
+def openai_client(api_key: str | None, base_url: str | None) -> AsyncOpenAI:
+    """The process's client for one API key and endpoint."""
+    limits = connection_limits(
+        max_keepalive_connections=100, max_connections=1000, keepalive_expiry=KEEPALIVE_SECS
+    )
+    return AsyncOpenAI(
+        api_key=api_key, base_url=base_url, http_client=DefaultAsyncHttpxClient(limits=limits)
+    )
+
+
+class SharedClientOpenAILLMService(OpenAILLMService):
+    """OpenAILLMService on the process's shared client (this project sets no org or headers)."""
+
+    def create_client(
+        self, api_key: str | None = None, base_url: str | None = None, **kwargs: object
+    ) -> AsyncOpenAI:
+        return openai_client(api_key, base_url)
+
+
+# A streamed completion of one chunk, as an OpenAI-compatible server sends it.
+_CANNED_STREAM = (
+    b'data: {"id": "warm-up", "object": "chat.completion.chunk", "created": 0, "model": "warm-up",'
+    b' "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
+# The same answer whole, as a request without streaming (a transfer brief, an analysis) gets it.
+_CANNED_COMPLETION = (
+    b'{"id": "warm-up", "object": "chat.completion", "created": 0, "model": "warm-up",'
+    b' "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},'
+    b' "finish_reason": "stop"}]}'
+)
+# What the calls' requests carry besides messages: a tool, and the analysis's strict schema.
+_TOOL = {"type": "function", "function": {"name": "warm_up", "parameters": {"type": "object"}}}
+_SCHEMA = {"type": "object", "properties": {}, "required": [], "additionalProperties": False}
+
+
+def warm_up_openai_sdk() -> bool:
+    """Put one streamed and one whole canned completion through the SDK from a loopback server.
+
+    The SDK and its HTTP stack import and build most of what a request needs on
+    first use: that made the first caller's first answer slower than any later one
+    (docs/performance.md), and the process's first transfer brief or post-call
+    analysis (a request without streaming, with response types of its own) held the
+    event loop again. This does both at start-up, in a thread of its own so that it
+    works whether or not the importer already runs an event loop. Returns whether it
+    worked; a failure only costs the first call that time.
+    """
+
+    def run() -> None:
+        try:
+            replies.extend(asyncio.run(_canned_completions()))
+        except Exception as error:  # Never worth stopping the bot for.
+            logger.warning(f"Could not warm up the OpenAI SDK: {error!r}")
+
+    replies: list[str] = []
+    thread = threading.Thread(target=run, name="sdk-warm-up")
+    thread.start()
+    thread.join()
+    return replies == ["ok", "ok"]
+
+
+async def _canned_completions() -> list[str]:
+    """One streamed and one whole completion from a loopback server that answers both "ok"."""
+    answers = [
+        (b"text/event-stream", _CANNED_STREAM),
+        (b"application/json", _CANNED_COMPLETION),
+    ]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        content_type, body = answers.pop(0)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: %s\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (content_type, len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    messages = [{"role": "user", "content": "warm up"}]
+    async with (
+        server,
+        AsyncOpenAI(
+            api_key="warm-up", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0
+        ) as client,
+    ):
+        stream = await client.chat.completions.create(
+            model="warm-up", messages=messages, tools=[_TOOL], stream=True
+        )
+        streamed = "".join([c.choices[0].delta.content or "" async for c in stream])
+        whole = await client.chat.completions.create(
+            model="warm-up",
+            messages=messages,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "warm_up", "strict": True, "schema": _SCHEMA},
+            },
+        )
+        return [streamed, whole.choices[0].message.content or ""]

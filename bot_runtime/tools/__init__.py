@@ -1,0 +1,1 @@
+"""The functions the LLM may call: built-in, declared over HTTP, written in Python."""

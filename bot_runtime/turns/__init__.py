@@ -1,0 +1,1 @@
+"""Turn taking: barge-in, the end of the caller's turn, the speech hold, the shared models."""

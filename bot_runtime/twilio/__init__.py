@@ -1,0 +1,1 @@
+"""Twilio: the media stream and its serializer, the REST API, stream authorisation."""
