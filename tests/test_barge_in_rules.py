@@ -37,6 +37,7 @@ class Call:
             min_words=min_words,
             speech_hold=self.hold,
             vad_hears_voice=lambda: self.vad_hears_voice,
+            reply_due_secs=3.0,
         )
         self.turns = 0
         self.in_turn = False

@@ -8,9 +8,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from bot_runtime.after_call.summaries import BRIEF_INSTRUCTION
 from bot_runtime.config.settings import DEFAULT_GREETING
+from bot_runtime.config.twilio import TwilioSettings
+from bot_runtime.twilio.call_control import look_up_numbers
 from testkit.caller_audio import AUDIO, caller_line
 from testkit.fakes import NoChoices, Reply, ToolCall
+from testkit.media_stream import TEST_ACCOUNT_SID
 from testkit.scenario import (
+    AGENT_NUMBER,
+    AUTH_TOKEN,
+    CALLER_NUMBER,
     INBOUND,
     RECORDING_CALLBACK,
     TRANSFER_NUMBER,
@@ -179,3 +185,15 @@ async def test_without_transfer_number_there_is_no_transfer(bots, fakes):
     tools = {t["function"]["name"] for t in fakes.openai.requests[-1]["tools"]}
     assert tools == {"end_call"}
     assert len(fakes.openai.requests) > requests_before
+
+
+async def test_a_base_url_is_not_rewritten_by_a_region_in_the_environment(fakes, monkeypatch):
+    """TWILIO_REGION and TWILIO_EDGE apply to api.twilio.com only: the SDK must not take
+    them from the environment and rewrite TWILIO_API_BASE_URL's host."""
+    monkeypatch.setenv("TWILIO_REGION", "ie1")
+    monkeypatch.setenv("TWILIO_EDGE", "dublin")
+    sid = fakes.twilio.register_call(from_=CALLER_NUMBER, to=AGENT_NUMBER)
+    settings = TwilioSettings(
+        account_sid=TEST_ACCOUNT_SID, auth_token=AUTH_TOKEN, api_base_url=fakes.twilio.base_url
+    )
+    assert await look_up_numbers(settings, sid) == (CALLER_NUMBER, AGENT_NUMBER)

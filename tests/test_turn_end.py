@@ -91,7 +91,11 @@ async def test_the_turn_ends_on_a_complete_transcript_without_the_safety_net(com
     """The stop strategy on the caller's real audio: once smart-turn says done and the
     transcript is complete, the LLM is asked, with the STT's safety net far away (30 s)."""
     detection = turn_taking.turn_detection(
-        start_secs=0.1, stop_secs=0.25, preemptive=False, speech_hold=SpeechHold()
+        reply_due_secs=3.0,
+        start_secs=0.1,
+        stop_secs=0.25,
+        preemptive=False,
+        speech_hold=SpeechHold(),
     )
     user = LLMUserAggregator(LLMContext(), params=LLMUserAggregatorParams(**detection))
     line = Line.recorded("saturday")

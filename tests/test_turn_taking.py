@@ -32,7 +32,11 @@ PCM_FRAME_BYTES = pcm16_bytes(MEDIA_FRAME_SECS)  # PCM16, as Twilio's media mess
 
 def detection_for_one_call() -> tuple[shared_models.SharedSileroVAD, shared_models.SharedSmartTurn]:
     detection = turn_taking.turn_detection(
-        start_secs=0.1, stop_secs=0.2, preemptive=False, speech_hold=SpeechHold()
+        reply_due_secs=3.0,
+        start_secs=0.1,
+        stop_secs=0.2,
+        preemptive=False,
+        speech_hold=SpeechHold(),
     )
     vad = detection["vad_analyzer"]
     (stop,) = detection["user_turn_strategies"].stop
@@ -111,7 +115,11 @@ async def test_the_caller_hears_the_configured_quiet_before_their_speech_ends(wa
                 pcm16_to_ulaw(bytes(pcm16_bytes(lead_secs)) + words + bytes(pcm16_bytes(1.0)))
             )
             detection = turn_taking.turn_detection(
-                start_secs=0.1, stop_secs=wait_secs, preemptive=False, speech_hold=SpeechHold()
+                reply_due_secs=3.0,
+                start_secs=0.1,
+                stop_secs=wait_secs,
+                preemptive=False,
+                speech_hold=SpeechHold(),
             )
             vad = detection["vad_analyzer"]
             vad.set_sample_rate(PHONE_SAMPLE_RATE)
@@ -127,7 +135,11 @@ async def test_the_caller_hears_the_configured_quiet_before_their_speech_ends(wa
 
 async def test_a_listening_caller_costs_no_vad_model_runs_and_is_heard_as_before():
     detection = turn_taking.turn_detection(
-        start_secs=0.1, stop_secs=0.2, preemptive=False, speech_hold=SpeechHold()
+        reply_due_secs=3.0,
+        start_secs=0.1,
+        stop_secs=0.2,
+        preemptive=False,
+        speech_hold=SpeechHold(),
     )
     vad = detection["vad_analyzer"]
     vad.set_sample_rate(PHONE_SAMPLE_RATE)

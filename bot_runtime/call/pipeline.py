@@ -223,6 +223,7 @@ def _turn_aggregators(
         stop_secs=settings.turn_end_silence_secs,
         preemptive=settings.preemptive_replies,
         speech_hold=speech_hold,
+        reply_due_secs=settings.response_timeout_secs,
         barge_in_level_db=settings.barge_in_level_db,
         barge_in_min_words=settings.barge_in_min_words,
     )

@@ -69,9 +69,6 @@ BURST_GAP_SECS = 0.8
 # result comes soon after the speech ends (docs/performance.md): a short "stop" still cuts in
 # in time.
 RESUME_AFTER_SECS = 0.3
-# After a turn with words the bot holds the floor this long for its reply to start (the
-# reply is due within RESPONSE_TIMEOUT_SECS, 3 s by default, or the call falls back).
-REPLY_DUE_SECS = 3.0
 
 
 class CallerVoiceStart(BaseUserTurnStartStrategy):
@@ -90,9 +87,13 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         min_words: int,
         speech_hold: SpeechHold,
         vad_hears_voice: Callable[[], bool],
+        reply_due_secs: float,
         **kwargs,
     ) -> None:
+        """``reply_due_secs``: after a turn with words, the bot holds the floor this long for
+        its reply to start (the call's reply promise, RESPONSE_TIMEOUT_SECS)."""
         super().__init__(**kwargs)
+        self._reply_due_secs = reply_due_secs
         self._level_db = level_db
         self._min_words = min_words
         self._speech_hold = speech_hold
@@ -136,7 +137,7 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
     async def handle_user_turn_stopped(self) -> None:
         self._in_turn = False
         if self._turn_words:  # The LLM is writing the reply now.
-            self._reply_due_until = time.monotonic() + REPLY_DUE_SECS
+            self._reply_due_until = time.monotonic() + self._reply_due_secs
         # The words were the turn's. The voice stays the caller's for a moment: words of it
         # that come after the turn ended (speech-to-text running late) still cut in.
         self._final_words = 0

@@ -46,6 +46,7 @@ def turn_detection(
     stop_secs: float,
     preemptive: bool,
     speech_hold: SpeechHold,
+    reply_due_secs: float,
     barge_in_level_db: float = BARGE_IN_LEVEL_DB,
     barge_in_min_words: int = BARGE_IN_MIN_WORDS,
 ) -> TurnDetection:
@@ -57,7 +58,8 @@ def turn_detection(
     voice or by transcript; while it speaks, only the caller's own voice (within
     ``barge_in_level_db`` of their level) with ``barge_in_min_words`` words cuts it
     off, and that voice pauses it (``speech_hold``) until its words say which (see
-    barge_in.py). Smart-turn decides whether a stop ends the turn (see
+    barge_in.py), from the end of a turn with words for ``reply_due_secs`` (the reply
+    promise) and while it speaks. Smart-turn decides whether a stop ends the turn (see
     turn_end.py, which also starts ``preemptive`` replies).
     """
     vad_stop_secs = max(stop_secs - SILERO_TRAIL_SECS, SPECULATION_AFTER_SECS)
@@ -67,6 +69,7 @@ def turn_detection(
         min_words=barge_in_min_words,
         speech_hold=speech_hold,
         vad_hears_voice=lambda: vad.hears_voice,
+        reply_due_secs=reply_due_secs,
     )
     turn_end = TurnEnd(
         turn_analyzer=SharedSmartTurn(vad),

@@ -40,11 +40,13 @@ async def twilio_client(
         username,
         password,
         account_sid=settings.account_sid,
-        region=None if use_base_url else settings.region,
-        edge=None if use_base_url else settings.edge,
         http_client=AsyncTwilioHttpClient(timeout=timeout_secs),
-        environment={},  # Never let the SDK read credentials behind our back.
     )
+    # The SDK takes a region or edge left unset (and an empty `environment`) from
+    # TWILIO_REGION and TWILIO_EDGE in os.environ, which would rewrite a base URL's host:
+    # the settings alone say which apply.
+    client.region = None if use_base_url else settings.region
+    client.edge = None if use_base_url else settings.edge
     if use_base_url:
         client.api.base_url = settings.api_base_url
     try:
