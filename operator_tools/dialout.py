@@ -194,15 +194,19 @@ def _print_dry_run(
     campaign: Campaign | None,
     missing: list[str],
 ) -> None:
-    """What a real run would send on stdout; on stderr, skipped rows and what is missing."""
+    """What a real run would send on stdout, the stream secret masked; on stderr, skipped rows
+    and what is missing."""
+    shown = outbound.masked()
     if campaign is None:
-        print(stream_twiml(outbound.target.url, outbound.parameters(to), pretty=True))
-        print("\n".join(describe_request(settings, outbound.fields(to=to))))
+        outbound.fields(to=to)  # Twilio's limit applies to the TwiML with the real secret.
+        print(stream_twiml(shown.target.url, shown.parameters(to), pretty=True))
+        print("\n".join(describe_request(settings, shown.fields(to=to))))
     else:
         for note in campaign.notes:
             print(note, file=sys.stderr)
-        for row, fields in campaign.calls:
+        for row, _ in campaign.calls:
             print(f"# row {row.number}")
+            fields = shown.fields(to=row.to, row_parameters=row.parameters)
             print("\n".join(describe_request(settings, fields)))
         print(f"{len(campaign.calls)} calls would be made")
     if missing:
