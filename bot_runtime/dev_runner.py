@@ -16,7 +16,8 @@ def run_dev_runner(*, log_secrets: list[str]) -> None:
 
     The runner replaces every log sink with its own DEBUG one on stderr, which
     floods the log with library detail (the whole LLM context of every turn
-    among it) and drops the bot's filter of expected warnings. Its server's
+    among it), drops the bot's filter of expected warnings, and prints variables'
+    values in tracebacks (loguru's diagnose). Its server's
     lifespan puts the bot's configuration back once the runner is set up, before
     the first call, and says where calls go: the runner's own banner is written
     for its browser client, which a Twilio bot does not use.

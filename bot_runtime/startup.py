@@ -48,5 +48,7 @@ def describe(settings: BotSettings) -> str:
     if settings.transfer_number:
         parts.append("transfers on" + (" with a brief" if settings.transfer_whisper_url else ""))
     if settings.call_webhook_url:
-        parts.append(f"call records to {urlsplit(settings.call_webhook_url).netloc}")
+        # Only the host: a user:password before it is a credential.
+        host = urlsplit(settings.call_webhook_url).netloc.rpartition("@")[2]
+        parts.append(f"call records to {host}")
     return "Bot set up: " + "; ".join(parts)

@@ -20,7 +20,7 @@ def main() -> int:
     # The transcript is the output: the libraries' logs would bury it, pipecat's banner on
     # import included, so they are cut down before the call simulator is imported.
     logger.remove()
-    logger.add(sys.stderr, level="WARNING", format="{level}: {message}")
+    logger.add(sys.stderr, level="WARNING", format="{level}: {message}", diagnose=False)
     from testkit.call_cli import main as call
 
     return call()

@@ -44,6 +44,18 @@ description = "A lookup whose server is down."
 url = "http://127.0.0.1:${OFFLINE_PORT}/orders"
 
 [[tools]]
+name = "moved_lookup"
+description = "A lookup whose service redirects to another host."
+url = "${ORDERS_API_URL}/moved"
+headers = { X-Api-Key = "${ORDERS_TOKEN}" }
+
+[[tools]]
+name = "renamed_lookup"
+description = "A lookup whose service redirects to another path on its own host."
+url = "${ORDERS_API_URL}/renamed"
+headers = { X-Api-Key = "${ORDERS_TOKEN}" }
+
+[[tools]]
 name = "garbled_lookup"
 description = "A lookup whose server answers garbage."
 url = "${ORDERS_API_URL}/garbled"
@@ -54,9 +66,13 @@ type = "string"
 required = true
 """
 # A Python tool written with a blocking call, which the agent_tools.py template warns against:
-# it holds the bot's event loop, and every call on the process goes silent meanwhile.
-BLOCKING_TOOL = """
+# it holds the bot's event loop, and every call on the process goes silent meanwhile. And one
+# that logs its own failure's traceback, with the caller's number and a token in its variables.
+PYTHON_TOOLS = """
+import os
 import time
+
+from loguru import logger
 
 from bot_runtime.tools.python import CallInfo, tool
 
@@ -66,6 +82,21 @@ async def stuck_lookup(call: CallInfo) -> str:
     \"\"\"A lookup that blocks the event loop.\"\"\"
     time.sleep(0.4)
     return "found"
+
+
+def _ask_crm(number: str, token: str) -> str:
+    raise LookupError("the CRM is down")
+
+
+@tool
+async def crashing_lookup(call: CallInfo) -> str:
+    \"\"\"A lookup whose code fails and logs why.\"\"\"
+    token = os.environ["ORDERS_TOKEN"]
+    try:
+        return _ask_crm(call.from_number, token)
+    except LookupError:
+        logger.exception("The CRM lookup failed")
+        raise
 """
 # What the caller says (the fake STT's transcript) -> the tool the fake LLM calls.
 ROUTES = {
@@ -77,6 +108,9 @@ ROUTES = {
     "offline": ToolCall("offline_lookup"),
     "garbled": ToolCall("garbled_lookup", {"order_id": "1"}),
     "stuck": ToolCall("stuck_lookup"),
+    "crashing": ToolCall("crashing_lookup"),
+    "moved": ToolCall("moved_lookup"),
+    "renamed": ToolCall("renamed_lookup"),
 }
 
 
@@ -114,7 +148,7 @@ async def order_desk(fakes, orders_api, records, tmp_path_factory):
     """Two bots on the fakes: the repo's example agent, and one with tools that fail."""
     folder = tmp_path_factory.mktemp("agents")
     (folder / "agent.toml").write_text(FAILING_TOOLS)
-    (folder / "agent_tools.py").write_text(BLOCKING_TOOL)
+    (folder / "agent_tools.py").write_text(PYTHON_TOOLS)
     env = (
         bot_env(fakes)
         | TWILIO_CREDENTIALS
@@ -261,34 +295,52 @@ async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, o
     orders_api.script("/slow", Answer(body={"status": "late"}, delay_secs=3))
     orders_api.script("/broken", Answer(status=500, body="Internal Server Error"))
     orders_api.script("/garbled", Answer(body=b"\xff\xfe{", content_type="application/json"))
+    orders_api.script("/renamed", Answer(status=307, headers={"Location": "/orders/renamed"}))
+    orders_api.script("/orders/renamed", Answer(body={"status": "found"}))
     _, failing = order_desk
-    async with greeted_call(failing) as caller:
+    # Another host (here another port): the tool's token and its body must never go there.
+    async with FakeBusinessServer() as elsewhere, greeted_call(failing) as caller:
+        orders_api.script(
+            "/moved", Answer(status=307, headers={"Location": elsewhere.url("/orders")})
+        )
         for words, reason in [
             ("It is slow", "no answer within 1 s"),
             ("It is broken", "the service answered HTTP 500"),
             ("It is offline", "could not connect to the service"),
             ("It is garbled", "the answer could not be read"),
+            ("It has moved", "redirected to another scheme, host or port"),
+            ("It is crashing", "it raised LookupError"),
         ]:
             waited = await ask(caller, fakes, words)
             assert reason in last_tool_result(fakes)["error"], words
             # The caller heard the LLM say so; nothing was left hanging.
             assert "could not be done now" in fakes.cartesia.said[-1], words
             assert waited < 2.5, words
+        # A redirect on the service's own host is followed: a 307 keeps the method and body.
+        await ask(caller, fakes, "It was renamed")
+        assert last_tool_result(fakes) == {"status": "found"}
         # A tool that blocks the event loop, twice: the operator is told once, at the end.
         for _ in range(2):
             await ask(caller, fakes, "It is stuck")
             assert last_tool_result(fakes) == "found"
+    assert elsewhere.requests == []
+    (renamed,) = orders_api.requests_to("/orders/renamed")
+    assert renamed.method == "POST" and renamed.headers["X-Api-Key"] == ORDERS_TOKEN
+    assert renamed.json()["call"]["call_sid"] == caller.call_sid
     # A GET tool sends the arguments and the call's sid as query parameters.
     (request,) = orders_api.requests_to("/garbled")
     assert request.method == "GET"
     assert request.query == {"order_id": "1", "call_sid": caller.call_sid}
     summary = await failing.wait_for_log(f"[{caller.call_sid}] Call summary:")
+    logs = failing.logs()
     warnings = [
         line
-        for line in failing.logs().splitlines()
+        for line in logs.splitlines()
         if f"[{caller.call_sid}] The event loop was blocked for" in line
     ]
     assert len(warnings) == 1 and "WARNING" in warnings[0], warnings
     blocked_ms = int(warnings[0].split("blocked for ")[1].split(" ms")[0])
     assert blocked_ms >= 300 and f"loop lag max {blocked_ms} ms" in summary
-    assert "Traceback" not in failing.logs()
+    # The only traceback is the one the business's tool logged, without its variables' values.
+    assert logs.count("Traceback") == 1 and "The CRM lookup failed" in logs
+    assert CALLER_NUMBER not in logs and ORDERS_TOKEN not in logs

@@ -13,7 +13,7 @@ from standardwebhooks import Webhook
 
 from bot_runtime.after_call.summaries import analyse
 from bot_runtime.config.settings import LOCAL, BotSettings
-from bot_runtime.http_session import http_session
+from bot_runtime.http_session import RedirectRefused, same_origin_request
 
 # Waits before each retry: four attempts over about ten seconds, each with the same webhook-id
 # so the receiver can tell a retry from a new call.
@@ -25,7 +25,7 @@ _deliveries: set[asyncio.Task] = set()
 
 
 class _Retryable(Exception):
-    """An attempt that may work later: no connection, a timeout, a 5xx or a 429."""
+    """An attempt that may work later: no connection, a timeout, a 5xx, a 429, a redirect away."""
 
 
 def send_after_the_call(work: Awaitable[None]) -> None:
@@ -88,11 +88,13 @@ async def _post(url: str, body: str, *, webhook_id: str, secret: str) -> int:
     try:
         async with (
             asyncio.timeout(ATTEMPT_TIMEOUT_SECS),
-            http_session().post(url, data=body.encode(), headers=headers) as response,
+            same_origin_request("POST", url, data=body.encode(), headers=headers) as response,
         ):
             status = response.status
     except TimeoutError:
         raise _Retryable(f"no answer within {ATTEMPT_TIMEOUT_SECS:g} s") from None
+    except RedirectRefused as refused:
+        raise _Retryable(f"the receiver {refused}") from None
     except aiohttp.ClientError as error:
         raise _Retryable(f"connection failed ({type(error).__name__})") from None
     if status == 429 or status >= 500:

@@ -50,18 +50,18 @@ class BotSettings:
     stt_provider: str
     llm_provider: str
     tts_provider: str
-    openai_api_key: str | None = field(metadata=SECRET)
+    openai_api_key: str | None = field(metadata=SECRET, repr=False)
     openai_base_url: str | None
     openai_model: str
-    deepgram_api_key: str = field(metadata=SECRET)
+    deepgram_api_key: str = field(metadata=SECRET, repr=False)
     deepgram_base_url: str | None
-    cartesia_api_key: str = field(metadata=SECRET)
+    cartesia_api_key: str = field(metadata=SECRET, repr=False)
     cartesia_url: str | None
     cartesia_voice_id: str
     backup_llm: BackupLLM | None
     backup_tts: BackupTTS | None
     twilio: TwilioSettings
-    stream_secret: str | None = field(metadata=SECRET)
+    stream_secret: str | None = field(metadata=SECRET, repr=False)
     agent: AgentFile
     system_prompt: str
     greeting: str
@@ -80,10 +80,11 @@ class BotSettings:
     transfer_number: str | None
     record_calls: bool
     recording_notice: bool
-    recording_status_callback: str | None
-    transfer_whisper_url: str | None
-    call_webhook_url: str | None
-    call_webhook_secret: str | None = field(metadata=SECRET)
+    # The business's URLs may carry user:password, so no repr shows them either.
+    recording_status_callback: str | None = field(repr=False)
+    transfer_whisper_url: str | None = field(repr=False)
+    call_webhook_url: str | None = field(repr=False)
+    call_webhook_secret: str | None = field(metadata=SECRET, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "BotSettings":
