@@ -57,6 +57,8 @@ required = true
 # it holds the bot's event loop, and every call on the process goes silent meanwhile.
 BLOCKING_TOOL = """
 import time
+from datetime import date
+from decimal import Decimal
 
 from bot_runtime.tools.python import CallInfo, tool
 
@@ -66,6 +68,12 @@ async def stuck_lookup(call: CallInfo) -> str:
     \"\"\"A lookup that blocks the event loop.\"\"\"
     time.sleep(0.4)
     return "found"
+
+
+@tool
+async def delivery_lookup(call: CallInfo) -> dict:
+    \"\"\"A lookup that returns what a database driver gives: a date, a decimal, a set.\"\"\"
+    return {"due": date(2026, 12, 24), "price": Decimal("12.50"), "sizes": {"9", "10", "11"}}
 """
 # What the caller says (the fake STT's transcript) -> the tool the fake LLM calls.
 ROUTES = {
@@ -77,9 +85,13 @@ ROUTES = {
     "offline": ToolCall("offline_lookup"),
     "garbled": ToolCall("garbled_lookup", {"order_id": "1"}),
     "stuck": ToolCall("stuck_lookup"),
+    "delivery": ToolCall("delivery_lookup"),
 }
 
 
+# delivery_lookup's answer as JSON: the date in ISO 8601, the decimal as its digits (a float
+# would change them), the set sorted.
+DELIVERY = {"due": "2026-12-24", "price": "12.50", "sizes": ["10", "11", "9"]}
 ANALYSIS = {
     "summary": "Asked about an order. It has shipped.",
     "fields": {"resolved": True, "topic": "order"},
@@ -256,7 +268,7 @@ async def test_analysis_that_does_not_fit_the_fields_still_delivers_the_record(
     assert record["analysis"]["fields"] is None and record["ended_reason"] == "caller_hung_up"
 
 
-async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, order_desk):
+async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, order_desk, records):
     fakes.openai.responder = order_desk_llm
     orders_api.script("/slow", Answer(body={"status": "late"}, delay_secs=3))
     orders_api.script("/broken", Answer(status=500, body="Internal Server Error"))
@@ -274,6 +286,10 @@ async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, o
             # The caller heard the LLM say so; nothing was left hanging.
             assert "could not be done now" in fakes.cartesia.said[-1], words
             assert waited < 2.5, words
+        # A Python tool's date, decimal and set reach the LLM as JSON, and the caller hears them.
+        await ask(caller, fakes, "When is my delivery?")
+        assert last_tool_result(fakes) == DELIVERY
+        assert "2026-12-24" in fakes.cartesia.said[-1]
         # A tool that blocks the event loop, twice: the operator is told once, at the end.
         for _ in range(2):
             await ask(caller, fakes, "It is stuck")
@@ -292,3 +308,6 @@ async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, o
     blocked_ms = int(warnings[0].split("blocked for ")[1].split(" ms")[0])
     assert blocked_ms >= 300 and f"loop lag max {blocked_ms} ms" in summary
     assert "Traceback" not in failing.logs()
+    record = await call_record(records, caller.call_sid)
+    (delivery,) = [c for c in record["tool_calls"] if c["name"] == "delivery_lookup"]
+    assert delivery["result"] == DELIVERY
