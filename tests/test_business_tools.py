@@ -8,7 +8,7 @@ import pytest
 
 from testkit.bot_server import REPO, free_port, start_bot_server
 from testkit.caller_audio import AUDIO
-from testkit.fakes import Reply, ToolCall
+from testkit.fakes import NoChoices, Reply, ToolCall
 from testkit.fakes.business_server import Answer, FakeBusinessServer
 from testkit.scenario import (
     AGENT_NUMBER,
@@ -249,14 +249,18 @@ async def test_declared_and_python_tools_answer_the_caller(fakes, orders_api, or
     assert "Where is order 4567?" in analysis_request["messages"][1]["content"]
 
 
-async def test_analysis_that_does_not_fit_the_fields_still_delivers_the_record(
-    fakes, order_desk, records
-):
-    def wrong_analysis(request: dict) -> Reply:
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Reply(json.dumps({"summary": "Fine.", "fields": {"resolved": "yes", "topic": "x"}})),
+        NoChoices(),  # An exception the analysis did not expect (IndexError) used to lose it.
+    ],
+    ids=["does not fit the fields", "empty choices"],
+)
+async def test_an_analysis_that_fails_still_delivers_the_record(fakes, order_desk, records, answer):
+    def wrong_analysis(request: dict) -> Reply | NoChoices:
         if "response_format" in request:
-            return Reply(
-                json.dumps({"summary": "Fine.", "fields": {"resolved": "yes", "topic": "x"}})
-            )
+            return answer
         return Reply("How can I help?")
 
     fakes.openai.responder = wrong_analysis
