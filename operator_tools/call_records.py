@@ -12,6 +12,7 @@ from bot_runtime.after_call.spool import SpooledRecord
 from bot_runtime.after_call.webhook import attempt
 from bot_runtime.config.call_records import RecordDelivery, read_call_records
 from bot_runtime.config.environment import ConfigError, EnvReader
+from bot_runtime.http_session import http_session
 from bot_runtime.phone_numbers import mask
 from operator_tools.cli import EXIT_TWILIO_ERROR, EXIT_USAGE, OneLineErrorParser, print_errors
 
@@ -72,6 +73,15 @@ async def _run(args: argparse.Namespace, *, env: Mapping[str, str]) -> int:
         secret=settings["call_webhook_secret"],
         spool_dir=folder,
     )
+    try:
+        failed = await _send(waiting, delivery=delivery)
+    finally:
+        await http_session().close()
+    return EXIT_NOT_DELIVERED if failed or unreadable else 0
+
+
+async def _send(waiting: list[SpooledRecord], *, delivery: RecordDelivery) -> int:
+    """Send each record once, one line each; how many were not delivered."""
     failed = 0
     for spooled in waiting:
         if spooled.analysis_pending:
@@ -82,9 +92,9 @@ async def _run(args: argparse.Namespace, *, env: Mapping[str, str]) -> int:
             print(f"{spooled.call_sid}: delivered ({spooled.webhook_id})")
             continue
         failed += 1
-        spool.update(folder, spooled)
+        spool.update(delivery.spool_dir, spooled)
         print(f"{spooled.call_sid}: not delivered: {problem}; still waiting")
-    return EXIT_NOT_DELIVERED if failed or unreadable else 0
+    return failed
 
 
 def describe(spooled: SpooledRecord) -> str:

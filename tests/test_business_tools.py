@@ -5,7 +5,10 @@ import json
 from contextlib import asynccontextmanager
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from bot_runtime.json_safe import json_safe
 from testkit.bot_server import REPO, free_port, start_bot_server
 from testkit.caller_audio import AUDIO
 from testkit.fakes import NoChoices, Reply, ToolCall
@@ -315,3 +318,35 @@ async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, o
     record = await call_record(records, caller.call_sid)
     (delivery,) = [c for c in record["tool_calls"] if c["name"] == "delivery_lookup"]
     assert delivery["result"] == DELIVERY
+
+
+_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text()
+    | st.dates()
+    | st.datetimes(timezones=st.none() | st.timezones())
+    | st.times()
+    | st.timedeltas()
+    | st.decimals()
+    | st.uuids()
+    | st.binary()
+)
+
+
+@given(
+    st.recursive(
+        _LEAVES | st.sets(st.integers() | st.text()) | st.frozensets(st.dates()),
+        lambda inner: (
+            st.lists(inner)
+            | st.tuples(inner, inner)
+            | st.dictionaries(st.text() | st.integers() | st.dates(), inner)
+        ),
+        max_leaves=20,
+    )
+)
+def test_whatever_a_python_tool_returns_becomes_json(value):
+    safe = json_safe(value)
+    assert json.loads(json.dumps(safe, allow_nan=False)) == safe

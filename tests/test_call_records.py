@@ -8,12 +8,19 @@ import time
 import pytest
 from standardwebhooks import Webhook
 
+from bot_runtime.after_call import spool
+from bot_runtime.after_call.spool import SpooledRecord
+from bot_runtime.config.call_records import DEFAULT_SPOOL_DIR
 from bot_runtime.config.settings import BotSettings, ConfigError
+from operator_tools import call_records
 from testkit.bot_server import start_bot_server
 from testkit.caller_audio import AUDIO, caller_line
-from testkit.fakes.business_server import Answer
+from testkit.fakes.business_server import Answer, FakeBusinessServer
 from testkit.media_stream import new_sid
+from testkit.operator_scripts import call_main
 from testkit.scenario import (
+    AGENT_NUMBER,
+    CALLER_NUMBER,
     TWILIO_CREDENTIALS,
     WEBHOOK_SECRET,
     answered_call,
@@ -26,6 +33,7 @@ from testkit.scenario import (
     wait_until,
 )
 
+pytest_plugins = ["testkit.operator_fixtures"]
 RECORD_KEYS = {
     "call_sid", "stream_sid", "direction", "from", "to", "parameters", "started_at", "ended_at",
     "duration_secs", "ended_reason", "ended_detail", "answered_by", "recording_sid",
@@ -247,3 +255,36 @@ def test_the_webhook_secret_never_reaches_a_log():
         | {"CALL_WEBHOOK_URL": "https://crm.example.com", "CALL_WEBHOOK_SECRET": WEBHOOK_SECRET}
     )
     assert WEBHOOK_SECRET in secrets_of(settings)
+
+
+async def test_the_operator_lists_the_waiting_records_and_sends_them(operator_env, monkeypatch):
+    """scripts/call_records.py reads the bot's settings; the spool is ./call-records-spool."""
+    monkeypatch.delenv("CALL_RECORD_SPOOL_DIR", raising=False)
+    record = {
+        "call_sid": new_sid("CA"),
+        "direction": "inbound",
+        "from": CALLER_NUMBER,
+        "to": AGENT_NUMBER,
+        "ended_at": "2026-12-02T10:41:31.020Z",
+        "transcript": [{"role": "caller", "text": "Where is my order?"}],
+    }
+    spooled = SpooledRecord.new(record, analysis_pending=False)
+    spool.write(operator_env / DEFAULT_SPOOL_DIR, spooled)
+    listed = await call_main(call_records.main)
+    assert listed.code == 0, listed.err
+    assert record["call_sid"] in listed.out and "+1415***0123 to +1415***0999" in listed.out
+    assert CALLER_NUMBER not in listed.out and "1 call record(s) waiting" in listed.out
+
+    async with FakeBusinessServer() as receiver:
+        monkeypatch.setenv("CALL_WEBHOOK_URL", receiver.url("/calls"))
+        monkeypatch.setenv("CALL_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        receiver.script("/calls", Answer(status=503), RECEIVED)
+        down = await call_main(call_records.main, "--send")
+        assert down.code == 1
+        assert down.out.strip() == f"{record['call_sid']}: not delivered: HTTP 503; still waiting"
+        sent = await call_main(call_records.main, "--send")
+        assert sent.code == 0 and f"{record['call_sid']}: delivered" in sent.out
+    first, second = receiver.requests
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == spooled.webhook_id
+    assert Webhook(WEBHOOK_SECRET).verify(second.body, second.headers) == record
+    assert not list((operator_env / DEFAULT_SPOOL_DIR).glob("*"))
