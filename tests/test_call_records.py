@@ -238,6 +238,14 @@ async def _restart_during_an_outage(fakes, records, *, tmp_path) -> None:
         ),
         ({"CALL_WEBHOOK_URL": "ftp://crm.example.com"}, "CALL_WEBHOOK_URL must start with https"),
         ({"TRANSFER_WHISPER_URL": "https://x.example.com"}, "set TRANSFER_NUMBER too"),
+        (
+            {
+                "CALL_WEBHOOK_URL": "https://crm.example.com/calls",
+                "CALL_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "CALL_RECORD_SPOOL_DIR": "/dev/null/records",
+            },
+            "CALL_RECORD_SPOOL_DIR '/dev/null/records' cannot be created",
+        ),
     ],
 )
 def test_webhook_and_whisper_settings_are_checked_at_start_up(env, problem):
