@@ -1,10 +1,4 @@
-"""The records on their way: spooled first, analysed, delivered by tasks the process keeps track of.
-
-Each record's delivery is a task in one registry, so none is dropped half-way by the
-garbage collector or forgotten: the spool is retried when the bot starts serving, and
-on shutdown the attempts in flight get a few seconds; whatever is left stays in the
-spool for the next start (or ``scripts/call_records.py --send``).
-"""
+"""Records on their way: spooled, analysed, delivered by tasks the process keeps track of."""
 
 import asyncio
 from typing import Any
@@ -21,7 +15,9 @@ from bot_runtime.config.settings import LOCAL, BotSettings
 # What an attempt in flight, or an analysis, gets when the bot stops (an attempt's own limit).
 SHUTDOWN_GRACE_SECS = 5.0
 
-_tasks: dict[str, asyncio.Task] = {}  # By webhook-id: one delivery per record in a process.
+# Every delivery is a task kept here (by webhook-id: one per record in a process), so none is
+# dropped half-way by the garbage collector or forgotten at shutdown.
+_tasks: dict[str, asyncio.Task] = {}
 _stopping = asyncio.Event()
 _spool_retried = False
 

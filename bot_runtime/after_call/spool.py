@@ -1,9 +1,4 @@
-"""The spool: each call record written to a file before it is sent, deleted once a webhook took it.
-
-One JSON file per record, ``<webhook-id>.json``, readable by the bot's user only, written
-atomically (a temporary file, fsync, rename) so a crash leaves the old file or the new one,
-never half of one. The bot and ``scripts/call_records.py`` read and write the same folder.
-"""
+"""The spool: each call record in a file before it is sent, deleted once a webhook took it."""
 
 import json
 import os
@@ -56,7 +51,9 @@ class SpooledRecord:
 
 
 def write(folder: Path, spooled: SpooledRecord) -> None:
-    """Write (or overwrite) the record's file atomically, readable by this user only."""
+    """Write (or overwrite) ``<webhook-id>.json``, readable by this user only (it holds what
+    the caller said and whole numbers), atomically: a temporary file, fsync, rename, so a
+    crash leaves the old file or the new one, never half of one."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     final = folder / f"{spooled.webhook_id}{SUFFIX}"
     temporary = folder / f".{spooled.webhook_id}.{uuid.uuid4().hex[:8]}.tmp"

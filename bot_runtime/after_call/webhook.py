@@ -1,8 +1,4 @@
-"""A spooled call record leaves: signed POSTs (Standard Webhooks), retried for a day, then deleted.
-
-Every attempt carries the record's one webhook-id (the receiver de-duplicates by it) and a
-fresh webhook-timestamp, signed again: receivers refuse a timestamp minutes old.
-"""
+"""A spooled call record leaves: signed POSTs (Standard Webhooks), retried for a day."""
 
 import asyncio
 from datetime import UTC, datetime, timedelta
@@ -68,7 +64,11 @@ async def deliver(
 
 async def attempt(spooled: SpooledRecord, *, delivery: RecordDelivery) -> tuple[str | None, bool]:
     """One signed POST: (None, _) once the webhook took it and the file is deleted, else what
-    went wrong and whether it may work later, noted in ``spooled`` for the caller to save."""
+    went wrong and whether it may work later, noted in ``spooled`` for the caller to save.
+
+    Every attempt carries the record's one webhook-id (the receiver de-duplicates by it)
+    and a fresh webhook-timestamp, signed again: receivers refuse a timestamp minutes old.
+    """
     spooled.attempts += 1
     try:
         status = await _post(
