@@ -12,6 +12,7 @@ from fastapi import WebSocket
 from loguru import logger
 from pipecat.runner.types import RunnerArguments, WebSocketRunnerArguments
 
+from bot_runtime.after_call.deliveries import record_sent, retry_the_spool
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.phone_call import PhoneCall
 from bot_runtime.config.settings import BotSettings, ConfigError, secrets_of
@@ -37,6 +38,8 @@ async def bot(runner_args: RunnerArguments) -> None:
         logger.error("This bot answers Twilio Media Streams: run it with `-t twilio`")
         return
     websocket = runner_args.websocket
+    # Pipecat Cloud's base image has no start-up hook for us: the first stream starts it there.
+    retry_the_spool(SETTINGS)
 
     # Accept: Twilio's `connected` and `start` messages come before any audio.
     try:
@@ -68,6 +71,11 @@ async def bot(runner_args: RunnerArguments) -> None:
         # Run until the call ends: end_call, silence, the time limit, or the caller hanging up.
         await call.run(handle_sigint=runner_args.handle_sigint)
 
+        # On Pipecat Cloud the instance may go once bot() returns: the record's first attempt
+        # gets a few seconds (it is spooled already; the hang-up has happened).
+        if call.record_delivery is not None:
+            await record_sent(call.record_delivery)
+
 
 async def _close(websocket: WebSocket, *, code: int) -> None:
     with contextlib.suppress(RuntimeError):  # The peer may have closed first.
@@ -77,4 +85,4 @@ async def _close(websocket: WebSocket, *, code: int) -> None:
 if __name__ == "__main__":
     from bot_runtime.dev_runner import run_dev_runner
 
-    run_dev_runner(log_secrets=secrets_of(SETTINGS))
+    run_dev_runner(log_secrets=secrets_of(SETTINGS), settings=SETTINGS)

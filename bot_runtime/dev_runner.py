@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from loguru import logger
 
+from bot_runtime.after_call.deliveries import retry_the_spool, stop_deliveries
+from bot_runtime.config.settings import BotSettings
 from bot_runtime.logs import configure_logging
 
 
-def run_dev_runner(*, log_secrets: list[str]) -> None:
+def run_dev_runner(*, log_secrets: list[str], settings: BotSettings) -> None:
     """Start pipecat's development runner, then log the way the bot does on Pipecat Cloud.
 
     The runner replaces every log sink with its own DEBUG one on stderr, which
@@ -20,7 +22,9 @@ def run_dev_runner(*, log_secrets: list[str]) -> None:
     values in tracebacks (loguru's diagnose). Its server's
     lifespan puts the bot's configuration back once the runner is set up, before
     the first call, and says where calls go: the runner's own banner is written
-    for its browser client, which a Twilio bot does not use.
+    for its browser client, which a Twilio bot does not use. It also sends the call
+    records an earlier run left in the spool, and on shutdown gives the deliveries in
+    flight a few seconds.
     """
     from pipecat.runner import run
 
@@ -30,8 +34,10 @@ def run_dev_runner(*, log_secrets: list[str]) -> None:
     async def lifespan(app: FastAPI) -> AsyncIterator[object]:
         configure_logging(secrets=log_secrets)
         logger.info(_where_calls_go(f"{run.RUNNER_HOST}:{run.RUNNER_PORT}", _proxy(sys.argv)))
+        retry_the_spool(settings)  # In the background: the first call need not wait for it.
         async with runner_lifespan(app) as state:
             yield state
+        await stop_deliveries(settings)
 
     run.app.router.lifespan_context = lifespan
     run.main()

@@ -5,10 +5,13 @@ import json
 from contextlib import asynccontextmanager
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from bot_runtime.json_safe import json_safe
 from testkit.bot_server import REPO, free_port, start_bot_server
 from testkit.caller_audio import AUDIO
-from testkit.fakes import Reply, ToolCall
+from testkit.fakes import NoChoices, Reply, ToolCall
 from testkit.fakes.business_server import Answer, FakeBusinessServer
 from testkit.scenario import (
     AGENT_NUMBER,
@@ -71,6 +74,8 @@ required = true
 PYTHON_TOOLS = """
 import os
 import time
+from datetime import date
+from decimal import Decimal
 
 from loguru import logger
 
@@ -97,6 +102,12 @@ async def crashing_lookup(call: CallInfo) -> str:
     except LookupError:
         logger.exception("The CRM lookup failed")
         raise
+
+
+@tool
+async def delivery_lookup(call: CallInfo) -> dict:
+    \"\"\"A lookup that returns what a database driver gives: a date, a decimal, a set.\"\"\"
+    return {"due": date(2026, 12, 24), "price": Decimal("12.50"), "sizes": {"9", "10", "11"}}
 """
 # What the caller says (the fake STT's transcript) -> the tool the fake LLM calls.
 ROUTES = {
@@ -111,9 +122,13 @@ ROUTES = {
     "crashing": ToolCall("crashing_lookup"),
     "moved": ToolCall("moved_lookup"),
     "renamed": ToolCall("renamed_lookup"),
+    "delivery": ToolCall("delivery_lookup"),
 }
 
 
+# delivery_lookup's answer as JSON: the date in ISO 8601, the decimal as its digits (a float
+# would change them), the set sorted.
+DELIVERY = {"due": "2026-12-24", "price": "12.50", "sizes": ["10", "11", "9"]}
 ANALYSIS = {
     "summary": "Asked about an order. It has shipped.",
     "fields": {"resolved": True, "topic": "order"},
@@ -271,14 +286,18 @@ async def test_declared_and_python_tools_answer_the_caller(fakes, orders_api, or
     assert "Where is order 4567?" in analysis_request["messages"][1]["content"]
 
 
-async def test_analysis_that_does_not_fit_the_fields_still_delivers_the_record(
-    fakes, order_desk, records
-):
-    def wrong_analysis(request: dict) -> Reply:
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Reply(json.dumps({"summary": "Fine.", "fields": {"resolved": "yes", "topic": "x"}})),
+        NoChoices(),  # An exception the analysis did not expect (IndexError) used to lose it.
+    ],
+    ids=["does not fit the fields", "empty choices"],
+)
+async def test_an_analysis_that_fails_still_delivers_the_record(fakes, order_desk, records, answer):
+    def wrong_analysis(request: dict) -> Reply | NoChoices:
         if "response_format" in request:
-            return Reply(
-                json.dumps({"summary": "Fine.", "fields": {"resolved": "yes", "topic": "x"}})
-            )
+            return answer
         return Reply("How can I help?")
 
     fakes.openai.responder = wrong_analysis
@@ -290,7 +309,7 @@ async def test_analysis_that_does_not_fit_the_fields_still_delivers_the_record(
     assert record["analysis"]["fields"] is None and record["ended_reason"] == "caller_hung_up"
 
 
-async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, order_desk):
+async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, order_desk, records):
     fakes.openai.responder = order_desk_llm
     orders_api.script("/slow", Answer(body={"status": "late"}, delay_secs=3))
     orders_api.script("/broken", Answer(status=500, body="Internal Server Error"))
@@ -319,6 +338,10 @@ async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, o
         # A redirect on the service's own host is followed: a 307 keeps the method and body.
         await ask(caller, fakes, "It was renamed")
         assert last_tool_result(fakes) == {"status": "found"}
+        # A Python tool's date, decimal and set reach the LLM as JSON, and the caller hears them.
+        await ask(caller, fakes, "When is my delivery?")
+        assert last_tool_result(fakes) == DELIVERY
+        assert "2026-12-24" in fakes.cartesia.said[-1]
         # A tool that blocks the event loop, twice: the operator is told once, at the end.
         for _ in range(2):
             await ask(caller, fakes, "It is stuck")
@@ -344,3 +367,38 @@ async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, o
     # The only traceback is the one the business's tool logged, without its variables' values.
     assert logs.count("Traceback") == 1 and "The CRM lookup failed" in logs
     assert CALLER_NUMBER not in logs and ORDERS_TOKEN not in logs
+    record = await call_record(records, caller.call_sid)
+    (delivery,) = [c for c in record["tool_calls"] if c["name"] == "delivery_lookup"]
+    assert delivery["result"] == DELIVERY
+
+
+_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text()
+    | st.dates()
+    | st.datetimes(timezones=st.none() | st.timezones())
+    | st.times()
+    | st.timedeltas()
+    | st.decimals()
+    | st.uuids()
+    | st.binary()
+)
+
+
+@given(
+    st.recursive(
+        _LEAVES | st.sets(st.integers() | st.text()) | st.frozensets(st.dates()),
+        lambda inner: (
+            st.lists(inner)
+            | st.tuples(inner, inner)
+            | st.dictionaries(st.text() | st.integers() | st.dates(), inner)
+        ),
+        max_leaves=20,
+    )
+)
+def test_whatever_a_python_tool_returns_becomes_json(value):
+    safe = json_safe(value)
+    assert json.loads(json.dumps(safe, allow_nan=False)) == safe

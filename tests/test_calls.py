@@ -8,6 +8,7 @@ from bot_runtime.twilio.stream import HANG_UP_TIMEOUT_SECS
 from testkit.bot_server import REPO, start_bot_server
 from testkit.caller_audio import AUDIO, caller_line
 from testkit.fakes import Reply
+from testkit.fakes.business_server import Answer
 from testkit.media_stream import TEST_ACCOUNT_SID
 from testkit.scenario import (
     AGENT_NUMBER,
@@ -20,6 +21,7 @@ from testkit.scenario import (
     bot_env,
     call_record,
     hear_greeting,
+    records_env,
     rest_requests_for,
     user_text,
     wait_for_hang_up,
@@ -283,8 +285,9 @@ async def test_outbound_call_to_voicemail_leaves_the_message_and_hangs_up(bots, 
     assert record["parameters"]["voicemail_message"].startswith("Hi Sam")
 
 
-async def test_bot_runs_with_the_arguments_pipecat_cloud_passes(fakes, tmp_path):
-    env = bot_env(fakes) | TWILIO_CREDENTIALS
+async def test_bot_runs_with_the_arguments_pipecat_cloud_passes(fakes, records, tmp_path):
+    records.script("/calls/cloud", Answer(body={"received": True}))
+    env = bot_env(fakes) | TWILIO_CREDENTIALS | records_env(records, "cloud")
     server = await start_bot_server(
         env, log_path=tmp_path / "cloud.log", script=REPO / "testkit" / "cloud_host.py"
     )
@@ -298,6 +301,8 @@ async def test_bot_runs_with_the_arguments_pipecat_cloud_passes(fakes, tmp_path)
             await caller.wait_for_bot_audio(timeout=15)
             assert caller.wrong_stream_sid_messages == 0
         summary = await server.wait_for_log(f"[{caller.call_sid}] Call summary:")
+        # No lifespan hook there: the record still goes, from the call's own bot().
+        await call_record(records, caller.call_sid)
     finally:
         await server.stop()
     call_lines = [line for line in server.logs().splitlines() if caller.call_sid in line]

@@ -1,5 +1,6 @@
 """One phone call: its parts put together, the pipeline's events sent to them, run to the end."""
 
+import asyncio
 import time
 from collections.abc import Awaitable
 
@@ -13,7 +14,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
 )
 from pipecat.workers.runner import WorkerRunner
 
-from bot_runtime.after_call.webhook import send_after_the_call, send_call_record
+from bot_runtime.after_call.deliveries import send_after_the_call
 from bot_runtime.call.ending import CallEnding, EndedReason, Goodbyes
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.loop_lag import stop_watching, watch_loop_lag
@@ -57,6 +58,7 @@ class PhoneCall:
             stream_sid=start.stream_sid,
         )
         self.ending = CallEnding()
+        self.record_delivery: asyncio.Task | None = None  # Once the call has ended.
         self.tasks = SideTasks()
         self.watch = ServiceWatch(
             self.tasks,
@@ -145,9 +147,9 @@ class PhoneCall:
             self.tasks.cancel_all()
             self.record.loop_lag_secs = stop_watching(self.loop_lag)
             logger.info(self.record.summary(ended_by=self.ending.description))
-            if self._settings.call_webhook_url:
-                send_after_the_call(
-                    send_call_record(self.record.document(self.ending), settings=self._settings)
+            if self._settings.record_delivery is not None:
+                self.record_delivery = send_after_the_call(
+                    self.record.document(self.ending), settings=self._settings
                 )
 
     def learn_caller_numbers(self, lookup: Awaitable[tuple[str | None, str | None] | None]) -> None:

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
-
 from bot_runtime.config.agent_file import DEFAULT_AGENT_FILE, AgentFile, read_agent_file
+from bot_runtime.config.call_records import RecordDelivery, read_call_records
 from bot_runtime.config.environment import ConfigError, EnvReader, secrets_of
 from bot_runtime.config.providers import LOCAL, BackupLLM, BackupTTS, read_backups, read_services
 from bot_runtime.config.twilio import TwilioSettings
@@ -85,6 +84,7 @@ class BotSettings:
     transfer_whisper_url: str | None = field(repr=False)
     call_webhook_url: str | None = field(repr=False)
     call_webhook_secret: str | None = field(metadata=SECRET, repr=False)
+    call_record_spool_dir: Path
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "BotSettings":
@@ -100,11 +100,22 @@ class BotSettings:
             agent=agent,
             **_read_conversation(reader, agent=agent, services=services),
             **_read_call_control(reader),
-            **_read_call_records(reader),
+            **read_call_records(reader),
         )
         _check_call_control(settings, reader.problems)
         reader.raise_if_problems()
         return settings
+
+    @property
+    def record_delivery(self) -> RecordDelivery | None:
+        """Where call records go, or None without CALL_WEBHOOK_URL."""
+        if not (self.call_webhook_url and self.call_webhook_secret):
+            return None
+        return RecordDelivery(
+            url=self.call_webhook_url,
+            secret=self.call_webhook_secret,
+            spool_dir=self.call_record_spool_dir,
+        )
 
 
 def _read_agent_file(reader: EnvReader) -> AgentFile:
@@ -192,32 +203,6 @@ def _read_call_control(reader: EnvReader) -> dict[str, Any]:
         "recording_status_callback": reader.url("RECORDING_STATUS_CALLBACK", ("https:", "http:")),
         "transfer_whisper_url": reader.url("TRANSFER_WHISPER_URL", ("https:", "http:")),
     }
-
-
-def _read_call_records(reader: EnvReader) -> dict[str, Any]:
-    """Where each call's record goes, and the secret it is signed with (Standard Webhooks)."""
-    url = reader.url("CALL_WEBHOOK_URL", ("https:", "http:"))
-    secret = reader.text("CALL_WEBHOOK_SECRET")
-    if url and not secret:
-        reader.problems.append(
-            "CALL_WEBHOOK_URL needs CALL_WEBHOOK_SECRET to sign the records (whsec_ and base64, "
-            "e.g. from: python -c \"import base64,os;print('whsec_'+base64.b64encode("
-            'os.urandom(24)).decode())")'
-        )
-    elif secret and not _signing_secret(secret):
-        reader.problems.append(
-            "CALL_WEBHOOK_SECRET must be 'whsec_' then base64 (Standard Webhooks' format)"
-        )
-    return {"call_webhook_url": url, "call_webhook_secret": secret}
-
-
-def _signing_secret(secret: str) -> bool:
-    """Whether ``secret`` is a signing key Standard Webhooks' library accepts."""
-    try:
-        Webhook(secret)
-    except (ValueError, TypeError, EmptyWebhookSecretError):  # binascii.Error is a ValueError
-        return False
-    return True
 
 
 def _check_call_control(settings: BotSettings, problems: list[str]) -> None:

@@ -13,7 +13,7 @@
 
 The function's name, docstring and typed parameters are what the LLM is shown
 (pipecat reads them, as for its own "direct functions"); ``call`` holds the
-call's facts; what it returns is the tool's result (anything JSON can hold).
+call's facts; what it returns is the tool's result, made JSON by ``json_safe``.
 """
 
 import importlib.util
