@@ -176,6 +176,6 @@ async def test_a_clear_goodbye_ends_a_local_call_as_end_call_does(local_bot, tra
     ],
 )
 def test_only_a_clear_goodbye_counts_as_one(said, goodbye):
-    from bot_runtime.services.local_services import is_farewell
+    from bot_runtime.turns.farewell import is_farewell
 
     assert is_farewell(said) is goodbye
