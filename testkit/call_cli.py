@@ -7,6 +7,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 from websockets.exceptions import InvalidHandshake, InvalidURI
@@ -27,6 +28,9 @@ EXIT_CALL_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_URL = "ws://localhost:7860/ws"
+START_THE_BOT = "uv run bot.py -t twilio"
+# Long enough for a bot behind a tunnel to accept a connection; a local one does at once.
+REACH_TIMEOUT_SECS = 5.0
 # Made-up numbers, so the bot knows who is calling without a REST lookup.
 DEFAULT_PARAMETERS = INBOUND
 # The caller's lines, done in the order given: (option, kind, metavar, help).
@@ -88,12 +92,18 @@ def main(argv: list[str] | None = None) -> int:
         parameters = _parameters(args.param, stream_secret=os.environ.get("STREAM_SECRET"))
         _check_files(args.lines or [], args.record)
         return asyncio.run(_run(args, parameters))
+    except BotUnreachable as error:
+        return _fail(str(error), EXIT_CALL_FAILED)
     except UsageError as error:
         return _fail(str(error), EXIT_USAGE)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as error:
         return _fail(f"cannot connect to {args.url}: {error}", EXIT_CALL_FAILED)
+
+
+class BotUnreachable(Exception):
+    """Nothing listens at the bot's URL; one line, exit 1."""
 
 
 def _fail(message: str, code: int) -> int:
@@ -129,7 +139,29 @@ def _check_files(lines: list[tuple[str, str]], record: Path | None) -> None:
         raise UsageError(f"--record {record}: the folder does not exist")
 
 
+async def _check_reachable(url: str) -> None:
+    """Fail in a moment, naming the command that starts the bot, when nothing listens at
+    ``url``: loading the speech models first would keep the caller waiting for nothing."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return  # Not a URL: the websocket client says so.
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname, port), REACH_TIMEOUT_SECS
+        )
+    except (OSError, TimeoutError) as error:
+        reason = "connection refused" if isinstance(error, ConnectionRefusedError) else error
+        start = START_THE_BOT + (f" --port {port}" if port != 7860 else "")
+        raise BotUnreachable(
+            f"no bot answers at {url} ({reason or 'timed out'}): is it running? "
+            f"Start it in another terminal with `{start}`"
+        ) from None
+    writer.close()
+
+
 async def _run(args: argparse.Namespace, parameters: dict[str, str]) -> int:
+    await _check_reachable(args.url)
     models, _ = conversation.local_speech_stack()
     print("Loading the local speech models...", flush=True)
     await asyncio.to_thread(models.whisper)

@@ -128,7 +128,7 @@ async def test_call_script_talks_to_the_bot_and_records_the_call(local_bot, tmp_
         (["--param", "customer_id"], 2, "--param customer_id: write it as NAME=VALUE"),
         (["--wav", "/nonexistent/hello.wav"], 2, "--wav /nonexistent/hello.wav: no such file"),
         (["--digits", "12x"], 2, "--digits 12x: keys must be from"),
-        (["--url", "ws://127.0.0.1:{port}/ws"], 1, "cannot connect to ws://127.0.0.1:"),
+        (["--url", "ws://127.0.0.1:{port}/ws"], 1, "no bot answers at ws://127.0.0.1:"),
     ],
 )
 async def test_call_script_errors_are_one_line_without_a_traceback(args, code, message):
@@ -137,6 +137,9 @@ async def test_call_script_errors_are_one_line_without_a_traceback(args, code, m
     assert result.returncode == code
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"call.py: error: {message}"), result.stderr
+    assert "Loading" not in result.stdout  # Said before the models load, in a moment.
+    if "--url" in args:
+        assert "`uv run bot.py -t twilio --port " in lines[0]
 
 
 async def test_a_looping_short_window_is_transcribed_again_the_standard_way(
