@@ -1,7 +1,11 @@
 """Whole calls through the real bot: a simulated Twilio caller, loopback services, real time."""
 
 import asyncio
+import os
+import sys
 import time
+
+import aiohttp
 
 from bot_runtime.config.settings import DEFAULT_GOODBYE, DEFAULT_GREETING, DEFAULT_SILENCE_PROMPT
 from bot_runtime.twilio.stream import HANG_UP_TIMEOUT_SECS
@@ -178,6 +182,33 @@ async def test_caller_is_looked_up_and_a_normal_call_logs_no_warning(bots, fakes
     assert not [line for line in call_lines if "WARNING" in line or "ERROR" in line], call_lines
     ready = f"Ready for calls: Twilio Media Streams on ws://127.0.0.1:{bots.standard.port}/ws"
     assert ready in log and "Setting VAD params" not in log
+
+
+async def test_a_busy_port_is_one_line_and_the_runners_root_says_where_calls_go(bots):
+    second = await asyncio.create_subprocess_exec(
+        *(sys.executable, "bot.py", "-t", "twilio", "--host", "127.0.0.1"),
+        *("--port", str(bots.bare.port)),
+        cwd=REPO,
+        env={"PATH": os.environ["PATH"], "PYTHON_DOTENV_DISABLED": "1"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(second.communicate(), 60)
+    assert second.returncode != 0
+    errors = [line for line in err.decode().splitlines() if line.startswith("bot.py:")]
+    assert len(errors) == 1 and "--port" in errors[0], err.decode()
+    assert "Ready for calls" not in out.decode() + err.decode()
+    assert "Loaded" not in err.decode()  # Said before any model loads.
+    # The runner's banner says "Open: http://HOST:PORT": that page says where calls go, and
+    # TwiML without a tunnel host (wss://None/ws) is refused, naming the option to set.
+    base = f"http://127.0.0.1:{bots.bare.port}/"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(base) as page:
+            assert f"calls go to ws://127.0.0.1:{bots.bare.port}/ws" in await page.text()
+        async with session.post(base) as twiml:
+            text = await twiml.text()
+            assert twiml.status == 400 and "wss://None" not in text and " -x " in text, text
+    assert "Refused a TwiML request" in await bots.bare.wait_for_log("-x YOUR_TUNNEL_HOST")
 
 
 async def test_failed_lookup_does_not_break_the_call(bots, fakes):
