@@ -15,7 +15,7 @@ from websockets.exceptions import InvalidHandshake, InvalidURI
 from bot_runtime.phone_line import STREAM_SECRET_PARAMETER
 from testkit import conversation
 from testkit.call_log import CallLog
-from testkit.conversation import UsageError
+from testkit.conversation import REPLY_MAX_SECS, UsageError
 from testkit.media_stream import DTMF_DIGITS, TEST_ACCOUNT_SID
 from testkit.scenario import INBOUND
 from testkit.simulated_caller import SimulatedCaller
@@ -28,6 +28,8 @@ EXIT_CALL_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_URL = "ws://localhost:7860/ws"
+# Into a reply, where a caller who has heard enough cuts in.
+DEFAULT_OVER_AFTER_SECS = 1.0
 START_THE_BOT = "uv run bot.py -t twilio"
 # Long enough for a bot behind a tunnel to accept a connection; a local one does at once.
 REACH_TIMEOUT_SECS = 5.0
@@ -36,6 +38,12 @@ DEFAULT_PARAMETERS = INBOUND
 # The caller's lines, done in the order given: (option, kind, metavar, help).
 LINE_OPTIONS = [
     ("--say", "say", "TEXT", "say TEXT (spoken by the local Piper voice)"),
+    (
+        "--say-over",
+        "say-over",
+        "TEXT",
+        "say TEXT over the bot, --after seconds into its reply before it (a barge-in)",
+    ),
     (
         "--wav",
         "wav",
@@ -50,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=DESCRIPTION,
-        epilog="--say, --wav and --digits are done in the order given.",
+        epilog="--say, --say-over, --wav and --digits are done in the order given; "
+        "each waits for the bot's reply to the one before to end, but --say-over.",
     )
     parser.add_argument("--url", default=DEFAULT_URL, help=f"bot websocket (default {DEFAULT_URL})")
     for option, kind, metavar, help_text in LINE_OPTIONS:
@@ -62,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
             metavar=metavar,
             help=help_text,
         )
+    parser.add_argument(
+        "--after",
+        type=_seconds,
+        default=DEFAULT_OVER_AFTER_SECS,
+        metavar="SECS",
+        help="how far into the bot's reply each --say-over starts "
+        f"(default {DEFAULT_OVER_AFTER_SECS:g})",
+    )
     parser.add_argument(
         "--param",
         action="append",
@@ -79,6 +96,16 @@ def _parser() -> argparse.ArgumentParser:
         "--interactive", action="store_true", help="type lines at a prompt after the scripted ones"
     )
     return parser
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= REPLY_MAX_SECS:
+        raise argparse.ArgumentTypeError(f"{value!r}: give seconds from 0 to {REPLY_MAX_SECS:g}")
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,7 +192,10 @@ async def _run(args: argparse.Namespace, parameters: dict[str, str]) -> int:
     models, _ = conversation.local_speech_stack()
     print("Loading the local speech models...", flush=True)
     await asyncio.to_thread(models.whisper)
-    script = [await conversation.prepare_line(kind, value) for kind, value in args.lines or []]
+    script = [
+        await conversation.prepare_line(kind, value, over_after_secs=args.after)
+        for kind, value in args.lines or []
+    ]
     typed = conversation.typed_lines() if args.interactive else None
     account_sid = args.account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or TEST_ACCOUNT_SID
 
@@ -198,7 +228,8 @@ def _barge_ins(caller: SimulatedCaller) -> int:
 
 def _print_summary(log: CallLog, caller: SimulatedCaller, record: Path | None) -> None:
     print("--- call summary ---")
-    print(f"turns: {log.lines_said} (bot replies heard: {len(log.turn_secs)})")
+    prompts = f", silence prompts: {log.silence_prompts}" if log.silence_prompts else ""
+    print(f"turns: {log.lines_said} (bot replies heard: {len(log.turn_secs)}{prompts})")
     if log.greeting_secs is not None:
         print(f"greeting: first bot audio {log.greeting_secs:.2f} s after the stream started")
     if log.turn_secs:

@@ -4,15 +4,18 @@ import asyncio
 import os
 import sys
 import time
+import wave
 
 import aiohttp
 
 from bot_runtime.config.settings import DEFAULT_GOODBYE, DEFAULT_GREETING, DEFAULT_SILENCE_PROMPT
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE, SILENCE_PROMPT_MARK
 from bot_runtime.twilio.stream import HANG_UP_TIMEOUT_SECS
 from testkit.bot_server import REPO, start_bot_server
 from testkit.caller_audio import AUDIO, caller_line
 from testkit.fakes import Reply
 from testkit.media_stream import TEST_ACCOUNT_SID
+from testkit.phone_audio import pcm16_bytes
 from testkit.scenario import (
     AGENT_NUMBER,
     CALLER_NUMBER,
@@ -261,9 +264,31 @@ async def test_silent_caller_is_prompted_once_then_the_call_ends(bots, fakes, re
     spoken = fakes.cartesia.said[transcripts_before:]
     assert spoken.count(DEFAULT_SILENCE_PROMPT) == 1
     assert spoken[-1] == DEFAULT_GOODBYE
+    # A mark before the prompt tells the caller's side it is a prompt (call.py says so).
+    assert [name for _, name in caller.marks_echoed if name.startswith(SILENCE_PROMPT_MARK)]
     summary = await bots.secured.wait_for_log(f"[{caller.call_sid}] Call summary:")
     assert "ended by caller silent" in summary
     assert (await call_record(records, caller.call_sid))["ended_reason"] == "silence"
+
+
+async def test_call_script_reports_the_silence_prompt_as_a_prompt_not_a_reply(bots, tmp_path):
+    # A line of silence is no turn: the bot's next words are its silence prompt.
+    silence = tmp_path / "silence.wav"
+    with wave.open(str(silence), "wb") as wav:
+        wav.setnchannels(1), wav.setsampwidth(2), wav.setframerate(PHONE_SAMPLE_RATE)
+        wav.writeframes(bytes(pcm16_bytes(0.5)))
+    call = await asyncio.create_subprocess_exec(
+        *(sys.executable, "scripts/call.py", "--url", bots.standard.url, "--wav", str(silence)),
+        cwd=REPO,
+        env={"PATH": os.environ["PATH"], "PYTHON_DOTENV_DISABLED": "1"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(call.communicate(), 90)
+    assert call.returncode == 0, err.decode()[-2000:]
+    assert "bot (silence prompt, " in out.decode(), out.decode()
+    assert "turns: 1 (bot replies heard: 0, silence prompts: 1)" in out.decode()
+    assert "reply latency" not in out.decode()  # The prompt is no reply to time.
 
 
 async def test_outbound_callee_who_speaks_first_gets_an_answer_not_the_greeting(bots, fakes):

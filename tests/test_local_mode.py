@@ -109,12 +109,15 @@ async def test_call_script_talks_to_the_bot_and_records_the_call(local_bot, tmp_
     result = await asyncio.to_thread(
         call_script,
         *("--url", local_bot.url, "--wav", str(AUDIO / "saturday.wav")),
+        *("--say-over", "Sorry, and on Sunday?", "--after", "0.5"),
         *("--digits", "1#", "--param", "customer_id=42", "--record", str(record)),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert "bot (greeting): " in out and "caller: What time do you open on Saturday?" in out
     assert "caller: [keys 1#]" in out
+    # --say-over cuts into the reply before it, half a second in.
+    assert "; cut in 0.5 s into it): " in out and "caller (over the bot): Sorry, and on Sunday?" in out
     assert re.search(r"reply latency .*: p50 \d+\.\d+ s, max \d+\.\d+ s", out), out
     assert "ended: the caller hung up" in out
     with wave.open(str(record)) as wav:
