@@ -6,6 +6,7 @@ authorise it, build its services, run the conversation, end it.
 """
 
 import contextlib
+import sys
 
 from dotenv import load_dotenv
 from fastapi import WebSocket
@@ -29,6 +30,11 @@ try:
 except ConfigError as error:
     raise SystemExit(f"Configuration error:\n{error}") from None
 configure_logging(secrets=secrets_of(SETTINGS))
+# Under the development runner, a busy port is said at once, not after the models load.
+if __name__ == "__main__":
+    from bot_runtime.dev_runner import refuse_a_busy_port
+
+    refuse_a_busy_port(sys.argv)
 prepare(SETTINGS)
 
 

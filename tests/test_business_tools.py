@@ -1,12 +1,16 @@
 """The business's own tools, declared in the agent file (HTTP) or in Python, on real calls."""
 
 import asyncio
+import importlib.util
 import json
 from contextlib import asynccontextmanager
 
 import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
 from hypothesis import given
 from hypothesis import strategies as st
+from openai import AsyncOpenAI
 
 from bot_runtime.json_safe import json_safe
 from testkit.bot_server import REPO, free_port, start_bot_server
@@ -402,3 +406,54 @@ _LEAVES = (
 def test_whatever_a_python_tool_returns_becomes_json(value):
     safe = json_safe(value)
     assert json.loads(json.dumps(safe, allow_nan=False)) == safe
+
+
+async def test_the_order_desk_stand_in_calls_the_tools_and_answers_as_the_api():
+    """The keyless recipe of the README: an LLM stand-in that calls the order desk's tools,
+    spoken to through the OpenAI SDK as the bot does, and the orders API it calls."""
+    path = REPO / "examples" / "order_desk" / "stand_in.py"
+    spec = importlib.util.spec_from_file_location("stand_in", path)
+    assert spec is not None and spec.loader is not None
+    stand_in = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stand_in)
+    tools = [
+        {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
+        for name in ("end_call", "lookup_order", "check_opening_hours")
+    ]
+
+    async with TestServer(stand_in.create_app(), host="127.0.0.1") as server:
+        base = str(server.make_url("")).rstrip("/")
+        llm = AsyncOpenAI(api_key="none", base_url=f"{base}/v1")
+
+        async def asked(*messages: dict) -> tuple[str, list]:
+            stream = await llm.chat.completions.create(
+                model="any", messages=list(messages), tools=tools, stream=True
+            )
+            text, calls = "", []
+            async for chunk in stream:
+                delta = chunk.choices[0].delta
+                text += delta.content or ""
+                calls += [
+                    (c.function.name, json.loads(c.function.arguments))
+                    for c in delta.tool_calls or []
+                ]
+            return text, calls
+
+        user = {"role": "user"}
+        assert await asked(user | {"content": "Where is my order four five six seven?"}) == (
+            "",
+            [("lookup_order", {"order_id": "4567"})],
+        )
+        assert (await asked(user | {"content": "Are you open on Saturday?"}))[1] == [
+            ("check_opening_hours", {"day": "Saturday"})
+        ]
+        assert (await asked(user | {"content": "OK, bye!"}))[1] == [("end_call", {})]
+        async with ClientSession() as session:
+            body = {"tool": "lookup_order", "arguments": {"order_id": "4567"}}
+            async with session.post(f"{base}/orders/status", json=body) as refused:
+                assert refused.status == 401  # The declared header carries the token.
+            headers = {"Authorization": f"Bearer {stand_in.TOKEN}"}
+            async with session.post(f"{base}/orders/status", json=body, headers=headers) as answer:
+                result = await answer.text()
+        text, _ = await asked({"role": "tool", "tool_call_id": "call_1", "content": result})
+        assert text == "Order 4567 has shipped, arriving Thursday."

@@ -26,6 +26,7 @@ from bot_runtime.call.record import CallRecord
 from bot_runtime.call.tool_calls import business_tool_schemas
 from bot_runtime.call.transfer import Transfer
 from bot_runtime.config.settings import LOCAL, BotSettings
+from bot_runtime.phone_line import SILENCE_PROMPT_MARK
 from bot_runtime.services.deepgram import DeepgramSTT
 from bot_runtime.services.watch import LLM, TTS, ServiceWatch
 from bot_runtime.side_tasks import SideTasks
@@ -219,7 +220,7 @@ class PhoneCall:
     async def _on_caller_silent(self, *_args) -> None:
         self._silence_prompts += 1
         if self._silence_prompts == 1:
-            await self.playout.say(self._settings.silence_prompt)
+            await self.playout.say(self._settings.silence_prompt, marked_as=SILENCE_PROMPT_MARK)
         else:
             self.goodbyes.say_goodbye(EndedReason.SILENCE)
 

@@ -17,7 +17,7 @@ from bot_runtime.config.environment import ConfigError, EnvReader, secrets_of
 from bot_runtime.config.providers import LOCAL, BackupLLM, BackupTTS, read_backups, read_services
 from bot_runtime.config.twilio import TwilioSettings
 from bot_runtime.logs import SECRET
-from bot_runtime.tools.python import load_python_tools
+from bot_runtime.tools.python import TOOLS_FILE, load_python_tools
 from bot_runtime.turns.barge_in import BARGE_IN_LEVEL_DB, BARGE_IN_MIN_WORDS
 
 __all__ = ["BotSettings", "ConfigError", "TwilioSettings", "secrets_of"]
@@ -122,12 +122,16 @@ def _read_agent_file(reader: EnvReader) -> AgentFile:
     """The agent file: AGENT_FILE, else agent.toml at the project root (optional)."""
     named = reader.text("AGENT_FILE")
     path = Path(named) if named else DEFAULT_AGENT_FILE
-    agent = read_agent_file(path, env=reader.env, required=bool(named), problems=reader.problems)
-    python_tools = load_python_tools(path.parent, problems=reader.problems)
+    shown_as = named or path.name  # Messages name the file as the user gave it.
+    agent = read_agent_file(
+        path, env=reader.env, required=bool(named), problems=reader.problems, shown_as=shown_as
+    )
+    tools_file = str(Path(shown_as).parent / TOOLS_FILE)
+    python_tools = load_python_tools(path.parent, problems=reader.problems, shown_as=tools_file)
     declared = {spec.name for spec in agent.tools}
     for spec in python_tools:
         if spec.name in declared:
-            reader.problems.append(f"tool {spec.name!r} is both in {path.name} and agent_tools.py")
+            reader.problems.append(f"tool {spec.name!r} is both in {shown_as} and {tools_file}")
     return replace(agent, python_tools=python_tools)
 
 
