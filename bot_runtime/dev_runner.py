@@ -10,6 +10,17 @@ from loguru import logger
 
 from bot_runtime.logs import configure_logging
 
+_running = False
+
+
+def running() -> bool:
+    """Whether this process serves calls through pipecat's development runner.
+
+    Only there may a local test client's call (uuid ids, no Twilio behind it) be
+    accepted; Pipecat Cloud imports ``bot()`` without starting this runner.
+    """
+    return _running
+
 
 def run_dev_runner(*, log_secrets: list[str]) -> None:
     """Start pipecat's development runner, then log the way the bot does on Pipecat Cloud.
@@ -23,6 +34,8 @@ def run_dev_runner(*, log_secrets: list[str]) -> None:
     """
     from pipecat.runner import run
 
+    global _running
+    _running = True
     runner_lifespan = run.app.router.lifespan_context
 
     @asynccontextmanager

@@ -39,7 +39,7 @@ class SimulatedCaller:
         url: str,
         *,
         custom_parameters: dict[str, str] | None = None,
-        account_sid: str = TEST_ACCOUNT_SID,
+        account_sid: str | None = TEST_ACCOUNT_SID,
         call_sid: str | None = None,
         stream_sid: str | None = None,
         handshake: bool = True,

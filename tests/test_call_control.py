@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 from bot_runtime.after_call.summaries import BRIEF_INSTRUCTION
 from bot_runtime.config.settings import DEFAULT_GREETING
 from bot_runtime.config.twilio import TwilioSettings
-from bot_runtime.twilio.call_control import look_up_numbers
+from bot_runtime.twilio.call_control import confirm_call
 from testkit.caller_audio import AUDIO, caller_line
 from testkit.fakes import NoChoices, Reply, ToolCall
 from testkit.media_stream import TEST_ACCOUNT_SID
@@ -196,4 +196,4 @@ async def test_a_base_url_is_not_rewritten_by_a_region_in_the_environment(fakes,
     settings = TwilioSettings(
         account_sid=TEST_ACCOUNT_SID, auth_token=AUTH_TOKEN, api_base_url=fakes.twilio.base_url
     )
-    assert await look_up_numbers(settings, sid) == (CALLER_NUMBER, AGENT_NUMBER)
+    assert await confirm_call(settings, sid) == (CALLER_NUMBER, AGENT_NUMBER)

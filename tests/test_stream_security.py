@@ -1,16 +1,21 @@
 """Stream security: refused streams, malformed input that never takes a call down, clean logs."""
 
+import asyncio
 import base64
+import contextlib
 import json
+import re
+import uuid
 
 from testkit.caller_audio import AUDIO, caller_line
-from testkit.media_stream import TEST_ACCOUNT_SID
+from testkit.media_stream import TEST_ACCOUNT_SID, new_sid
 from testkit.scenario import (
     AUTH_TOKEN,
     CALLER_NUMBER,
     INBOUND,
     STREAM_SECRET,
     hear_greeting,
+    rest_requests_for,
     user_text,
     wait_until,
 )
@@ -49,6 +54,68 @@ async def test_stream_secret_is_required_when_configured(bots, fakes):
         await caller.wait_for_bot_audio(timeout=10)
     assert STREAM_SECRET not in bots.secured.logs()
     assert all(STREAM_SECRET not in str(r["messages"]) for r in fakes.openai.requests)
+
+
+async def test_forged_call_sids_are_refused_with_no_service_connection_rest_request_or_log(
+    bots, fakes
+):
+    before, rest_before = fakes.connections(), len(fakes.twilio.requests)
+    forged = [
+        "CA12345",
+        "CA" + "0" * 32 + "f" * 64_000,  # oversized
+        "CA" + "1" * 32 + "\n2026-12-06 12:00:00 | INFO | FORGED: refund approved",
+        "CA0/../../IncomingPhoneNumbers/PN" + "0" * 32,  # yarl would walk the REST path
+        "CA" + "ABCDEF0123456789" * 2,  # upper case: not how Twilio writes SIDs
+        str(uuid.uuid4()),  # the dev runner's local test ids come in pairs, never alone
+    ]
+    for call_sid in forged:
+        async with SimulatedCaller(
+            bots.standard.url, custom_parameters=INBOUND, call_sid=call_sid
+        ) as caller:
+            await caller.wait_closed(timeout=5)
+        assert caller.closed_by_server and caller.close_code == 1002, call_sid[:40]
+    assert fakes.connections() == before
+    # Whatever other calls still ask Twilio is about a well-formed call SID.
+    call_path = re.compile(r"/2010-04-01/Accounts/AC\w+/Calls/CA[0-9a-f]{32}(\.json|/.*)")
+    assert all(call_path.fullmatch(r.path) for r in fakes.twilio.requests[rest_before:])
+    log = bots.standard.logs()
+    assert "FORGED" not in log and "IncomingPhoneNumbers" not in log and "f" * 100 not in log
+    refusals = [line for line in log.splitlines() if "callSid is not a Twilio SID" in line]
+    assert len(refusals) >= len(forged) and all("[" not in line for line in refusals)
+
+
+async def test_a_call_twilio_does_not_know_ends_at_once_with_no_llm_request(bots, fakes):
+    fakes.deepgram.transcripts.append(caller_line("saturday"))
+    llm_before = len(fakes.openai.requests)
+    call_sid = new_sid("CA")
+    fakes.twilio.forget_call(call_sid)  # Twilio answers 404: made up, or another account's
+    async with SimulatedCaller(
+        bots.standard.url, custom_parameters=INBOUND, call_sid=call_sid
+    ) as caller:
+        # The caller speaks at once, before Twilio has answered: no word reaches the LLM.
+        with contextlib.suppress(ConnectionError):  # The call may end before it is all said.
+            await caller.say(AUDIO / "saturday.wav")
+        await caller.wait_closed(timeout=5)
+    assert caller.closed_by_server
+    line = await bots.standard.wait_for_log(f"[{call_sid}] Ending call: not a live call")
+    assert "Twilio does not know this call" in line
+    await asyncio.sleep(0.5)
+    assert len(fakes.openai.requests) == llm_before
+    # Only the fetch: no hang-up, recording or redirect of a call Twilio does not know.
+    assert [r.method for r in rest_requests_for(fakes, call_sid, with_fetch=True)] == ["GET"]
+
+
+async def test_a_local_test_clients_uuid_ids_are_served_with_no_rest_request(bots, fakes):
+    """pipecat-examples' local Twilio client (uuid4 ids, no accountSid) under the dev runner."""
+    call_sid, stream_sid = str(uuid.uuid4()), str(uuid.uuid4())
+    async with SimulatedCaller(
+        bots.standard.url, call_sid=call_sid, stream_sid=stream_sid, account_sid=None
+    ) as caller:
+        await caller.wait_for_bot_audio(timeout=10)
+    await bots.standard.wait_for_log(f"[{call_sid}] Call summary:")
+    assert not rest_requests_for(fakes, call_sid, with_fetch=True)
+    call_lines = [line for line in bots.standard.logs().splitlines() if call_sid in line]
+    assert not [line for line in call_lines if "WARNING" in line], call_lines
 
 
 async def test_malformed_handshakes_are_refused_and_the_next_call_works(bots):
@@ -128,4 +195,6 @@ async def test_logs_carry_the_call_sid_and_never_a_secret_or_a_whole_number(bots
         assert secret not in log
     assert CALLER_NUMBER not in log and "+1415***0123" in log
     started = [line for line in log.splitlines() if "Call started" in line]
-    assert started and all("] Call started" in line and "[CA" in line for line in started)
+    # Twilio's call SID, or (the development runner's local test calls) a uuid.
+    prefix = re.compile(r"\[(CA[0-9a-f]{32}|[0-9a-f-]{36})\] Call started")
+    assert started and all(prefix.search(line) for line in started)

@@ -1,5 +1,6 @@
 """One phone call: its parts put together, the pipeline's events sent to them, run to the end."""
 
+import asyncio
 import time
 from collections.abc import Awaitable
 
@@ -29,6 +30,7 @@ from bot_runtime.services.deepgram import DeepgramSTT
 from bot_runtime.services.watch import LLM, TTS, ServiceWatch
 from bot_runtime.side_tasks import SideTasks
 from bot_runtime.tools.builtin import call_tools
+from bot_runtime.twilio.call_control import CallNotLive
 from bot_runtime.twilio.stream import StreamStart
 
 
@@ -57,6 +59,10 @@ class PhoneCall:
             stream_sid=start.stream_sid,
         )
         self.ending = CallEnding()
+        # Set once Twilio has confirmed the call (or cannot be asked); the caller is muted
+        # until then. Calls that are not checked start confirmed.
+        self.confirmed = asyncio.Event()
+        self.confirmed.set()
         self.tasks = SideTasks()
         self.watch = ServiceWatch(
             self.tasks,
@@ -88,6 +94,7 @@ class PhoneCall:
             on_transfer_key=self._on_transfer_key,
             on_key=self.record.key_pressed,
             watch=self.watch,
+            confirmed=self.confirmed,
         )
         self.record.preemption = self.pipeline.turn_end.preemption
         self._build_parts()
@@ -145,14 +152,38 @@ class PhoneCall:
             self.tasks.cancel_all()
             self.record.loop_lag_secs = stop_watching(self.loop_lag)
             logger.info(self.record.summary(ended_by=self.ending.description))
-            if self._settings.call_webhook_url:
+            # A stream for a call Twilio does not know is no call of the business's.
+            if self._settings.call_webhook_url and self.ending.reason != EndedReason.NOT_LIVE:
                 send_after_the_call(
                     send_call_record(self.record.document(self.ending), settings=self._settings)
                 )
 
-    def learn_caller_numbers(self, lookup: Awaitable[tuple[str | None, str | None] | None]) -> None:
-        """Tell the LLM the caller's numbers once ``lookup`` finds them, without waiting for it."""
-        self.tasks.start(self._add_looked_up_numbers(lookup))
+    def confirm_with_twilio(
+        self, check: Awaitable[tuple[str | None, str | None] | None], *, learn_numbers: bool
+    ) -> None:
+        """Run Twilio's answer about the call (``confirm_call``) beside the greeting.
+
+        A call Twilio says is not live ends at once, with no hang-up request (there
+        is nothing of ours to hang up); until the answer, the caller is muted, so no
+        turn reaches the LLM. With ``learn_numbers`` the LLM is told the numbers.
+        """
+        self.confirmed.clear()
+        self.tasks.start(self._confirm(check, learn_numbers=learn_numbers))
+
+    async def _confirm(
+        self, check: Awaitable[tuple[str | None, str | None] | None], *, learn_numbers: bool
+    ) -> None:
+        try:
+            numbers = await check
+        except CallNotLive as problem:
+            self.pipeline.serializer.release_call()
+            if self.ending.begin(EndedReason.NOT_LIVE, str(problem)):
+                await self.pipeline.worker.cancel(reason=str(EndedReason.NOT_LIVE))
+            return
+        finally:
+            self.confirmed.set()
+        if learn_numbers:
+            await self._add_looked_up_numbers(numbers)
 
     def _handle_events(self) -> None:
         p = self.pipeline
@@ -270,10 +301,7 @@ class PhoneCall:
     def _transfer(self, reason: str) -> None:
         self.transfer.request(reason)
 
-    async def _add_looked_up_numbers(
-        self, lookup: Awaitable[tuple[str | None, str | None] | None]
-    ) -> None:
-        numbers = await lookup
+    async def _add_looked_up_numbers(self, numbers: tuple[str | None, str | None] | None) -> None:
         if numbers is None:
             return
         from_number, to_number = numbers

@@ -1,5 +1,6 @@
 """One call's pipeline: the Twilio transport, turn taking, the three services and prompts."""
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -80,6 +81,7 @@ def build_call_pipeline(
     on_transfer_key: Callable[[], Awaitable[None]],
     on_key: Callable[[str], None],
     watch: ServiceWatch,
+    confirmed: asyncio.Event,
 ) -> CallPipeline:
     """Build the call's processors and worker; services connect when the worker starts."""
     # The barge-in rules pause the bot's speech on the caller's voice; the serializer holds it.
@@ -87,7 +89,7 @@ def build_call_pipeline(
     serializer = build_serializer(start, settings.twilio, speech_hold=speech_hold)
     transport = _transport(websocket, serializer, max_call_secs=settings.max_call_secs)
     user_turns, assistant_turns, turn_end = _turn_aggregators(
-        settings, tools=tools, ending=ending, speech_hold=speech_hold
+        settings, tools=tools, ending=ending, speech_hold=speech_hold, confirmed=confirmed
     )
     stt, tts = build_stt(settings), build_tts_with_backup(settings)
     llm = build_llm_with_backup(
@@ -154,7 +156,7 @@ def build_serializer(
     once, clearly, what is missing.
     """
     auto_hang_up = not twilio.missing_credentials
-    if not auto_hang_up:
+    if not auto_hang_up and not start.local_test:  # A local test call has no Twilio behind it.
         logger.warning(
             "No auto hang-up on this call: set "
             + " and ".join(twilio.missing_credentials)
@@ -216,7 +218,12 @@ def _worker(pipeline: Pipeline, latency: UserBotLatencyObserver) -> PipelineWork
 
 
 def _turn_aggregators(
-    settings: BotSettings, *, tools: ToolsSchema, ending: CallEnding, speech_hold: SpeechHold
+    settings: BotSettings,
+    *,
+    tools: ToolsSchema,
+    ending: CallEnding,
+    speech_hold: SpeechHold,
+    confirmed: asyncio.Event,
 ) -> tuple[LLMUserAggregator, LLMAssistantAggregator, TurnEnd]:
     detection = turn_taking.turn_detection(
         start_secs=settings.speech_start_secs,
@@ -241,7 +248,10 @@ def _turn_aggregators(
             user_idle_timeout=settings.silence_timeout_secs,
             # Once the call is ending, the caller's voice must not interrupt (and
             # `clear`) the goodbye or the transfer notice.
-            user_mute_strategies=[MuteWhileEnding(ending, speech_hold=speech_hold)],
+            user_mute_strategies=[
+                MuteWhileEnding(ending, speech_hold=speech_hold),
+                MuteUntilConfirmed(confirmed),
+            ],
         ),
     )
     (turn_end,) = detection["user_turn_strategies"].stop or []
@@ -267,3 +277,19 @@ class MuteWhileEnding(BaseUserMuteStrategy):
         if self._ending.begun and self._speech_hold.held_secs:
             self._speech_hold.release()
         return self._ending.begun
+
+
+class MuteUntilConfirmed(BaseUserMuteStrategy):
+    """Mutes the caller until Twilio has confirmed the call (or could not be asked).
+
+    A stream naming a call Twilio does not know must not reach the LLM: the
+    greeting plays meanwhile (it needs no LLM), and the check is bounded
+    (``CONFIRM_TIMEOUT_SECS``), so at most the caller's first moments go unheard.
+    """
+
+    def __init__(self, confirmed: asyncio.Event):
+        super().__init__()
+        self._confirmed = confirmed
+
+    async def process_frame(self, frame: Frame) -> bool:
+        return not self._confirmed.is_set()
