@@ -20,7 +20,11 @@ from bot_runtime.config.settings import BotSettings, ConfigError, secrets_of
 from bot_runtime.config.twilio import TwilioSettings
 from bot_runtime.logs import configure_logging
 from bot_runtime.startup import prepare
-from bot_runtime.twilio.authorization import refusal_reason
+from bot_runtime.twilio.authorization import (
+    from_this_machine,
+    refusal_reason,
+    upgrade_refusal,
+)
 from bot_runtime.twilio.call_control import confirm_call
 from bot_runtime.twilio.stream import StreamRejected, StreamStart, read_stream_start
 
@@ -40,6 +44,15 @@ async def bot(runner_args: RunnerArguments) -> None:
         logger.error("This bot answers Twilio Media Streams: run it with `-t twilio`")
         return
     websocket = runner_args.websocket
+
+    # Under the development runner the bot sees the upgrade itself: Twilio signs it.
+    local_client = False
+    if dev_runner.running():
+        problem, local_client = _check_upgrade(websocket)
+        if problem:
+            logger.warning(f"Refused a stream: {problem}")
+            await _close(websocket, code=1008)
+            return
 
     # Accept: Twilio's `connected` and `start` messages come before any audio, with Twilio's
     # SIDs in them (or, under the development runner, a local test client's uuid ids).
@@ -67,15 +80,42 @@ async def bot(runner_args: RunnerArguments) -> None:
         call = PhoneCall(websocket, start=start, facts=facts, settings=settings)
 
         # Beside the greeting, ask Twilio whether this call is live on this account (and,
-        # without a from_number parameter, who is calling): one that is not ends at once.
+        # without a from_number parameter, who is calling): one that is not ends at once,
+        # unless the stream proved itself otherwise (the stream secret, or a local client).
         if not settings.twilio.missing_credentials:
             call.confirm_with_twilio(
                 confirm_call(settings.twilio, start.call_sid),
                 learn_numbers=facts.from_number is None,
+                vouched_for=_vouched_for(settings, local_client=local_client),
             )
 
         # Run until the call ends: end_call, silence, the time limit, or the caller hanging up.
         await call.run(handle_sigint=runner_args.handle_sigint)
+
+
+def _check_upgrade(websocket: WebSocket) -> tuple[str | None, bool]:
+    """Why the upgrade is refused (or None), and whether it came unsigned from this machine."""
+    peer = websocket.client.host if websocket.client else None
+    query = websocket.url.query
+    problem = upgrade_refusal(
+        websocket.headers,
+        path=websocket.url.path + (f"?{query}" if query else ""),
+        peer=peer,
+        auth_token=SETTINGS.twilio.auth_token,
+    )
+    local = "x-twilio-signature" not in websocket.headers and from_this_machine(
+        websocket.headers, peer=peer
+    )
+    return problem, local
+
+
+def _vouched_for(settings: BotSettings, *, local_client: bool) -> str | None:
+    """What vouches for a stream whose call Twilio may not know (a test client's), if anything."""
+    if settings.stream_secret:  # Checked by refusal_reason: the stream carried it.
+        return "it carried the stream secret"
+    if local_client:
+        return "it came from this machine"
+    return None
 
 
 def _settings_for(start: StreamStart) -> BotSettings:

@@ -159,25 +159,38 @@ class PhoneCall:
                 )
 
     def confirm_with_twilio(
-        self, check: Awaitable[tuple[str | None, str | None] | None], *, learn_numbers: bool
+        self,
+        check: Awaitable[tuple[str | None, str | None] | None],
+        *,
+        learn_numbers: bool,
+        vouched_for: str | None,
     ) -> None:
         """Run Twilio's answer about the call (``confirm_call``) beside the greeting.
 
         A call Twilio says is not live ends at once, with no hang-up request (there
         is nothing of ours to hang up); until the answer, the caller is muted, so no
-        turn reaches the LLM. With ``learn_numbers`` the LLM is told the numbers.
+        turn reaches the LLM. A stream that proved itself otherwise (``vouched_for``
+        says how: the stream secret, a client on this machine) is an operator's test
+        call (scripts/call.py, the softphone): it goes on, without the hang-up. With
+        ``learn_numbers`` the LLM is told the numbers.
         """
         self.confirmed.clear()
-        self.tasks.start(self._confirm(check, learn_numbers=learn_numbers))
+        self.tasks.start(self._confirm(check, learn_numbers=learn_numbers, vouched_for=vouched_for))
 
     async def _confirm(
-        self, check: Awaitable[tuple[str | None, str | None] | None], *, learn_numbers: bool
+        self,
+        check: Awaitable[tuple[str | None, str | None] | None],
+        *,
+        learn_numbers: bool,
+        vouched_for: str | None,
     ) -> None:
         try:
             numbers = await check
         except CallNotLive as problem:
-            self.pipeline.serializer.release_call()
-            if self.ending.begin(EndedReason.NOT_LIVE, str(problem)):
+            self.pipeline.serializer.release_call()  # Nothing of ours to hang up.
+            if vouched_for:
+                logger.info(f"A test call, since {vouched_for}: {problem}")
+            elif self.ending.begin(EndedReason.NOT_LIVE, str(problem)):
                 await self.pipeline.worker.cancel(reason=str(EndedReason.NOT_LIVE))
             return
         finally:
