@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+import uuid
 
 from bot_runtime.config.settings import DEFAULT_GOODBYE, DEFAULT_GREETING, DEFAULT_SILENCE_PROMPT
 from bot_runtime.twilio.stream import HANG_UP_TIMEOUT_SECS
@@ -281,6 +282,11 @@ async def test_bot_runs_with_the_arguments_pipecat_cloud_passes(fakes, tmp_path)
         env, log_path=tmp_path / "cloud.log", script=REPO / "testkit" / "cloud_host.py"
     )
     try:
+        # A local test client's uuid ids are served under the development runner only.
+        local_ids = {"call_sid": str(uuid.uuid4()), "stream_sid": str(uuid.uuid4())}
+        async with SimulatedCaller(server.url, account_sid=None, **local_ids) as local:
+            await local.wait_closed(timeout=5)
+        assert local.closed_by_server and local.close_code == 1002
         # On Pipecat Cloud every call is the first of its process. Without from_number the
         # bot looks the caller up beside the greeting; nothing of it may hold the event loop.
         async with SimulatedCaller(server.url) as caller:

@@ -9,6 +9,7 @@ import uuid
 
 from twilio.request_validator import RequestValidator
 
+from bot_runtime.twilio.call_control import CONFIRM_TIMEOUT_SECS
 from testkit.bot_server import BotServer
 from testkit.caller_audio import AUDIO, caller_line
 from testkit.media_stream import TEST_ACCOUNT_SID, new_sid
@@ -105,6 +106,8 @@ async def test_a_call_twilio_does_not_know_ends_at_once_with_no_llm_request(bots
     llm_before = len(fakes.openai.requests)
     call_sid = new_sid("CA")
     fakes.twilio.forget_call(call_sid)  # Twilio answers 404: made up, or another account's
+    # Late enough that the caller's first turn ends before the answer, and must wait for it.
+    fakes.twilio.answer_slowly_about(call_sid, CONFIRM_TIMEOUT_SECS - 0.5)
     # Through a tunnel, signed: a replayed upgrade, or a stream from anyone on Pipecat Cloud.
     through_tunnel = {"X-Twilio-Signature": twilio_signature(bots.standard), "X-Forwarded-For": "1"}
     async with SimulatedCaller(
@@ -113,7 +116,7 @@ async def test_a_call_twilio_does_not_know_ends_at_once_with_no_llm_request(bots
         # The caller speaks at once, before Twilio has answered: no word reaches the LLM.
         with contextlib.suppress(ConnectionError):  # The call may end before it is all said.
             await caller.say(AUDIO / "saturday.wav")
-        await caller.wait_closed(timeout=5)
+        await caller.wait_closed(timeout=CONFIRM_TIMEOUT_SECS + 2)
     assert caller.closed_by_server
     line = await bots.standard.wait_for_log(f"[{call_sid}] Ending call: not a live call")
     assert "Twilio does not know this call" in line

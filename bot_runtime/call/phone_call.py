@@ -59,8 +59,8 @@ class PhoneCall:
             stream_sid=start.stream_sid,
         )
         self.ending = CallEnding()
-        # Set once Twilio has confirmed the call (or cannot be asked); the caller is muted
-        # until then. Calls that are not checked start confirmed.
+        # Set once Twilio has confirmed the call (or cannot be asked); the caller's turns
+        # wait for it before the LLM. Calls that are not checked start confirmed.
         self.confirmed = asyncio.Event()
         self.confirmed.set()
         self.tasks = SideTasks()
@@ -168,11 +168,12 @@ class PhoneCall:
         """Run Twilio's answer about the call (``confirm_call``) beside the greeting.
 
         A call Twilio says is not live ends at once, with no hang-up request (there
-        is nothing of ours to hang up); until the answer, the caller is muted, so no
-        turn reaches the LLM. A stream that proved itself otherwise (``vouched_for``
-        says how: the stream secret, a client on this machine) is an operator's test
-        call (scripts/call.py, the softphone): it goes on, without the hang-up. With
-        ``learn_numbers`` the LLM is told the numbers.
+        is nothing of ours to hang up); until the answer, the caller's turns wait
+        before the LLM (``HoldUntilConfirmed``). A stream that proved itself
+        otherwise (``vouched_for`` says how: the stream secret, a client on this
+        machine) is an operator's test call (scripts/call.py, the softphone): it
+        goes on, without the hang-up. With ``learn_numbers`` the LLM is told the
+        numbers.
         """
         self.confirmed.clear()
         self.tasks.start(self._confirm(check, learn_numbers=learn_numbers, vouched_for=vouched_for))
@@ -188,13 +189,17 @@ class PhoneCall:
             numbers = await check
         except CallNotLive as problem:
             self.pipeline.serializer.release_call()  # Nothing of ours to hang up.
-            if vouched_for:
-                logger.info(f"A test call, since {vouched_for}: {problem}")
-            elif self.ending.begin(EndedReason.NOT_LIVE, str(problem)):
-                await self.pipeline.worker.cancel(reason=str(EndedReason.NOT_LIVE))
-            return
-        finally:
-            self.confirmed.set()
+            if not vouched_for:
+                # The caller's turns stay held: the cancel drops them, never the LLM.
+                if self.ending.begin(EndedReason.NOT_LIVE, str(problem)):
+                    await self.pipeline.worker.cancel(reason=str(EndedReason.NOT_LIVE))
+                return
+            logger.info(f"A test call, since {vouched_for}: {problem}")
+            numbers = None
+        except BaseException:
+            self.confirmed.set()  # Whatever broke the check must not hold the call's replies.
+            raise
+        self.confirmed.set()
         if learn_numbers:
             await self._add_looked_up_numbers(numbers)
 

@@ -1,6 +1,7 @@
 """One call's pipeline: the Twilio transport, turn taking, the three services and prompts."""
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -9,7 +10,7 @@ from loguru import logger
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.classifiers.llm.classifier import LLMClassifier
 from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
-from pipecat.frames.frames import Frame
+from pipecat.frames.frames import Frame, LLMContextFrame
 from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -20,6 +21,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregator,
     LLMUserAggregatorParams,
 )
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.stt_service import STTService
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
@@ -44,6 +46,7 @@ from bot_runtime.services.watch import LLMTap, ServiceWatch, TTSTap
 from bot_runtime.turns import shared_models, turn_taking
 from bot_runtime.turns.speech_hold import SpeechHold
 from bot_runtime.turns.turn_end import TurnEnd
+from bot_runtime.twilio.call_control import CONFIRM_TIMEOUT_SECS
 from bot_runtime.twilio.stream import GuardedTwilioSerializer, StreamStart
 
 KEYPAD_INSTRUCTION = (
@@ -89,7 +92,7 @@ def build_call_pipeline(
     serializer = build_serializer(start, settings.twilio, speech_hold=speech_hold)
     transport = _transport(websocket, serializer, max_call_secs=settings.max_call_secs)
     user_turns, assistant_turns, turn_end = _turn_aggregators(
-        settings, tools=tools, ending=ending, speech_hold=speech_hold, confirmed=confirmed
+        settings, tools=tools, ending=ending, speech_hold=speech_hold
     )
     stt, tts = build_stt(settings), build_tts_with_backup(settings)
     llm = build_llm_with_backup(
@@ -114,11 +117,14 @@ def build_call_pipeline(
         latency=UserBotLatencyObserver(),
     )
     keypad = TransferKey(on_transfer_key, on_key=on_key)
-    parts.worker = _worker(_pipeline(parts, keypad=keypad, watch=watch), parts.latency)
+    pipeline = _pipeline(parts, keypad=keypad, watch=watch, confirmed=confirmed)
+    parts.worker = _worker(pipeline, parts.latency)
     return parts
 
 
-def _pipeline(p: CallPipeline, *, keypad: TransferKey, watch: ServiceWatch) -> Pipeline:
+def _pipeline(
+    p: CallPipeline, *, keypad: TransferKey, watch: ServiceWatch, confirmed: asyncio.Event
+) -> Pipeline:
     """The processors in the order a call's frames pass them."""
     return Pipeline(
         [
@@ -129,6 +135,7 @@ def _pipeline(p: CallPipeline, *, keypad: TransferKey, watch: ServiceWatch) -> P
             keypad_to_text(),
             p.user_turns,
             turn_taking.CallerAudioEnd(),
+            HoldUntilConfirmed(confirmed),
             p.llm.node,
             LLMTap(watch),
             p.tts.node,
@@ -218,12 +225,7 @@ def _worker(pipeline: Pipeline, latency: UserBotLatencyObserver) -> PipelineWork
 
 
 def _turn_aggregators(
-    settings: BotSettings,
-    *,
-    tools: ToolsSchema,
-    ending: CallEnding,
-    speech_hold: SpeechHold,
-    confirmed: asyncio.Event,
+    settings: BotSettings, *, tools: ToolsSchema, ending: CallEnding, speech_hold: SpeechHold
 ) -> tuple[LLMUserAggregator, LLMAssistantAggregator, TurnEnd]:
     detection = turn_taking.turn_detection(
         start_secs=settings.speech_start_secs,
@@ -248,10 +250,7 @@ def _turn_aggregators(
             user_idle_timeout=settings.silence_timeout_secs,
             # Once the call is ending, the caller's voice must not interrupt (and
             # `clear`) the goodbye or the transfer notice.
-            user_mute_strategies=[
-                MuteWhileEnding(ending, speech_hold=speech_hold),
-                MuteUntilConfirmed(confirmed),
-            ],
+            user_mute_strategies=[MuteWhileEnding(ending, speech_hold=speech_hold)],
         ),
     )
     (turn_end,) = detection["user_turn_strategies"].stop or []
@@ -279,17 +278,23 @@ class MuteWhileEnding(BaseUserMuteStrategy):
         return self._ending.begun
 
 
-class MuteUntilConfirmed(BaseUserMuteStrategy):
-    """Mutes the caller until Twilio has confirmed the call (or could not be asked).
+class HoldUntilConfirmed(FrameProcessor):
+    """Holds the caller's turns back from the LLM until Twilio has confirmed the call.
 
-    A stream naming a call Twilio does not know must not reach the LLM: the
-    greeting plays meanwhile (it needs no LLM), and the check is bounded
-    (``CONFIRM_TIMEOUT_SECS``), so at most the caller's first moments go unheard.
+    A stream naming a call Twilio does not know must cost no LLM request, and the
+    caller may speak before Twilio answers. The greeting needs no LLM and plays
+    meanwhile; the caller's words are kept, only their reply waits, and for at most
+    ``CONFIRM_TIMEOUT_SECS`` (the check's own bound). A call that is not live is
+    cancelled while its turn waits here.
     """
 
     def __init__(self, confirmed: asyncio.Event):
         super().__init__()
         self._confirmed = confirmed
 
-    async def process_frame(self, frame: Frame) -> bool:
-        return not self._confirmed.is_set()
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMContextFrame) and not self._confirmed.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._confirmed.wait(), CONFIRM_TIMEOUT_SECS)
+        await self.push_frame(frame, direction)

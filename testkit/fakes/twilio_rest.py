@@ -114,6 +114,7 @@ class FakeTwilio:
         self.step_secs = step_secs
         self.inbound_numbers = inbound_numbers
         self._forgotten: set[str] = set()
+        self._delays: dict[str, float] = {}
         self.requests: list[RecordedRequest] = []
         self.calls: dict[str, FakeCall] = {}
         self.hangups: list[str] = []
@@ -162,6 +163,10 @@ class FakeTwilio:
         """Answer every request about the call with Twilio's 404, as for a made-up SID."""
         self._forgotten.add(call_sid)
         self.calls.pop(call_sid, None)
+
+    def answer_slowly_about(self, call_sid: str, secs: float) -> None:
+        """Answer every request about the call ``secs`` late (a slow or distant Twilio)."""
+        self._delays[call_sid] = secs
 
     def garble_redirects_of(self, call_sid: str) -> None:
         """Answer a redirect of the call with 200 and an HTML page, not carrying it out (as a
@@ -217,6 +222,8 @@ class FakeTwilio:
             return _error(401, 20003, "Authenticate")
         # Every route with a call SID in it is about a call this fake knows, or a 404.
         sid = request.match_info.get("sid")
+        if sid in self._delays:
+            await asyncio.sleep(self._delays[sid])
         if sid is not None and sid not in self.calls:
             if self.inbound_numbers is None or sid in self._forgotten:
                 return _error(404, 20404, f"The requested resource {request.path} was not found")
