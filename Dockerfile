@@ -4,6 +4,9 @@ FROM dailyco/pipecat-base:latest
 ENV UV_COMPILE_BYTECODE=1
 # The uv cache is a mounted volume: copy from it instead of linking.
 ENV UV_LINK_MODE=copy
+# No variable values in a logged traceback, on any sink the host adds too (the bot's own sink
+# says so itself): they would print the caller's number and the keys.
+ENV LOGURU_DIAGNOSE=NO
 
 # Dependencies first, from the committed lockfile (a code change keeps this layer cached).
 # No dependency groups: tests, linters and the local speech stack (models and a compiled

@@ -7,6 +7,7 @@ authorise it, build its services, run the conversation, end it.
 
 import contextlib
 import dataclasses
+import sys
 
 from dotenv import load_dotenv
 from fastapi import WebSocket
@@ -14,6 +15,7 @@ from loguru import logger
 from pipecat.runner.types import RunnerArguments, WebSocketRunnerArguments
 
 from bot_runtime import dev_runner
+from bot_runtime.after_call.deliveries import record_sent, retry_the_spool
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.phone_call import PhoneCall
 from bot_runtime.config.settings import BotSettings, ConfigError, secrets_of
@@ -35,6 +37,11 @@ try:
 except ConfigError as error:
     raise SystemExit(f"Configuration error:\n{error}") from None
 configure_logging(secrets=secrets_of(SETTINGS))
+# Under the development runner, a busy port is said at once, not after the models load.
+if __name__ == "__main__":
+    from bot_runtime.dev_runner import refuse_a_busy_port
+
+    refuse_a_busy_port(sys.argv)
 prepare(SETTINGS)
 
 
@@ -44,6 +51,8 @@ async def bot(runner_args: RunnerArguments) -> None:
         logger.error("This bot answers Twilio Media Streams: run it with `-t twilio`")
         return
     websocket = runner_args.websocket
+    # Pipecat Cloud's base image has no start-up hook for us: the first stream starts it there.
+    retry_the_spool(SETTINGS)
 
     # Under the development runner the bot sees the upgrade itself: Twilio signs it.
     local_client = False
@@ -92,6 +101,11 @@ async def bot(runner_args: RunnerArguments) -> None:
         # Run until the call ends: end_call, silence, the time limit, or the caller hanging up.
         await call.run(handle_sigint=runner_args.handle_sigint)
 
+        # On Pipecat Cloud the instance may go once bot() returns: the record's first attempt
+        # gets a few seconds (it is spooled already; the hang-up has happened).
+        if call.record_delivery is not None:
+            await record_sent(call.record_delivery)
+
 
 def _check_upgrade(websocket: WebSocket) -> tuple[str | None, bool]:
     """Why the upgrade is refused (or None), and whether it came unsigned from this machine."""
@@ -139,4 +153,4 @@ async def _close(websocket: WebSocket, *, code: int) -> None:
 if __name__ == "__main__":
     from bot_runtime.dev_runner import run_dev_runner
 
-    run_dev_runner(log_secrets=secrets_of(SETTINGS))
+    run_dev_runner(log_secrets=secrets_of(SETTINGS), settings=SETTINGS)

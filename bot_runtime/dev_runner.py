@@ -1,15 +1,28 @@
 """The bot under pipecat's development runner (`uv run bot.py -t twilio`), with its own logs."""
 
 import argparse
+import asyncio
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 from loguru import logger
 
+from bot_runtime.after_call.deliveries import retry_the_spool, stop_deliveries
+from bot_runtime.config.settings import BotSettings
 from bot_runtime.logs import configure_logging
 
+# How long the server may take to listen once its start-up is done; uvicorn binds at once.
+LISTEN_TIMEOUT_SECS = 10.0
+LISTEN_POLL_SECS = 0.05
+NO_TUNNEL = (
+    "POST / answers Twilio's webhook with TwiML pointing at the tunnel, and this bot was "
+    "started without one: run it as `uv run bot.py -t twilio -x YOUR_TUNNEL_HOST`, "
+    "or use a TwiML Bin from `uv run scripts/render_twiml.py --url wss://YOUR_TUNNEL_HOST/ws`"
+)
 _running = False
 
 
@@ -22,38 +35,116 @@ def running() -> bool:
     return _running
 
 
-def run_dev_runner(*, log_secrets: list[str]) -> None:
+def refuse_a_busy_port(argv: list[str]) -> None:
+    """Exit with one line if the runner's port is taken, before the models load.
+
+    Otherwise the bot loads its models, says it is ready, and only then does the
+    server fail to bind, with a traceback-like error.
+    """
+    host, port, _ = _options(argv)
+    with socket.socket() as sock:
+        # As uvicorn binds: a port left in TIME_WAIT by a bot just stopped is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            raise SystemExit(
+                f"bot.py: cannot listen on {host}:{port} ({error.strerror or error}): another "
+                f"bot may be running there; stop it, or choose another port with --port, "
+                f"e.g. `uv run bot.py -t twilio --port {port + 1}`"
+            ) from None
+
+
+def run_dev_runner(*, log_secrets: list[str], settings: BotSettings) -> None:
     """Start pipecat's development runner, then log the way the bot does on Pipecat Cloud.
 
     The runner replaces every log sink with its own DEBUG one on stderr, which
     floods the log with library detail (the whole LLM context of every turn
-    among it) and drops the bot's filter of expected warnings. Its server's
+    among it), drops the bot's filter of expected warnings, and prints variables'
+    values in tracebacks (loguru's diagnose). Its server's
     lifespan puts the bot's configuration back once the runner is set up, before
-    the first call, and says where calls go: the runner's own banner is written
-    for its browser client, which a Twilio bot does not use.
+    the first call, and says where calls go once the server listens: the runner's
+    own banner is written for its browser client, which a Twilio bot does not use. It
+    also sends the call records an earlier run left in the spool, and on shutdown gives
+    the deliveries in flight a few seconds.
     """
     from pipecat.runner import run
 
     global _running
     _running = True
+    host, port, proxy = _options(sys.argv)
+    _serve_the_root(run.app, calls_at=f"ws://{host}:{port}/ws", proxy=proxy)
     runner_lifespan = run.app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[object]:
         configure_logging(secrets=log_secrets)
-        logger.info(_where_calls_go(f"{run.RUNNER_HOST}:{run.RUNNER_PORT}", _proxy(sys.argv)))
-        async with runner_lifespan(app) as state:
-            yield state
+        ready = asyncio.create_task(_say_ready_once_listening(host, port, proxy))
+        retry_the_spool(settings)  # In the background: the first call need not wait for it.
+        try:
+            async with runner_lifespan(app) as state:
+                yield state
+        finally:
+            ready.cancel()
+        await stop_deliveries(settings)
 
     run.app.router.lifespan_context = lifespan
     run.main()
 
 
-def _proxy(argv: list[str]) -> str | None:
-    """The runner's -x/--proxy (the public host of a tunnel), read as the runner reads it."""
+def _serve_the_root(app: FastAPI, *, calls_at: str, proxy: str | None) -> None:
+    """Routes registered before the runner's own, so they win over them.
+
+    The runner's banner says "Open: http://HOST:PORT", where it serves its browser
+    client, which cannot call a Twilio bot: the page says where calls go instead.
+    Without a tunnel (-x), the runner's TwiML for POST / would send Twilio to
+    ``wss://None/ws``: it is refused, saying what to set.
+    """
+
+    @app.get("/", include_in_schema=False)
+    async def where_calls_go() -> PlainTextResponse:
+        return PlainTextResponse(
+            f"This is a Twilio Media Streams bot: calls go to {calls_at}.\n"
+            'Call it from a terminal with `uv run scripts/call.py --say "Hello"`, or with '
+            "your voice with `uv run scripts/softphone.py --open`.\n"
+        )
+
+    if proxy:
+        return
+
+    @app.post("/", include_in_schema=False)
+    async def no_tunnel() -> PlainTextResponse:
+        logger.warning(f"Refused a TwiML request: {NO_TUNNEL}")
+        return PlainTextResponse(NO_TUNNEL + "\n", status_code=400)
+
+
+async def _say_ready_once_listening(host: str, port: int, proxy: str | None) -> None:
+    """Log "Ready for calls" once a connection to the port succeeds: the server binds
+    after its start-up, and a port taken meanwhile must not be announced as ready."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LISTEN_TIMEOUT_SECS
+    while loop.time() < deadline:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            await asyncio.sleep(LISTEN_POLL_SECS)
+            continue
+        writer.close()
+        logger.info(_where_calls_go(f"{host}:{port}", proxy))
+        return
+
+
+def _options(argv: list[str]) -> tuple[str, int, str | None]:
+    """The runner's --host, --port and -x/--proxy (the public host of a tunnel), read as
+    the runner reads them."""
+    from pipecat.runner import run
+
     parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--host", default=run.RUNNER_HOST)
+    parser.add_argument("--port", type=int, default=run.RUNNER_PORT)
     parser.add_argument("-x", "--proxy")
-    return parser.parse_known_args(argv[1:])[0].proxy
+    options = parser.parse_known_args(argv[1:])[0]
+    return options.host, options.port, options.proxy
 
 
 def _where_calls_go(address: str, proxy: str | None) -> str:
@@ -64,5 +155,8 @@ def _where_calls_go(address: str, proxy: str | None) -> str:
             f"use a TwiML Bin from `uv run scripts/render_twiml.py --url wss://{proxy}/ws`"
         )
     else:
-        line += " (scripts/call.py and scripts/softphone.py call it there)"
+        line += (
+            ' (scripts/call.py and scripts/softphone.py call it there; the "Open" link '
+            "above is no client for this bot: it says the same)"
+        )
     return line

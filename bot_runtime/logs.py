@@ -9,7 +9,7 @@ from loguru import logger
 from bot_runtime.phone_numbers import mask
 
 # Marks a setting whose value must never reach a log line (config.environment.secrets_of finds
-# them for the scrubber below).
+# them for the scrubber below); its field also takes repr=False, so no repr shows it.
 SECRET = {"secret": True}
 # An E.164 number anywhere in a log line, whoever wrote it (our code or a library's).
 _PHONE_NUMBER = re.compile(r"(?<![\w+])\+[1-9]\d{6,14}(?!\d)")
@@ -31,7 +31,9 @@ def configure_logging(*, secrets: Iterable[str | None], level: str = "INFO") -> 
     """Send logs to stderr, every line passing through the scrubber below.
 
     The scrubber is installed as loguru's patcher, so it applies to every sink,
-    including any a hosting process adds later.
+    including any a hosting process adds later. ``diagnose=False``: loguru's default
+    prints every variable's value in a traceback, the caller's number and the keys among
+    them, and the scrubber sees only the message.
     """
     logger.remove()
     logger.configure(patcher=_scrubber([s for s in secrets if s]))
@@ -40,6 +42,7 @@ def configure_logging(*, secrets: Iterable[str | None], level: str = "INFO") -> 
         level=level,
         format="{time:HH:mm:ss.SSS} | {level: <7} | {name}:{line} - {message}",
         filter=_worth_showing,
+        diagnose=False,
     )
 
 

@@ -5,3 +5,6 @@
 PHONE_SAMPLE_RATE = 8000
 # The TwiML <Parameter> that carries STREAM_SECRET; it never reaches the LLM or a log.
 STREAM_SECRET_PARAMETER = "stream_secret"
+# The Twilio mark sent just before the silence prompt ("Are you still there?"), numbered
+# ("silence-prompt-1"): it tells a caller that speech is a prompt, not a reply to them.
+SILENCE_PROMPT_MARK = "silence-prompt"

@@ -11,6 +11,12 @@ from bot_runtime.services import noise_filter
 from bot_runtime.services.build import prepare_services
 from bot_runtime.twilio.rest import warm_up_twilio_sdk
 
+# SmolLM2 cannot call functions: declared tools wait for an LLM that can.
+NO_LOCAL_TOOLS = (
+    "the local LLM cannot call these tools (it only ends calls on a goodbye): set "
+    "OPENAI_API_KEY, or OPENAI_BASE_URL for an OpenAI-compatible server with tool calling"
+)
+
 
 def prepare(settings: BotSettings) -> None:
     """Load the recorded prompts, the models and the SDKs now, before the first call.
@@ -49,10 +55,14 @@ def describe(settings: BotSettings) -> str:
     if agent.path is not None:
         tools = [spec.name for spec in (*agent.tools, *agent.python_tools)]
         parts.append(
-            f"agent file {agent.path.name}" + (f", tools {', '.join(tools)}" if tools else "")
+            f"agent file {agent.shown_as}" + (f", tools {', '.join(tools)}" if tools else "")
         )
+        if tools and settings.llm_provider == LOCAL:
+            parts.append(NO_LOCAL_TOOLS)
     if settings.transfer_number:
         parts.append("transfers on" + (" with a brief" if settings.transfer_whisper_url else ""))
     if settings.call_webhook_url:
-        parts.append(f"call records to {urlsplit(settings.call_webhook_url).netloc}")
+        # Only the host: a user:password before it is a credential.
+        host = urlsplit(settings.call_webhook_url).netloc.rpartition("@")[2]
+        parts.append(f"call records to {host}")
     return "Bot set up: " + "; ".join(parts)

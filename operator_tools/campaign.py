@@ -47,11 +47,16 @@ class Campaign:
         )
 
     @classmethod
-    def load(cls, source: Path, *, results_path: Path, outbound: OutboundCalls) -> "Campaign":
-        """Read the rows to dial: invalid ones and those already dialled become notes."""
+    def load(cls, source: Path, *, results: ResultsFile, outbound: OutboundCalls) -> "Campaign":
+        """Read the rows to dial: invalid ones and those already dialled become notes.
+
+        A real run has locked ``results`` before this reads it.
+        """
         rows, notes = read_rows(source, extra=outbound.extra)
-        results = ResultsFile(results_path)
-        dialled, unknown = results.dialled()
+        dialled, unknown, repaired = results.dialled()
+        if repaired:
+            notes.append(repaired)
+        results_path = results.path
         calls, seen, already = [], {}, 0
         for row in rows:
             if row.to in unknown:

@@ -25,6 +25,7 @@ from operator_tools.cli import (
     read_deploy,
 )
 from operator_tools.outbound import OutboundCalls
+from operator_tools.results_file import ResultsFile
 from operator_tools.single_call import place_call
 from operator_tools.twilio_calls import TwilioFailure, calls_api, describe_request
 from operator_tools.twiml import TwimlError, parse_parameter_options, stream_twiml
@@ -141,26 +142,34 @@ async def _run(args: argparse.Namespace, *, env: Mapping[str, str]) -> int:
             f"missing {' and '.join(settings.missing_credentials)}: "
             "set them in the environment or .env"
         )
-    campaign = None
-    if args.to_file:
-        results_path = args.results or args.to_file.with_name(f"results-{args.to_file.stem}.csv")
-        campaign = Campaign.load(args.to_file, results_path=results_path, outbound=outbound)
-    if args.dry_run:
-        _print_dry_run(outbound, settings, to=to, campaign=campaign, missing=missing)
-        return 0
-    if missing:
-        raise UsageError("\n".join(missing))
-    async with calls_api(settings) as api:
-        if campaign:
-            return await campaign.run(
-                api,
-                cps=args.cps,
-                concurrency=args.concurrency or deploy.max_agents or 1,
-                poll_interval=args.poll_interval,
+    campaign = results = None
+    try:
+        if args.to_file:
+            results = ResultsFile(
+                args.results or args.to_file.with_name(f"results-{args.to_file.stem}.csv")
             )
-        return await place_call(
-            api, outbound.fields(to=to), wait=args.wait, poll_interval=args.poll_interval
-        )
+            if not args.dry_run:
+                results.lock()  # Before reading it: another run's calls must all be in it.
+            campaign = Campaign.load(args.to_file, results=results, outbound=outbound)
+        if args.dry_run:
+            _print_dry_run(outbound, settings, to=to, campaign=campaign, missing=missing)
+            return 0
+        if missing:
+            raise UsageError("\n".join(missing))
+        async with calls_api(settings) as api:
+            if campaign:
+                return await campaign.run(
+                    api,
+                    cps=args.cps,
+                    concurrency=args.concurrency or deploy.max_agents or 1,
+                    poll_interval=args.poll_interval,
+                )
+            return await place_call(
+                api, outbound.fields(to=to), wait=args.wait, poll_interval=args.poll_interval
+            )
+    finally:
+        if results is not None:
+            results.close()
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -194,15 +203,19 @@ def _print_dry_run(
     campaign: Campaign | None,
     missing: list[str],
 ) -> None:
-    """What a real run would send on stdout; on stderr, skipped rows and what is missing."""
+    """What a real run would send on stdout, the stream secret masked; on stderr, skipped rows
+    and what is missing."""
+    shown = outbound.masked()
     if campaign is None:
-        print(stream_twiml(outbound.target.url, outbound.parameters(to), pretty=True))
-        print("\n".join(describe_request(settings, outbound.fields(to=to))))
+        outbound.fields(to=to)  # Twilio's limit applies to the TwiML with the real secret.
+        print(stream_twiml(shown.target.url, shown.parameters(to), pretty=True))
+        print("\n".join(describe_request(settings, shown.fields(to=to))))
     else:
         for note in campaign.notes:
             print(note, file=sys.stderr)
-        for row, fields in campaign.calls:
+        for row, _ in campaign.calls:
             print(f"# row {row.number}")
+            fields = shown.fields(to=row.to, row_parameters=row.parameters)
             print("\n".join(describe_request(settings, fields)))
         print(f"{len(campaign.calls)} calls would be made")
     if missing:

@@ -1,7 +1,7 @@
 """The create-call request of an outbound call: who calls, and inline TwiML to the agent."""
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from operator_tools.twiml import (
     MAX_INLINE_TWIML_CHARS,
@@ -18,10 +18,20 @@ class OutboundCalls:
 
     target: StreamTarget
     from_number: str
-    stream_secret: str | None
+    stream_secret: str | None = field(repr=False)
     extra: Mapping[str, str]
     machine_detection: bool
     timeout: int | None
+
+    def masked(self) -> "OutboundCalls":
+        """These calls as --dry-run shows them: the stream secret as a placeholder.
+
+        A dry run's output gets pasted into tickets and chats; the secret is what
+        keeps strangers' streams out of the agent.
+        """
+        if self.stream_secret is None:
+            return self
+        return replace(self, stream_secret="{STREAM_SECRET}")
 
     def parameters(self, to: str, row_parameters: Mapping[str, str] | None = None) -> dict:
         """The <Stream> Parameters the bot gets: the numbers, call_type=outbound, the extras."""

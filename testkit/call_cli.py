@@ -7,6 +7,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 from websockets.exceptions import InvalidHandshake, InvalidURI
@@ -14,7 +15,7 @@ from websockets.exceptions import InvalidHandshake, InvalidURI
 from bot_runtime.phone_line import STREAM_SECRET_PARAMETER
 from testkit import conversation
 from testkit.call_log import CallLog
-from testkit.conversation import UsageError
+from testkit.conversation import REPLY_MAX_SECS, UsageError
 from testkit.media_stream import DTMF_DIGITS, TEST_ACCOUNT_SID
 from testkit.scenario import INBOUND
 from testkit.simulated_caller import SimulatedCaller
@@ -27,11 +28,22 @@ EXIT_CALL_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_URL = "ws://localhost:7860/ws"
+# Into a reply, where a caller who has heard enough cuts in.
+DEFAULT_OVER_AFTER_SECS = 1.0
+START_THE_BOT = "uv run bot.py -t twilio"
+# Long enough for a bot behind a tunnel to accept a connection; a local one does at once.
+REACH_TIMEOUT_SECS = 5.0
 # Made-up numbers, so the bot knows who is calling without a REST lookup.
 DEFAULT_PARAMETERS = INBOUND
 # The caller's lines, done in the order given: (option, kind, metavar, help).
 LINE_OPTIONS = [
     ("--say", "say", "TEXT", "say TEXT (spoken by the local Piper voice)"),
+    (
+        "--say-over",
+        "say-over",
+        "TEXT",
+        "say TEXT over the bot, --after seconds into its reply before it (a barge-in)",
+    ),
     (
         "--wav",
         "wav",
@@ -46,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description=DESCRIPTION,
-        epilog="--say, --wav and --digits are done in the order given.",
+        epilog="--say, --say-over, --wav and --digits are done in the order given; "
+        "each waits for the bot's reply to the one before to end, but --say-over.",
     )
     parser.add_argument("--url", default=DEFAULT_URL, help=f"bot websocket (default {DEFAULT_URL})")
     for option, kind, metavar, help_text in LINE_OPTIONS:
@@ -58,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
             metavar=metavar,
             help=help_text,
         )
+    parser.add_argument(
+        "--after",
+        type=_seconds,
+        default=DEFAULT_OVER_AFTER_SECS,
+        metavar="SECS",
+        help="how far into the bot's reply each --say-over starts "
+        f"(default {DEFAULT_OVER_AFTER_SECS:g})",
+    )
     parser.add_argument(
         "--param",
         action="append",
@@ -77,6 +98,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= REPLY_MAX_SECS:
+        raise argparse.ArgumentTypeError(f"{value!r}: give seconds from 0 to {REPLY_MAX_SECS:g}")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one call from the command line; the exit code says how it went.
 
@@ -88,12 +119,18 @@ def main(argv: list[str] | None = None) -> int:
         parameters = _parameters(args.param, stream_secret=os.environ.get("STREAM_SECRET"))
         _check_files(args.lines or [], args.record)
         return asyncio.run(_run(args, parameters))
+    except BotUnreachable as error:
+        return _fail(str(error), EXIT_CALL_FAILED)
     except UsageError as error:
         return _fail(str(error), EXIT_USAGE)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except (OSError, InvalidURI, InvalidHandshake, TimeoutError) as error:
         return _fail(f"cannot connect to {args.url}: {error}", EXIT_CALL_FAILED)
+
+
+class BotUnreachable(Exception):
+    """Nothing listens at the bot's URL; one line, exit 1."""
 
 
 def _fail(message: str, code: int) -> int:
@@ -129,11 +166,36 @@ def _check_files(lines: list[tuple[str, str]], record: Path | None) -> None:
         raise UsageError(f"--record {record}: the folder does not exist")
 
 
+async def _check_reachable(url: str) -> None:
+    """Fail in a moment, naming the command that starts the bot, when nothing listens at
+    ``url``: loading the speech models first would keep the caller waiting for nothing."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return  # Not a URL: the websocket client says so.
+    port = parts.port or (443 if parts.scheme == "wss" else 80)
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname, port), REACH_TIMEOUT_SECS
+        )
+    except (OSError, TimeoutError) as error:
+        reason = "connection refused" if isinstance(error, ConnectionRefusedError) else error
+        start = START_THE_BOT + (f" --port {port}" if port != 7860 else "")
+        raise BotUnreachable(
+            f"no bot answers at {url} ({reason or 'timed out'}): is it running? "
+            f"Start it in another terminal with `{start}`"
+        ) from None
+    writer.close()
+
+
 async def _run(args: argparse.Namespace, parameters: dict[str, str]) -> int:
+    await _check_reachable(args.url)
     models, _ = conversation.local_speech_stack()
     print("Loading the local speech models...", flush=True)
     await asyncio.to_thread(models.whisper)
-    script = [await conversation.prepare_line(kind, value) for kind, value in args.lines or []]
+    script = [
+        await conversation.prepare_line(kind, value, over_after_secs=args.after)
+        for kind, value in args.lines or []
+    ]
     typed = conversation.typed_lines() if args.interactive else None
     account_sid = args.account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or TEST_ACCOUNT_SID
 
@@ -166,7 +228,8 @@ def _barge_ins(caller: SimulatedCaller) -> int:
 
 def _print_summary(log: CallLog, caller: SimulatedCaller, record: Path | None) -> None:
     print("--- call summary ---")
-    print(f"turns: {log.lines_said} (bot replies heard: {len(log.turn_secs)})")
+    prompts = f", silence prompts: {log.silence_prompts}" if log.silence_prompts else ""
+    print(f"turns: {log.lines_said} (bot replies heard: {len(log.turn_secs)}{prompts})")
     if log.greeting_secs is not None:
         print(f"greeting: first bot audio {log.greeting_secs:.2f} s after the stream started")
     if log.turn_secs:

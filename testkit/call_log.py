@@ -20,6 +20,8 @@ class CallLog:
     greeting_secs: float | None = None
     lines_said: int = 0
     turn_secs: list[float] = field(default_factory=list)
+    # Lines the bot answered with its silence prompt ("Are you still there?"), not a reply.
+    silence_prompts: int = 0
     barge_in_secs: float | None = None
     underruns: int = 0
     ended: str = "the caller hung up"

@@ -47,6 +47,8 @@ class Line:
     words_start_secs: float = 0.0
     words_end_secs: float = 0.0
     digits: str = ""
+    # Said this long after the bot's previous reply starts, over it, instead of after it ends.
+    over_bot_after_secs: float | None = None
 
     @classmethod
     def speech(cls, label: str, pcm: bytes) -> "Line":

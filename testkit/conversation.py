@@ -5,6 +5,7 @@ Whisper transcribes WAV lines and the bot's replies), loaded only when a call ne
 """
 
 import asyncio
+import dataclasses
 import sys
 import threading
 import time
@@ -12,7 +13,7 @@ import wave
 from pathlib import Path
 from types import ModuleType
 
-from bot_runtime.phone_line import PHONE_SAMPLE_RATE
+from bot_runtime.phone_line import PHONE_SAMPLE_RATE, SILENCE_PROMPT_MARK
 from testkit.call_log import CallLog
 from testkit.caller_audio import Line
 from testkit.phone_audio import pcm16_bytes, stereo_to_mono
@@ -24,6 +25,9 @@ REPLY_TIMEOUT_SECS = 15.0
 REPLY_PAUSE_SECS = 1.2
 REPLY_MAX_SECS = 120.0
 SILENCE_AROUND_LINE_SECS = 0.3
+# A mark is echoed when the audio before it has played: the silence prompt's comes just
+# before the prompt's first audio, within this much of it.
+MARK_BEFORE_AUDIO_SECS = 0.5
 
 
 class UsageError(Exception):
@@ -65,14 +69,18 @@ def _with_silence(pcm: bytes) -> bytes:
     return pause + pcm + pause
 
 
-async def prepare_line(kind: str, value: str) -> Line:
-    """The line for ``--say TEXT``, ``--wav FILE`` or ``--digits KEYS``."""
+async def prepare_line(kind: str, value: str, *, over_after_secs: float = 1.0) -> Line:
+    """The line for ``--say TEXT``, ``--say-over TEXT``, ``--wav FILE`` or ``--digits KEYS``;
+    ``--say-over`` is said ``over_after_secs`` into the bot's reply before it."""
     _, speech = local_speech_stack()
     if kind == "digits":
         return Line.keys(value)
-    if kind == "say":
+    if kind in ("say", "say-over"):
         pcm = await speech.synthesize(value, sample_rate=PHONE_SAMPLE_RATE)
-        return Line.speech(value, _with_silence(pcm))
+        line = Line.speech(value, _with_silence(pcm))
+        if kind == "say-over":
+            line = dataclasses.replace(line, over_bot_after_secs=over_after_secs)
+        return line
     pcm = read_any_wav(value)
     words = await speech.transcribe(pcm, sample_rate=PHONE_SAMPLE_RATE)
     return Line.speech(f"{words} ({Path(value).name})", _with_silence(pcm))
@@ -97,9 +105,9 @@ async def converse(
         show(log, "bot", f"(no greeting within {GREETING_TIMEOUT_SECS:g} s)")
     else:
         log.greeting_secs = first - caller.start_sent_at
-        await _hear_reply(caller, log, first)
-    for line in script:
-        if not await _do(caller, log, line):
+        await _hear_reply(caller, log, first, label="greeting", cut_in=_cut_in(script, 0))
+    for index, line in enumerate(script):
+        if not await _do(caller, log, line, cut_in=_cut_in(script, index + 1)):
             return
     while typed is not None and not caller.closed_by_server:
         print("you> ", end="", flush=True)
@@ -114,12 +122,23 @@ async def converse(
             return
 
 
-async def _do(caller: SimulatedCaller, log: CallLog, line: Line) -> bool:
-    """Say or press ``line``, then wait for and transcribe the reply; False if the call ended."""
+def _cut_in(script: list[Line], index: int) -> float | None:
+    """When the line at ``index`` (if any) cuts into the reply before it."""
+    return script[index].over_bot_after_secs if index < len(script) else None
+
+
+async def _do(
+    caller: SimulatedCaller, log: CallLog, line: Line, *, cut_in: float | None = None
+) -> bool:
+    """Say or press ``line``, then wait for and transcribe the reply; False if the call ended.
+
+    ``cut_in``: the next line is said that long into this reply, over the bot.
+    """
     if caller.closed_by_server:
         return False
     log.lines_said += 1
-    show(log, "caller", line.label)
+    over = line.over_bot_after_secs is not None
+    show(log, "caller (over the bot)" if over else "caller", line.label)
     try:
         if line.digits:
             await caller.press(line.digits)
@@ -135,25 +154,46 @@ async def _do(caller: SimulatedCaller, log: CallLog, line: Line) -> bool:
         show(log, "call", f"ended: {error}")
         return False
     latency = max(0.0, first - stopped_at)
-    log.turn_secs.append(latency)
-    await _hear_reply(caller, log, first, latency=latency)
+    if _silence_prompt_between(caller, stopped_at, first):
+        # The bot heard no turn to answer and asked whether anyone is there: no reply.
+        log.silence_prompts += 1
+        label = f"silence prompt, {latency:.2f} s after the line; no reply to it"
+    else:
+        log.turn_secs.append(latency)
+        label = f"{latency:.2f} s"
+    await _hear_reply(caller, log, first, label=label, cut_in=cut_in)
     return not caller.closed_by_server
 
 
+def _silence_prompt_between(caller: SimulatedCaller, since: float, first: float) -> bool:
+    """Whether the bot's audio at ``first`` is its silence prompt: it sends a mark so named
+    just before it."""
+    return any(
+        name.startswith(SILENCE_PROMPT_MARK) and since <= at <= first + MARK_BEFORE_AUDIO_SECS
+        for at, name in caller.marks_echoed
+    )
+
+
 async def _hear_reply(
-    caller: SimulatedCaller, log: CallLog, first: float, *, latency: float | None = None
+    caller: SimulatedCaller,
+    log: CallLog,
+    first: float,
+    *,
+    label: str,
+    cut_in: float | None = None,
 ) -> None:
-    """Wait for the bot to finish, then print what Whisper heard in its reply."""
+    """Wait for the bot to finish (or, with ``cut_in``, that long into its reply), then
+    print what Whisper heard of it."""
+    timeout = REPLY_MAX_SECS if cut_in is None else max(0.0, first + cut_in - time.monotonic())
     try:
-        until = await caller.wait_for_bot_silence(
-            quiet_secs=REPLY_PAUSE_SECS, timeout=REPLY_MAX_SECS
-        )
+        until = await caller.wait_for_bot_silence(quiet_secs=REPLY_PAUSE_SECS, timeout=timeout)
     except TimeoutError:
         until = None
+        if cut_in is not None:
+            label += f"; cut in {cut_in:g} s into it"
     pcm = caller.heard_pcm(first, until)
     words = await local_speech_stack()[1].transcribe(pcm, sample_rate=PHONE_SAMPLE_RATE)
-    timing = f" ({latency:.2f} s)" if latency is not None else " (greeting)"
-    show(log, f"bot{timing}", words or "(nothing intelligible)")
+    show(log, f"bot ({label})", words or "(nothing intelligible)")
 
 
 def typed_lines() -> asyncio.Queue[str | None]:

@@ -4,9 +4,11 @@ import asyncio
 import base64
 import json
 import math
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from standardwebhooks import Webhook
@@ -136,11 +138,20 @@ async def answered_call(
         yield caller
 
 
-def records_env(records: FakeBusinessServer, bot_name: str) -> dict[str, str]:
-    """What makes a bot send its call records to ``records``, each bot on a path of its own."""
+def records_env(
+    records: FakeBusinessServer, bot_name: str, *, spool_dir: Path | None = None
+) -> dict[str, str]:
+    """What makes a bot send its call records to ``records``, each bot on a path of its own.
+
+    Each bot spools its records in a folder of its own (a fresh temporary one unless
+    ``spool_dir`` is given): a bot sends what it finds there at start-up, and another
+    bot's records would go to the wrong path.
+    """
+    folder = spool_dir or Path(tempfile.mkdtemp(prefix=f"call-records-{bot_name}-"))
     return {
         "CALL_WEBHOOK_URL": records.url(f"/calls/{bot_name}"),
         "CALL_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "CALL_RECORD_SPOOL_DIR": str(folder),
     }
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot_runtime.config.settings import DEFAULT_GREETING, BotSettings, ConfigError
+from bot_runtime.startup import NO_LOCAL_TOOLS, describe
 from testkit.bot_server import REPO, free_port
 
 EXAMPLE_AGENT = REPO / "examples" / "order_desk" / "agent.toml"
@@ -38,7 +39,7 @@ url = "https://api.example.com/b"
 [[tools]]
 name = "notify"
 description = "Tell someone."
-url = "https://api.example.com/notify"
+url = "${MISSING_URL}/notify"
 headers = { Authorization = "Bearer ${MISSING_TOKEN}" }
 
 [tools.parameters.kind]
@@ -61,16 +62,21 @@ type = "text"
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     start = lines.index("Configuration error:")
+    # Each problem once, naming the file as AGENT_FILE gave it; an unset ${NAME} in the URL
+    # is not said again as a URL that does not start with http://.
+    shown = env["AGENT_FILE"]
     assert lines[start + 1 :] == [
-        "agent.toml: unknown key 'greting' (known: system_prompt, greeting, goodbye, "
+        f"{shown}: unknown key 'greting' (known: system_prompt, greeting, goodbye, "
         "silence_prompt, voicemail_message, tools, analysis)",
-        "agent.toml: 'system_prompt' must be a non-empty string",
-        "agent.toml: tools[0] (end_call): 'end_call' is the bot's own call-control tool: "
+        f"{shown}: 'system_prompt' must be a non-empty string",
+        f"{shown}: tools[0] (end_call): 'end_call' is the bot's own call-control tool: "
         "choose another",
-        "agent.toml: tools[2]: tool name 'lookup' is used twice",
-        "agent.toml: tools[3] (notify): header Authorization uses ${MISSING_TOKEN}, which is "
+        f"{shown}: tools[2]: tool name 'lookup' is used twice",
+        f"{shown}: tools[3] (notify): url uses ${{MISSING_URL}}, which is not set in the "
+        "environment",
+        f"{shown}: tools[3] (notify): header Authorization uses ${{MISSING_TOKEN}}, which is "
         "not set in the environment",
-        "agent.toml: tools[3] (notify) parameter kind: 'type' must be one of string, number, "
+        f"{shown}: tools[3] (notify) parameter kind: 'type' must be one of string, number, "
         "integer, boolean, or give 'enum'",
     ]
 
@@ -109,3 +115,13 @@ def test_the_example_agent_file_loads_with_both_kinds_of_tool():
     assert python_tool.name == "check_opening_hours"
     assert python_tool.properties["day"]["type"] == "string"
     assert Path(settings.agent.path) == EXAMPLE_AGENT
+
+
+def test_the_start_up_line_names_the_file_as_given_and_says_the_local_llm_cannot_use_tools():
+    given = "examples/order_desk/agent.toml"
+    orders = {"ORDERS_API_URL": "https://orders.example.com", "ORDERS_TOKEN": "t0ken-example"}
+    local = describe(BotSettings.from_env({"AGENT_FILE": given} | orders))
+    assert f"agent file {given}, tools lookup_order, check_opening_hours; " in local
+    assert NO_LOCAL_TOOLS in local
+    cloud = describe(BotSettings.from_env(SERVICE_KEYS | {"AGENT_FILE": given} | orders))
+    assert NO_LOCAL_TOOLS not in cloud

@@ -1,14 +1,21 @@
 """The business's own tools, declared in the agent file (HTTP) or in Python, on real calls."""
 
 import asyncio
+import importlib.util
 import json
 from contextlib import asynccontextmanager
 
 import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+from hypothesis import given
+from hypothesis import strategies as st
+from openai import AsyncOpenAI
 
+from bot_runtime.json_safe import json_safe
 from testkit.bot_server import REPO, free_port, start_bot_server
 from testkit.caller_audio import AUDIO
-from testkit.fakes import Reply, ToolCall
+from testkit.fakes import NoChoices, Reply, ToolCall
 from testkit.fakes.business_server import Answer, FakeBusinessServer
 from testkit.scenario import (
     AGENT_NUMBER,
@@ -44,6 +51,18 @@ description = "A lookup whose server is down."
 url = "http://127.0.0.1:${OFFLINE_PORT}/orders"
 
 [[tools]]
+name = "moved_lookup"
+description = "A lookup whose service redirects to another host."
+url = "${ORDERS_API_URL}/moved"
+headers = { X-Api-Key = "${ORDERS_TOKEN}" }
+
+[[tools]]
+name = "renamed_lookup"
+description = "A lookup whose service redirects to another path on its own host."
+url = "${ORDERS_API_URL}/renamed"
+headers = { X-Api-Key = "${ORDERS_TOKEN}" }
+
+[[tools]]
 name = "garbled_lookup"
 description = "A lookup whose server answers garbage."
 url = "${ORDERS_API_URL}/garbled"
@@ -54,9 +73,15 @@ type = "string"
 required = true
 """
 # A Python tool written with a blocking call, which the agent_tools.py template warns against:
-# it holds the bot's event loop, and every call on the process goes silent meanwhile.
-BLOCKING_TOOL = """
+# it holds the bot's event loop, and every call on the process goes silent meanwhile. And one
+# that logs its own failure's traceback, with the caller's number and a token in its variables.
+PYTHON_TOOLS = """
+import os
 import time
+from datetime import date
+from decimal import Decimal
+
+from loguru import logger
 
 from bot_runtime.tools.python import CallInfo, tool
 
@@ -66,6 +91,27 @@ async def stuck_lookup(call: CallInfo) -> str:
     \"\"\"A lookup that blocks the event loop.\"\"\"
     time.sleep(0.4)
     return "found"
+
+
+def _ask_crm(number: str, token: str) -> str:
+    raise LookupError("the CRM is down")
+
+
+@tool
+async def crashing_lookup(call: CallInfo) -> str:
+    \"\"\"A lookup whose code fails and logs why.\"\"\"
+    token = os.environ["ORDERS_TOKEN"]
+    try:
+        return _ask_crm(call.from_number, token)
+    except LookupError:
+        logger.exception("The CRM lookup failed")
+        raise
+
+
+@tool
+async def delivery_lookup(call: CallInfo) -> dict:
+    \"\"\"A lookup that returns what a database driver gives: a date, a decimal, a set.\"\"\"
+    return {"due": date(2026, 12, 24), "price": Decimal("12.50"), "sizes": {"9", "10", "11"}}
 """
 # What the caller says (the fake STT's transcript) -> the tool the fake LLM calls.
 ROUTES = {
@@ -77,9 +123,16 @@ ROUTES = {
     "offline": ToolCall("offline_lookup"),
     "garbled": ToolCall("garbled_lookup", {"order_id": "1"}),
     "stuck": ToolCall("stuck_lookup"),
+    "crashing": ToolCall("crashing_lookup"),
+    "moved": ToolCall("moved_lookup"),
+    "renamed": ToolCall("renamed_lookup"),
+    "delivery": ToolCall("delivery_lookup"),
 }
 
 
+# delivery_lookup's answer as JSON: the date in ISO 8601, the decimal as its digits (a float
+# would change them), the set sorted.
+DELIVERY = {"due": "2026-12-24", "price": "12.50", "sizes": ["10", "11", "9"]}
 ANALYSIS = {
     "summary": "Asked about an order. It has shipped.",
     "fields": {"resolved": True, "topic": "order"},
@@ -114,7 +167,7 @@ async def order_desk(fakes, orders_api, records, tmp_path_factory):
     """Two bots on the fakes: the repo's example agent, and one with tools that fail."""
     folder = tmp_path_factory.mktemp("agents")
     (folder / "agent.toml").write_text(FAILING_TOOLS)
-    (folder / "agent_tools.py").write_text(BLOCKING_TOOL)
+    (folder / "agent_tools.py").write_text(PYTHON_TOOLS)
     env = (
         bot_env(fakes)
         | TWILIO_CREDENTIALS
@@ -237,14 +290,18 @@ async def test_declared_and_python_tools_answer_the_caller(fakes, orders_api, or
     assert "Where is order 4567?" in analysis_request["messages"][1]["content"]
 
 
-async def test_analysis_that_does_not_fit_the_fields_still_delivers_the_record(
-    fakes, order_desk, records
-):
-    def wrong_analysis(request: dict) -> Reply:
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Reply(json.dumps({"summary": "Fine.", "fields": {"resolved": "yes", "topic": "x"}})),
+        NoChoices(),  # An exception the analysis did not expect (IndexError) used to lose it.
+    ],
+    ids=["does not fit the fields", "empty choices"],
+)
+async def test_an_analysis_that_fails_still_delivers_the_record(fakes, order_desk, records, answer):
+    def wrong_analysis(request: dict) -> Reply | NoChoices:
         if "response_format" in request:
-            return Reply(
-                json.dumps({"summary": "Fine.", "fields": {"resolved": "yes", "topic": "x"}})
-            )
+            return answer
         return Reply("How can I help?")
 
     fakes.openai.responder = wrong_analysis
@@ -256,39 +313,147 @@ async def test_analysis_that_does_not_fit_the_fields_still_delivers_the_record(
     assert record["analysis"]["fields"] is None and record["ended_reason"] == "caller_hung_up"
 
 
-async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, order_desk):
+async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, order_desk, records):
     fakes.openai.responder = order_desk_llm
     orders_api.script("/slow", Answer(body={"status": "late"}, delay_secs=3))
     orders_api.script("/broken", Answer(status=500, body="Internal Server Error"))
     orders_api.script("/garbled", Answer(body=b"\xff\xfe{", content_type="application/json"))
+    orders_api.script("/renamed", Answer(status=307, headers={"Location": "/orders/renamed"}))
+    orders_api.script("/orders/renamed", Answer(body={"status": "found"}))
     _, failing = order_desk
-    async with greeted_call(failing) as caller:
+    # Another host (here another port): the tool's token and its body must never go there.
+    async with FakeBusinessServer() as elsewhere, greeted_call(failing) as caller:
+        orders_api.script(
+            "/moved", Answer(status=307, headers={"Location": elsewhere.url("/orders")})
+        )
         for words, reason in [
             ("It is slow", "no answer within 1 s"),
             ("It is broken", "the service answered HTTP 500"),
             ("It is offline", "could not connect to the service"),
             ("It is garbled", "the answer could not be read"),
+            ("It has moved", "redirected to another scheme, host or port"),
+            ("It is crashing", "it raised LookupError"),
         ]:
             waited = await ask(caller, fakes, words)
             assert reason in last_tool_result(fakes)["error"], words
             # The caller heard the LLM say so; nothing was left hanging.
             assert "could not be done now" in fakes.cartesia.said[-1], words
             assert waited < 2.5, words
+        # A redirect on the service's own host is followed: a 307 keeps the method and body.
+        await ask(caller, fakes, "It was renamed")
+        assert last_tool_result(fakes) == {"status": "found"}
+        # A Python tool's date, decimal and set reach the LLM as JSON, and the caller hears them.
+        await ask(caller, fakes, "When is my delivery?")
+        assert last_tool_result(fakes) == DELIVERY
+        assert "2026-12-24" in fakes.cartesia.said[-1]
         # A tool that blocks the event loop, twice: the operator is told once, at the end.
         for _ in range(2):
             await ask(caller, fakes, "It is stuck")
             assert last_tool_result(fakes) == "found"
+    assert elsewhere.requests == []
+    (renamed,) = orders_api.requests_to("/orders/renamed")
+    assert renamed.method == "POST" and renamed.headers["X-Api-Key"] == ORDERS_TOKEN
+    assert renamed.json()["call"]["call_sid"] == caller.call_sid
     # A GET tool sends the arguments and the call's sid as query parameters.
     (request,) = orders_api.requests_to("/garbled")
     assert request.method == "GET"
     assert request.query == {"order_id": "1", "call_sid": caller.call_sid}
     summary = await failing.wait_for_log(f"[{caller.call_sid}] Call summary:")
+    logs = failing.logs()
     warnings = [
         line
-        for line in failing.logs().splitlines()
+        for line in logs.splitlines()
         if f"[{caller.call_sid}] The event loop was blocked for" in line
     ]
     assert len(warnings) == 1 and "WARNING" in warnings[0], warnings
     blocked_ms = int(warnings[0].split("blocked for ")[1].split(" ms")[0])
     assert blocked_ms >= 300 and f"loop lag max {blocked_ms} ms" in summary
-    assert "Traceback" not in failing.logs()
+    # The only traceback is the one the business's tool logged, without its variables' values.
+    assert logs.count("Traceback") == 1 and "The CRM lookup failed" in logs
+    assert CALLER_NUMBER not in logs and ORDERS_TOKEN not in logs
+    record = await call_record(records, caller.call_sid)
+    (delivery,) = [c for c in record["tool_calls"] if c["name"] == "delivery_lookup"]
+    assert delivery["result"] == DELIVERY
+
+
+_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text()
+    | st.dates()
+    | st.datetimes(timezones=st.none() | st.timezones())
+    | st.times()
+    | st.timedeltas()
+    | st.decimals()
+    | st.uuids()
+    | st.binary()
+)
+
+
+@given(
+    st.recursive(
+        _LEAVES | st.sets(st.integers() | st.text()) | st.frozensets(st.dates()),
+        lambda inner: (
+            st.lists(inner)
+            | st.tuples(inner, inner)
+            | st.dictionaries(st.text() | st.integers() | st.dates(), inner)
+        ),
+        max_leaves=20,
+    )
+)
+def test_whatever_a_python_tool_returns_becomes_json(value):
+    safe = json_safe(value)
+    assert json.loads(json.dumps(safe, allow_nan=False)) == safe
+
+
+async def test_the_order_desk_stand_in_calls_the_tools_and_answers_as_the_api():
+    """The keyless recipe of the README: an LLM stand-in that calls the order desk's tools,
+    spoken to through the OpenAI SDK as the bot does, and the orders API it calls."""
+    path = REPO / "examples" / "order_desk" / "stand_in.py"
+    spec = importlib.util.spec_from_file_location("stand_in", path)
+    assert spec is not None and spec.loader is not None
+    stand_in = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stand_in)
+    tools = [
+        {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
+        for name in ("end_call", "lookup_order", "check_opening_hours")
+    ]
+
+    async with TestServer(stand_in.create_app(), host="127.0.0.1") as server:
+        base = str(server.make_url("")).rstrip("/")
+        llm = AsyncOpenAI(api_key="none", base_url=f"{base}/v1")
+
+        async def asked(*messages: dict) -> tuple[str, list]:
+            stream = await llm.chat.completions.create(
+                model="any", messages=list(messages), tools=tools, stream=True
+            )
+            text, calls = "", []
+            async for chunk in stream:
+                delta = chunk.choices[0].delta
+                text += delta.content or ""
+                calls += [
+                    (c.function.name, json.loads(c.function.arguments))
+                    for c in delta.tool_calls or []
+                ]
+            return text, calls
+
+        user = {"role": "user"}
+        assert await asked(user | {"content": "Where is my order four five six seven?"}) == (
+            "",
+            [("lookup_order", {"order_id": "4567"})],
+        )
+        assert (await asked(user | {"content": "Are you open on Saturday?"}))[1] == [
+            ("check_opening_hours", {"day": "Saturday"})
+        ]
+        assert (await asked(user | {"content": "OK, bye!"}))[1] == [("end_call", {})]
+        async with ClientSession() as session:
+            body = {"tool": "lookup_order", "arguments": {"order_id": "4567"}}
+            async with session.post(f"{base}/orders/status", json=body) as refused:
+                assert refused.status == 401  # The declared header carries the token.
+            headers = {"Authorization": f"Bearer {stand_in.TOKEN}"}
+            async with session.post(f"{base}/orders/status", json=body, headers=headers) as answer:
+                result = await answer.text()
+        text, _ = await asked({"role": "tool", "tool_call_id": "call_1", "content": result})
+        assert text == "Order 4567 has shipped, arriving Thursday."

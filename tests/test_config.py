@@ -6,6 +6,8 @@ from bot_runtime.config import providers as provider_choice
 from bot_runtime.config import settings as config
 from bot_runtime.config.settings import BotSettings, ConfigError, TwilioSettings
 from bot_runtime.turns.barge_in import BARGE_IN_MIN_WORDS
+from testkit.bot_server import REPO
+from testkit.scenario import WEBHOOK_SECRET
 
 ACCOUNT_SID = "AC" + "1" * 32
 SERVICE_KEYS = {"OPENAI_API_KEY": "sk-o", "DEEPGRAM_API_KEY": "dg", "CARTESIA_API_KEY": "ca"}
@@ -231,3 +233,33 @@ def test_phone_numbers_are_read_as_people_write_them_and_kept_as_e164():
     settings = BotSettings.from_env(env)
     assert settings.twilio.phone_number == "+14155550999"
     assert settings.transfer_number == "+442079460018"
+
+
+def test_no_repr_of_the_settings_and_no_start_up_line_shows_a_secret():
+    from bot_runtime.config.settings import secrets_of
+    from bot_runtime.startup import describe
+
+    webhook_password = "hunter2-webhook"
+    env = {
+        "OPENAI_API_KEY": "sk-openai-key-123",
+        "DEEPGRAM_API_KEY": "deepgram-key-321",
+        "CARTESIA_API_KEY": "cartesia-key-654",
+        "BACKUP_OPENAI_API_KEY": "sk-backup-key-456",
+        "BACKUP_TTS_PROVIDER": "cartesia",
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": "twilio-auth-token-789",
+        "STREAM_SECRET": "stream-secret-abc",
+        "CALL_WEBHOOK_URL": f"https://crm:{webhook_password}@crm.example.com:8443/calls",
+        "CALL_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "AGENT_FILE": str(REPO / "examples" / "order_desk" / "agent.toml"),
+        "ORDERS_API_URL": "https://orders.example.com",
+        "ORDERS_TOKEN": "orders-token-def",
+    }
+    settings = BotSettings.from_env(env)
+    shown = repr(settings)
+    secrets = secrets_of(settings)
+    assert {"twilio-auth-token-789", "orders-token-def", "sk-backup-key-456"} <= set(secrets)
+    assert [secret for secret in secrets if secret in shown] == []
+    assert webhook_password not in shown
+    line = describe(settings)
+    assert "call records to crm.example.com:8443" in line and webhook_password not in line

@@ -1,5 +1,6 @@
 """dialout.py --to-file against a fake Twilio: pacing, concurrency, resuming, skipped rows."""
 
+import asyncio
 import signal
 import statistics
 import time
@@ -145,6 +146,52 @@ async def test_a_row_whose_request_may_have_reached_twilio_is_not_redialled(fake
     assert (
         "row 1: the last attempt (row 1) may have reached Twilio; not dialled again" in result.err
     )
+
+
+async def test_two_runs_on_one_results_file_never_both_dial(fake_twilio, tmp_path):
+    to = numbers(2)
+    for number in to:  # Calls long enough that neither run is over before the other starts.
+        fake_twilio.script_calls_to(number, ["queued", "in-progress", "completed"], step_secs=1)
+    calls = write_csv(tmp_path / "calls.csv", ["to"], *([n] for n in to))
+    args = ["--to-file", str(calls), "--cps", "20", "--concurrency", "2", *FAST_POLLING]
+    runs = [await start_script("dialout.py", *args) for _ in range(2)]
+    results = await asyncio.gather(*map(finish, runs))
+
+    assert sorted(result.code for result in results) == [0, 2], results
+    (refused, _), (_, other) = sorted(zip(results, runs, strict=True), key=lambda p: -p[0].code)
+    assert refused.err.count("\n") == 1 and "Traceback" not in refused.err
+    path = tmp_path / "results-calls.csv"
+    assert f"{path} is in use by another dialout.py run (pid {other.pid}, started" in refused.err
+    assert Counter(r.form["To"] for r in fake_twilio.creates) == Counter(to)
+    # Once the run has ended, the file is free again, and nothing is left to dial.
+    again = await run_script("dialout.py", *args)
+    assert again.code == 0 and "Nothing to dial" in again.out
+    assert not path.with_name("results-calls.csv.lock").exists()
+
+
+async def test_a_cut_short_last_line_is_dropped_on_resume(fake_twilio, tmp_path):
+    to = numbers(3)
+    calls = write_csv(tmp_path / "calls.csv", ["to"], *([n] for n in to))
+    results = write_csv(
+        tmp_path / "results-calls.csv",
+        RESULT_COLUMNS,
+        ["1", to[0], "", "dialling", "", ""],
+        ["1", to[0], "CA" + "0" * 32, "completed", "", ""],
+    )
+    # The machine stopped while row 2's "dialling" line was written: its request never left.
+    with results.open("a") as file:
+        file.write(f"2,{to[1]},,dial")
+    result = await call_main(dialout.main, "--to-file", str(calls), *FAST_POLLING)
+    assert result.code == 0, result.err
+    assert f"the last line of {results} was cut short when its run stopped: dropped" in result.err
+    assert [r.form["To"] for r in fake_twilio.creates] == to[1:]
+    lines = read_results(results)
+    assert all(None not in line.values() for line in lines)  # Nothing ran together.
+    assert {row: line["status"] for row, line in final_lines(results).items()} == {
+        "1": "completed",
+        "2": "completed",
+        "3": "completed",
+    }
 
 
 async def test_invalid_rows_are_reported_and_skipped_and_twilio_refusals_recorded(

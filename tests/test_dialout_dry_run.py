@@ -17,17 +17,24 @@ NOTHING_SET_UP = [
 ]
 
 
+STREAM_SECRET = "dry-run-stream-secret-5f2a"
+
+
 def starts(lines: list[str], prefixes: list[str]) -> bool:
     return len(lines) == len(prefixes) and all(map(str.startswith, lines, prefixes))
 
 
 @pytest.mark.usefixtures("deployed_project")
-async def test_dry_run_prints_the_twiml_and_request_and_calls_nobody(fake_twilio):
+async def test_dry_run_prints_the_twiml_and_request_and_calls_nobody(fake_twilio, monkeypatch):
+    monkeypatch.setenv("STREAM_SECRET", STREAM_SECRET)
     result = await run_script("dialout.py", "--to", TO, "--param", "customer_id=42", "--dry-run")
     assert result.code == 0, result.err
     assert fake_twilio.requests == []
     twiml, request = result.out.split("\n\n", 1)
     assert stream_of(twiml)[1]["customer_id"] == "42"
+    # The secret is masked, in the TwiML shown and in the request's inline TwiML.
+    assert stream_of(twiml)[1]["stream_secret"] == "{STREAM_SECRET}"
+    assert STREAM_SECRET not in result.out + result.err
     assert request.splitlines()[:4] == [
         f"POST {fake_twilio.base_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json",
         f"Auth: account {ACCOUNT_SID} with TWILIO_AUTH_TOKEN",
@@ -95,6 +102,7 @@ async def test_a_campaign_dry_run_normalises_its_numbers_and_names_what_is_missi
     fake_twilio, tmp_path, monkeypatch
 ):
     monkeypatch.delenv("TWILIO_PHONE_NUMBER")
+    monkeypatch.setenv("STREAM_SECRET", STREAM_SECRET)
     calls = write_csv(
         tmp_path / "calls.csv", ["to"], ["+1 (415) 555-0123"], ["0044 20 7946 0018"], ["555 0100"]
     )
@@ -112,6 +120,7 @@ async def test_a_campaign_dry_run_normalises_its_numbers_and_names_what_is_missi
         "From={TWILIO_PHONE_NUMBER}",
     ]
     assert result.out.endswith("2 calls would be made\n")
+    assert STREAM_SECRET not in result.out and "{STREAM_SECRET}" in result.out
     assert "row 3: 'to' has no country code" in result.err
     missing = [line.strip() for line in result.err.splitlines() if line.startswith("  ")]
     assert starts(missing, NOTHING_SET_UP[1:3])

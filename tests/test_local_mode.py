@@ -109,12 +109,16 @@ async def test_call_script_talks_to_the_bot_and_records_the_call(local_bot, tmp_
     result = await asyncio.to_thread(
         call_script,
         *("--url", local_bot.url, "--wav", str(AUDIO / "saturday.wav")),
+        *("--say-over", "Sorry, and on Sunday?", "--after", "0.5"),
         *("--digits", "1#", "--param", "customer_id=42", "--record", str(record)),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert "bot (greeting): " in out and "caller: What time do you open on Saturday?" in out
     assert "caller: [keys 1#]" in out
+    # --say-over cuts into the reply before it, half a second in.
+    assert "; cut in 0.5 s into it): " in out
+    assert "caller (over the bot): Sorry, and on Sunday?" in out
     assert re.search(r"reply latency .*: p50 \d+\.\d+ s, max \d+\.\d+ s", out), out
     assert "ended: the caller hung up" in out
     with wave.open(str(record)) as wav:
@@ -128,7 +132,7 @@ async def test_call_script_talks_to_the_bot_and_records_the_call(local_bot, tmp_
         (["--param", "customer_id"], 2, "--param customer_id: write it as NAME=VALUE"),
         (["--wav", "/nonexistent/hello.wav"], 2, "--wav /nonexistent/hello.wav: no such file"),
         (["--digits", "12x"], 2, "--digits 12x: keys must be from"),
-        (["--url", "ws://127.0.0.1:{port}/ws"], 1, "cannot connect to ws://127.0.0.1:"),
+        (["--url", "ws://127.0.0.1:{port}/ws"], 1, "no bot answers at ws://127.0.0.1:"),
     ],
 )
 async def test_call_script_errors_are_one_line_without_a_traceback(args, code, message):
@@ -137,6 +141,9 @@ async def test_call_script_errors_are_one_line_without_a_traceback(args, code, m
     assert result.returncode == code
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"call.py: error: {message}"), result.stderr
+    assert "Loading" not in result.stdout  # Said before the models load, in a moment.
+    if "--url" in args:
+        assert "`uv run bot.py -t twilio --port " in lines[0]
 
 
 async def test_a_looping_short_window_is_transcribed_again_the_standard_way(
@@ -176,6 +183,6 @@ async def test_a_clear_goodbye_ends_a_local_call_as_end_call_does(local_bot, tra
     ],
 )
 def test_only_a_clear_goodbye_counts_as_one(said, goodbye):
-    from bot_runtime.services.local_services import is_farewell
+    from bot_runtime.turns.farewell import is_farewell
 
     assert is_farewell(said) is goodbye

@@ -74,6 +74,8 @@ PRIVATE_NAMES = [
         "_maybe_trigger_user_turn_stopped",
         "turn_end.TurnEnd.process_frame",
     ),
+    (TurnAnalyzerUserTurnStopStrategy, "_vad_stopped", "turn_end.TurnEnd._end_on_farewell"),
+    (TurnAnalyzerUserTurnStopStrategy, "_turn_complete", "turn_end.TurnEnd._end_on_farewell"),
 ]
 
 # Constructors the runtime skips (they load a model per call), and every field each one sets:

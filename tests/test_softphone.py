@@ -349,3 +349,22 @@ async def test_script_errors_are_one_line(tmp_path):
     assert err.decode().splitlines() == [
         f"softphone.py: error: {tmp_path}/missing.toml does not exist"
     ]
+
+
+async def test_open_says_when_no_browser_could_be_opened(tmp_path):
+    # BROWSER names the browser to run; one that fails is what a machine without one gives.
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "scripts/softphone.py", "--open", "--port", "0"),
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "PYTHON_DOTENV_DISABLED": "1", "BROWSER": "false"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(30):
+            said = (await process.stderr.readline()).decode()
+    finally:
+        process.terminate()
+        await process.wait()
+    assert said.startswith("softphone.py: could not open a browser here"), said
+    assert "open http://" in said

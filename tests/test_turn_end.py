@@ -1,12 +1,17 @@
-"""When a caller's turn ends: Deepgram's empty Finalize answer, and preemptive replies."""
+"""When a caller's turn ends: Deepgram's empty Finalize answer, a goodbye, preemptive replies."""
+
+import asyncio
 
 import pytest
+from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer, BaseTurnParams, EndOfTurnState
+from pipecat.clocks.system_clock import SystemClock
 from pipecat.frames.frames import (
     InputAudioRawFrame,
     LLMContextFrame,
     STTMetadataFrame,
     TranscriptionFrame,
     UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.pipeline.worker import PipelineParams
@@ -15,7 +20,9 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregator,
     LLMUserAggregatorParams,
 )
+from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.utils.asyncio.task_manager import TaskManager
 from pipecat.utils.time import time_now_iso8601
 
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
@@ -23,7 +30,7 @@ from bot_runtime.services.deepgram import DeepgramSTT
 from bot_runtime.services.first_phrase import FirstPhraseAggregator
 from bot_runtime.turns import turn_taking
 from bot_runtime.turns.speech_hold import SpeechHold
-from bot_runtime.turns.turn_end import TranscriptCompleteFrame
+from bot_runtime.turns.turn_end import TranscriptCompleteFrame, TurnEnd
 from testkit.bot_server import start_bot_server
 from testkit.caller_audio import AUDIO, Line
 from testkit.fakes import FakeDeepgram, Reply
@@ -123,6 +130,71 @@ async def test_the_turn_ends_on_a_complete_transcript_without_the_safety_net(com
     else:
         # Still waiting for the transcript (the session's end then flushes what was said).
         assert stopped == []
+
+
+class NeverDone(BaseTurnAnalyzer):
+    """Smart-turn's verdict on a short line such as "OK, bye!": the caller is not done."""
+
+    @property
+    def speech_triggered(self) -> bool:
+        return True
+
+    @property
+    def params(self) -> BaseTurnParams:
+        return BaseTurnParams()
+
+    def append_audio(self, buffer: bytes, is_speech: bool) -> EndOfTurnState:
+        return EndOfTurnState.INCOMPLETE
+
+    async def analyze_end_of_turn(self):
+        return EndOfTurnState.INCOMPLETE, None
+
+    def clear(self) -> None:
+        pass
+
+
+async def turn_ended_after(words: str) -> bool:
+    """Whether the turn ended, at once, on ``words`` said and the caller quiet after them."""
+    turn_end = TurnEnd(turn_analyzer=NeverDone(), caller_speaking=lambda: False, preemptive=False)
+    turn_end.read_turn_text_from(lambda: words)
+    stopped = asyncio.Event()
+
+    async def on_stopped(_strategy, _params) -> None:
+        stopped.set()
+
+    turn_end.add_event_handler("on_user_turn_stopped", on_stopped)
+    task_manager = TaskManager(loop=asyncio.get_running_loop())
+    await turn_end.setup(
+        FrameProcessorSetup(
+            clock=SystemClock(),
+            task_manager=task_manager,
+            pipeline_worker=None,
+            audio_in_sample_rate=PHONE_SAMPLE_RATE,
+        )
+    )
+    await turn_end.handle_user_turn_started()
+    for frame in (
+        VADUserStartedSpeakingFrame(start_secs=0.1),
+        VADUserStoppedSpeakingFrame(stop_secs=0.2),
+        TranscriptionFrame(words, "", "", finalized=True),
+    ):
+        await turn_end.process_frame(frame)
+    await asyncio.sleep(0)
+    await turn_end.cleanup()
+    return stopped.is_set()
+
+
+@pytest.mark.parametrize(
+    ("words", "ends"),
+    [
+        ("OK, bye!", True),
+        ("No, that's everything. Thanks, goodbye.", True),
+        ("Bye, and where is my order?", False),
+        ("I'd like to check on", False),
+    ],
+)
+async def test_a_clear_goodbye_ends_the_turn_without_waiting_for_smart_turn(words, ends):
+    assert await turn_ended_after(words) is ends
 
 
 def echo(request: dict) -> Reply:

@@ -5,7 +5,6 @@ import json
 from typing import Any
 
 import jsonschema
-import openai
 from loguru import logger
 
 from bot_runtime.config.agent_file import AnalysisSpec
@@ -64,7 +63,8 @@ async def analyse(
     transcript: list[dict[str, Any]], *, spec: AnalysisSpec, settings: BotSettings
 ) -> dict[str, Any]:
     """``{"summary", "fields"}`` filled by the LLM with structured output, checked against the
-    agent file's fields; ``{"error"}`` (and the rest null) when the output does not fit."""
+    agent file's fields; ``{"error"}`` (and the rest null) when the output does not fit or
+    the LLM failed in any way (an empty ``choices`` among them)."""
     schema = analysis_schema(spec)
     try:
         async with asyncio.timeout(ANALYSIS_TIMEOUT_SECS):
@@ -79,7 +79,7 @@ async def analyse(
             )
         analysis = json.loads(content)
         jsonschema.validate(analysis, schema)
-    except (TimeoutError, openai.OpenAIError, ValueError, jsonschema.ValidationError) as error:
+    except Exception as error:  # A slow or failed LLM, an answer of any shape: never the record.
         problem = getattr(error, "message", None) or type(error).__name__
         logger.warning(f"Post-call analysis failed: {problem}")
         return {"summary": None, "fields": None, "error": f"analysis failed: {problem}"}

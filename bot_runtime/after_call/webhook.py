@@ -1,79 +1,89 @@
-"""The call record leaves the call: one signed POST (Standard Webhooks) to the business's server."""
+"""A spooled call record leaves: signed POSTs (Standard Webhooks), retried for a day."""
 
 import asyncio
-import json
-import uuid
-from collections.abc import Awaitable
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from loguru import logger
 from standardwebhooks import Webhook
 
-from bot_runtime.after_call.summaries import analyse
-from bot_runtime.config.settings import LOCAL, BotSettings
-from bot_runtime.http_session import http_session
+from bot_runtime.after_call import spool
+from bot_runtime.after_call.spool import SpooledRecord
+from bot_runtime.config.call_records import RecordDelivery
+from bot_runtime.http_session import RedirectRefused, same_origin_request
 
-# Waits before each retry: four attempts over about ten seconds, each with the same webhook-id
-# so the receiver can tell a retry from a new call.
-RETRY_DELAYS_SECS = (1.0, 3.0, 6.0)
 ATTEMPT_TIMEOUT_SECS = 5.0
-# Deliveries run after their call has ended; kept here so none is dropped half-way by the
-# garbage collector, and so a test or a shutdown can wait for them.
-_deliveries: set[asyncio.Task] = set()
+# The gaps between attempts double from a second, so a blip costs seconds, up to five minutes,
+# so a receiver down for hours is not hammered; the bot keeps trying for a day.
+FIRST_GAP_SECS = 1.0
+MAX_GAP_SECS = 300.0
+KEEP_TRYING_SECS = 24 * 3600.0
+# Said in every line about a record left waiting: how the operator sends it.
+SEND_AGAIN = "send it with `uv run scripts/call_records.py --send`"
 
 
 class _Retryable(Exception):
-    """An attempt that may work later: no connection, a timeout, a 5xx or a 429."""
+    """An attempt that may work later: no connection, a timeout, a 5xx, a 429, a redirect away."""
 
 
-def send_after_the_call(work: Awaitable[None]) -> None:
-    """Run ``work`` (finish the record, deliver it) beside the next calls, never before them."""
-    task = asyncio.ensure_future(work)
-    _deliveries.add(task)
-    task.add_done_callback(_finished)
+async def deliver(
+    spooled: SpooledRecord, *, delivery: RecordDelivery, stopping: asyncio.Event
+) -> None:
+    """Send until a webhook answers 2xx, with growing gaps, for a day; the file goes on success.
 
-
-def _finished(task: asyncio.Task) -> None:
-    _deliveries.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        logger.opt(exception=task.exception()).error("Sending a call record failed")
-
-
-async def send_call_record(document: dict[str, Any], *, settings: BotSettings) -> None:
-    """Fill in the post-call analysis when the agent file asks for one, then deliver."""
-    spec = settings.agent.analysis
-    if spec is not None and settings.llm_provider != LOCAL:
-        document["analysis"] = await analyse(document["transcript"], spec=spec, settings=settings)
-    assert settings.call_webhook_url and settings.call_webhook_secret  # Checked at start-up.
-    await deliver(document, url=settings.call_webhook_url, secret=settings.call_webhook_secret)
-
-
-async def deliver(document: dict[str, Any], *, url: str, secret: str) -> bool:
-    """POST the record, signed, retrying what may work later; True once the receiver took it.
-
-    A final failure is logged with the call sid and the last status, never the
-    document (it holds what the caller said and whole phone numbers).
+    A 4xx other than 429 is the receiver refusing this record: not retried. Either
+    way the record stays in the spool. ``stopping`` (the bot shutting down) ends the
+    wait between attempts: the record waits in the spool for the next start.
     """
-    webhook_id = f"msg_{uuid.uuid4().hex}"
-    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-    call_sid = document.get("call_sid")
-    outcome = "not tried"
-    for attempt, delay in enumerate((0.0, *RETRY_DELAYS_SECS), start=1):
-        await asyncio.sleep(delay)
+    while True:
+        problem, retryable = await attempt(spooled, delivery=delivery)
+        if problem is None:
+            logger.info(f"Call record of {spooled.call_sid} delivered (attempt {spooled.attempts})")
+            return
+        gap = min(FIRST_GAP_SECS * 2 ** min(spooled.attempts - 1, 20), MAX_GAP_SECS)
+        giving_up = not retryable or spooled.age_secs() >= KEEP_TRYING_SECS
+        if not giving_up:
+            spooled.next_attempt_at = _iso(datetime.now(UTC) + timedelta(seconds=gap))
+        await asyncio.to_thread(spool.update, delivery.spool_dir, spooled)
+        where = f"it stays in {delivery.spool_dir}: {SEND_AGAIN}"
+        if not retryable:
+            logger.error(f"Call record of {spooled.call_sid} not delivered: {problem}; {where}")
+            return
+        if giving_up:
+            logger.error(
+                f"Call record of {spooled.call_sid} not delivered after"
+                f" {KEEP_TRYING_SECS / 3600:g} h of attempts (last: {problem}); {where}"
+            )
+            return
         try:
-            status = await _post(url, body, webhook_id=webhook_id, secret=secret)
-        except _Retryable as problem:
-            outcome = str(problem)
-            continue
+            await asyncio.wait_for(stopping.wait(), gap)
+            return
+        except TimeoutError:
+            pass
+
+
+async def attempt(spooled: SpooledRecord, *, delivery: RecordDelivery) -> tuple[str | None, bool]:
+    """One signed POST: (None, _) once the webhook took it and the file is deleted, else what
+    went wrong and whether it may work later, noted in ``spooled`` for the caller to save.
+
+    Every attempt carries the record's one webhook-id (the receiver de-duplicates by it)
+    and a fresh webhook-timestamp, signed again: receivers refuse a timestamp minutes old.
+    """
+    spooled.attempts += 1
+    try:
+        status = await _post(
+            delivery.url, spooled.body(), webhook_id=spooled.webhook_id, secret=delivery.secret
+        )
+    except _Retryable as problem:
+        outcome, retryable = str(problem), True
+    else:
         if 200 <= status < 300:
-            logger.info(f"Call record of {call_sid} delivered (attempt {attempt})")
-            return True
-        outcome = f"HTTP {status}, not retried"
-        break
-    logger.error(f"Call record of {call_sid} not delivered: {outcome}")
-    return False
+            await asyncio.to_thread(spool.delete, delivery.spool_dir, spooled)
+            return None, False
+        outcome, retryable = f"HTTP {status}, not retried", False
+    spooled.last_outcome = outcome
+    spooled.next_attempt_at = None
+    return outcome, retryable
 
 
 async def _post(url: str, body: str, *, webhook_id: str, secret: str) -> int:
@@ -88,13 +98,19 @@ async def _post(url: str, body: str, *, webhook_id: str, secret: str) -> int:
     try:
         async with (
             asyncio.timeout(ATTEMPT_TIMEOUT_SECS),
-            http_session().post(url, data=body.encode(), headers=headers) as response,
+            same_origin_request("POST", url, data=body.encode(), headers=headers) as response,
         ):
             status = response.status
     except TimeoutError:
         raise _Retryable(f"no answer within {ATTEMPT_TIMEOUT_SECS:g} s") from None
+    except RedirectRefused as refused:
+        raise _Retryable(f"the receiver {refused}") from None
     except aiohttp.ClientError as error:
         raise _Retryable(f"connection failed ({type(error).__name__})") from None
     if status == 429 or status >= 500:
         raise _Retryable(f"HTTP {status}")
     return status
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")

@@ -14,7 +14,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
 )
 from pipecat.workers.runner import WorkerRunner
 
-from bot_runtime.after_call.webhook import send_after_the_call, send_call_record
+from bot_runtime.after_call.deliveries import send_after_the_call
 from bot_runtime.call.ending import CallEnding, EndedReason, Goodbyes
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.loop_lag import stop_watching, watch_loop_lag
@@ -26,6 +26,7 @@ from bot_runtime.call.record import CallRecord
 from bot_runtime.call.tool_calls import business_tool_schemas
 from bot_runtime.call.transfer import Transfer
 from bot_runtime.config.settings import LOCAL, BotSettings
+from bot_runtime.phone_line import SILENCE_PROMPT_MARK
 from bot_runtime.services.deepgram import DeepgramSTT
 from bot_runtime.services.watch import LLM, TTS, ServiceWatch
 from bot_runtime.side_tasks import SideTasks
@@ -63,6 +64,7 @@ class PhoneCall:
         # wait for it before the LLM. Calls that are not checked start confirmed.
         self.confirmed = asyncio.Event()
         self.confirmed.set()
+        self.record_delivery: asyncio.Task | None = None  # Once the call has ended.
         self.tasks = SideTasks()
         self.watch = ServiceWatch(
             self.tasks,
@@ -153,9 +155,10 @@ class PhoneCall:
             self.record.loop_lag_secs = stop_watching(self.loop_lag)
             logger.info(self.record.summary(ended_by=self.ending.description))
             # A stream for a call Twilio does not know is no call of the business's.
-            if self._settings.call_webhook_url and self.ending.reason != EndedReason.NOT_LIVE:
-                send_after_the_call(
-                    send_call_record(self.record.document(self.ending), settings=self._settings)
+            not_live = self.ending.reason == EndedReason.NOT_LIVE
+            if self._settings.record_delivery is not None and not not_live:
+                self.record_delivery = send_after_the_call(
+                    self.record.document(self.ending), settings=self._settings
                 )
 
     def confirm_with_twilio(
@@ -266,7 +269,7 @@ class PhoneCall:
     async def _on_caller_silent(self, *_args) -> None:
         self._silence_prompts += 1
         if self._silence_prompts == 1:
-            await self.playout.say(self._settings.silence_prompt)
+            await self.playout.say(self._settings.silence_prompt, marked_as=SILENCE_PROMPT_MARK)
         else:
             self.goodbyes.say_goodbye(EndedReason.SILENCE)
 

@@ -30,9 +30,17 @@ class Playout:
         self._prompts = prompts
         self._mark_numbers = itertools.count(1)
 
-    async def say(self, text: str) -> None:
-        """Speak ``text`` through the TTS service; the caller may interrupt it."""
-        await self._worker.queue_frame(TTSSpeakFrame(text))
+    async def say(self, text: str, *, marked_as: str | None = None) -> None:
+        """Speak ``text`` through the TTS service; the caller may interrupt it.
+
+        ``marked_as`` sends a Twilio mark so named just before the speech: it tells
+        whoever is on the stream what the speech is (Twilio echoes it, and ignores it).
+        """
+        speech = TTSSpeakFrame(text)
+        if marked_as is None:
+            await self._worker.queue_frame(speech)
+        else:
+            await self._worker.queue_frames([self._mark(self._new_mark_name(marked_as)), speech])
 
     async def say_last_words(self, text: str, *, via: FrameProcessor | None = None) -> None:
         """Speak ``text``, which nothing the caller says may cut short, until it was heard.

@@ -12,6 +12,7 @@ from pipecat.frames.frames import TTSSpeakFrame
 from pipecat.services.llm_service import FunctionCallParams
 
 from bot_runtime.call.record import CallRecord
+from bot_runtime.json_safe import json_safe
 from bot_runtime.tools.http import call_http_tool
 from bot_runtime.tools.specs import CallInfo, HttpToolSpec, ToolFailed, ToolSpec
 
@@ -63,7 +64,8 @@ class _Handler:
         arguments = dict(params.arguments)
         try:
             self._check(arguments)
-            result = await self._run_with_filler(arguments, params)
+            # JSON before anything else sees it: pipecat's context and the record are JSON.
+            result = json_safe(await self._run_with_filler(arguments, params))
         except ToolFailed as failure:
             ms = round((time.monotonic() - started) * 1000)
             logger.warning(f"Tool {self._spec.name} failed after {ms} ms: {failure}")

@@ -45,6 +45,8 @@ class AgentFile:
     """What an agent file says; empty when there is none."""
 
     path: Path | None = None
+    # The path as the user gave it (AGENT_FILE), for messages: "agent.toml" for the default.
+    shown_as: str = "agent.toml"
     texts: Mapping[str, str] = field(default_factory=dict)
     tools: tuple[HttpToolSpec, ...] = ()
     # The @tool functions of agent_tools.py beside the file (see python_tools.py).
@@ -53,13 +55,20 @@ class AgentFile:
 
 
 def read_agent_file(
-    path: Path, *, env: Mapping[str, str], required: bool, problems: list[str]
+    path: Path,
+    *,
+    env: Mapping[str, str],
+    required: bool,
+    problems: list[str],
+    shown_as: str | None = None,
 ) -> AgentFile:
     """Read and check the agent file at ``path``, adding one line per problem to ``problems``.
 
     A missing file is no agent file (the defaults apply) unless ``required``: the
-    user named it with AGENT_FILE.
+    user named it with AGENT_FILE. Problems name the file ``shown_as`` (its path as
+    the user gave it; the file's name by default).
     """
+    shown_as = shown_as or path.name
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -67,14 +76,14 @@ def read_agent_file(
             problems.append(f"AGENT_FILE: {path} does not exist")
         return AgentFile()
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        problems.append(f"{path.name}: cannot read it: {error}")
+        problems.append(f"{shown_as}: cannot read it: {error}")
         return AgentFile()
-    checker = _Checker(path.name, env, problems)
+    checker = _Checker(shown_as, env, problems)
     checker.unknown_keys(data, TOP_LEVEL_KEYS, where="")
     texts = {key: value for key in TEXT_KEYS if (value := checker.text(data, key, where=""))}
     tools = tuple(checker.tools(data.get("tools", [])))
     analysis = checker.analysis(data["analysis"]) if "analysis" in data else None
-    return AgentFile(path=path, texts=texts, tools=tools, analysis=analysis)
+    return AgentFile(path=path, shown_as=shown_as, texts=texts, tools=tools, analysis=analysis)
 
 
 class _Checker:
@@ -131,8 +140,11 @@ class _Checker:
         if description is None:
             self.problem(where, "'description' is required: the LLM decides by it when to call")
         secrets: list[str] = []
+        before_url = len(self.problems)
         url = self.filled(self.text(table, "url", where=where) or "", where, "url", secrets)
-        if not url.startswith(("http://", "https://")):
+        # An unset ${NAME} in it is already said: its empty value would only repeat it.
+        unfilled = len(self.problems) > before_url
+        if not unfilled and not url.startswith(("http://", "https://")):
             self.problem(where, "'url' is required and must start with http:// or https://")
         method = str(table.get("method", "POST")).upper()
         if method not in ("GET", "POST"):

@@ -27,7 +27,7 @@ class BackupLLM:
     """A second OpenAI-compatible endpoint, for when the first fails or stalls."""
 
     base_url: str | None
-    api_key: str | None = field(metadata=SECRET)
+    api_key: str | None = field(metadata=SECRET, repr=False)
     model: str
 
 
@@ -37,7 +37,7 @@ class BackupTTS:
 
     provider: str
     url: str | None
-    api_key: str | None = field(metadata=SECRET)
+    api_key: str | None = field(metadata=SECRET, repr=False)
     voice_id: str
 
 

@@ -11,14 +11,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
-
 from bot_runtime.config.agent_file import DEFAULT_AGENT_FILE, AgentFile, read_agent_file
+from bot_runtime.config.call_records import RecordDelivery, read_call_records
 from bot_runtime.config.environment import ConfigError, EnvReader, secrets_of
 from bot_runtime.config.providers import LOCAL, BackupLLM, BackupTTS, read_backups, read_services
 from bot_runtime.config.twilio import TwilioSettings
 from bot_runtime.logs import SECRET
-from bot_runtime.tools.python import load_python_tools
+from bot_runtime.tools.python import TOOLS_FILE, load_python_tools
 from bot_runtime.turns.barge_in import BARGE_IN_LEVEL_DB, BARGE_IN_MIN_WORDS
 
 __all__ = ["BotSettings", "ConfigError", "TwilioSettings", "secrets_of"]
@@ -50,18 +49,18 @@ class BotSettings:
     stt_provider: str
     llm_provider: str
     tts_provider: str
-    openai_api_key: str | None = field(metadata=SECRET)
+    openai_api_key: str | None = field(metadata=SECRET, repr=False)
     openai_base_url: str | None
     openai_model: str
-    deepgram_api_key: str = field(metadata=SECRET)
+    deepgram_api_key: str = field(metadata=SECRET, repr=False)
     deepgram_base_url: str | None
-    cartesia_api_key: str = field(metadata=SECRET)
+    cartesia_api_key: str = field(metadata=SECRET, repr=False)
     cartesia_url: str | None
     cartesia_voice_id: str
     backup_llm: BackupLLM | None
     backup_tts: BackupTTS | None
     twilio: TwilioSettings
-    stream_secret: str | None = field(metadata=SECRET)
+    stream_secret: str | None = field(metadata=SECRET, repr=False)
     agent: AgentFile
     system_prompt: str
     greeting: str
@@ -80,10 +79,12 @@ class BotSettings:
     transfer_number: str | None
     record_calls: bool
     recording_notice: bool
-    recording_status_callback: str | None
-    transfer_whisper_url: str | None
-    call_webhook_url: str | None
-    call_webhook_secret: str | None = field(metadata=SECRET)
+    # The business's URLs may carry user:password, so no repr shows them either.
+    recording_status_callback: str | None = field(repr=False)
+    transfer_whisper_url: str | None = field(repr=False)
+    call_webhook_url: str | None = field(repr=False)
+    call_webhook_secret: str | None = field(metadata=SECRET, repr=False)
+    call_record_spool_dir: Path
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "BotSettings":
@@ -99,23 +100,38 @@ class BotSettings:
             agent=agent,
             **_read_conversation(reader, agent=agent, services=services),
             **_read_call_control(reader),
-            **_read_call_records(reader),
+            **read_call_records(reader),
         )
         _check_call_control(settings, reader.problems)
         reader.raise_if_problems()
         return settings
+
+    @property
+    def record_delivery(self) -> RecordDelivery | None:
+        """Where call records go, or None without CALL_WEBHOOK_URL."""
+        if not (self.call_webhook_url and self.call_webhook_secret):
+            return None
+        return RecordDelivery(
+            url=self.call_webhook_url,
+            secret=self.call_webhook_secret,
+            spool_dir=self.call_record_spool_dir,
+        )
 
 
 def _read_agent_file(reader: EnvReader) -> AgentFile:
     """The agent file: AGENT_FILE, else agent.toml at the project root (optional)."""
     named = reader.text("AGENT_FILE")
     path = Path(named) if named else DEFAULT_AGENT_FILE
-    agent = read_agent_file(path, env=reader.env, required=bool(named), problems=reader.problems)
-    python_tools = load_python_tools(path.parent, problems=reader.problems)
+    shown_as = named or path.name  # Messages name the file as the user gave it.
+    agent = read_agent_file(
+        path, env=reader.env, required=bool(named), problems=reader.problems, shown_as=shown_as
+    )
+    tools_file = str(Path(shown_as).parent / TOOLS_FILE)
+    python_tools = load_python_tools(path.parent, problems=reader.problems, shown_as=tools_file)
     declared = {spec.name for spec in agent.tools}
     for spec in python_tools:
         if spec.name in declared:
-            reader.problems.append(f"tool {spec.name!r} is both in {path.name} and agent_tools.py")
+            reader.problems.append(f"tool {spec.name!r} is both in {shown_as} and {tools_file}")
     return replace(agent, python_tools=python_tools)
 
 
@@ -191,32 +207,6 @@ def _read_call_control(reader: EnvReader) -> dict[str, Any]:
         "recording_status_callback": reader.url("RECORDING_STATUS_CALLBACK", ("https:", "http:")),
         "transfer_whisper_url": reader.url("TRANSFER_WHISPER_URL", ("https:", "http:")),
     }
-
-
-def _read_call_records(reader: EnvReader) -> dict[str, Any]:
-    """Where each call's record goes, and the secret it is signed with (Standard Webhooks)."""
-    url = reader.url("CALL_WEBHOOK_URL", ("https:", "http:"))
-    secret = reader.text("CALL_WEBHOOK_SECRET")
-    if url and not secret:
-        reader.problems.append(
-            "CALL_WEBHOOK_URL needs CALL_WEBHOOK_SECRET to sign the records (whsec_ and base64, "
-            "e.g. from: python -c \"import base64,os;print('whsec_'+base64.b64encode("
-            'os.urandom(24)).decode())")'
-        )
-    elif secret and not _signing_secret(secret):
-        reader.problems.append(
-            "CALL_WEBHOOK_SECRET must be 'whsec_' then base64 (Standard Webhooks' format)"
-        )
-    return {"call_webhook_url": url, "call_webhook_secret": secret}
-
-
-def _signing_secret(secret: str) -> bool:
-    """Whether ``secret`` is a signing key Standard Webhooks' library accepts."""
-    try:
-        Webhook(secret)
-    except (ValueError, TypeError, EmptyWebhookSecretError):  # binascii.Error is a ValueError
-        return False
-    return True
 
 
 def _check_call_control(settings: BotSettings, problems: list[str]) -> None:

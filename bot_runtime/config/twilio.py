@@ -17,9 +17,9 @@ class TwilioSettings:
     """How to reach Twilio's REST API: hang-up, caller lookup, dial-out."""
 
     account_sid: str | None = None
-    auth_token: str | None = field(default=None, metadata=SECRET)
+    auth_token: str | None = field(default=None, metadata=SECRET, repr=False)
     api_key: str | None = None
-    api_secret: str | None = field(default=None, metadata=SECRET)
+    api_secret: str | None = field(default=None, metadata=SECRET, repr=False)
     region: str | None = None
     edge: str | None = None
     api_base_url: str | None = None

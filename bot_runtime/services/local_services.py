@@ -22,6 +22,7 @@ from piper import PiperVoice
 
 from bot_runtime.services.local_models import PIPER_VOICE, LocalLLM, transcribe_with
 from bot_runtime.tools.specs import END_CALL
+from bot_runtime.turns.farewell import is_farewell
 
 # pipecat's end-of-turn logic waits this long, less the VAD's 0.2 s, for words that arrive
 # after the turn they belong to was given up (a caller who paused mid-sentence). Whisper
@@ -70,27 +71,6 @@ def _caller_words_since_reply(messages: list[dict[str, Any]]) -> str:
         if message.get("role") == "user":
             words.insert(0, str(message.get("content") or ""))
     return " ".join(words)
-
-
-# A caller's goodbye: a farewell with nothing but courtesies around it ("No, that's
-# everything. Thanks, goodbye."), not any sentence that happens to hold "bye".
-_FAREWELL = re.compile(
-    r"\b(good ?bye|bye(?: bye)?|see you(?: later)?|have a (?:good|nice|great) (?:day|one))\b"
-)
-# What may come with a goodbye; anything else makes it more than one ("bye, and where is ...").
-_COURTESY = re.compile(
-    r"\b(no|nope|ok(ay)?|alright|great|then|thanks?( you)?( (so|very) much)?|"
-    r"that'?s (it|all|everything)|that is (it|all|everything)|i'?m done|for now)\b"
-)
-_MAX_FAREWELL_WORDS = 10
-
-
-def is_farewell(text: str) -> bool:
-    """Whether the caller's words are a clear goodbye and nothing more."""
-    words = " ".join(re.findall(r"[a-z']+", text.lower()))
-    if not _FAREWELL.search(words) or len(words.split()) > _MAX_FAREWELL_WORDS:
-        return False
-    return not _COURTESY.sub(" ", _FAREWELL.sub(" ", words)).split()
 
 
 class _InProcessCompletions:

@@ -33,6 +33,10 @@ LLM_TOKEN_GAP_SECS = 1.5
 # 0.8 s of silence is a stuck voice, and a backup voice still fits in the reply promise.
 TTS_SILENCE_SECS = 0.8
 
+# Before a clock runs out, the loop gets this long to handle an answer already waiting: a
+# stall is silence from the service, not a process that did not get to read its socket.
+CATCH_UP_SECS = 0.1
+
 LLM = "LLM"
 TTS = "text-to-speech"
 
@@ -193,11 +197,19 @@ class _Clock:
     async def _run(self) -> None:
         while self._deadline is not None:
             left = self._deadline - time.monotonic()
-            if left <= 0:
-                self._deadline, self._task = None, None
-                await self._on_run_out(self._service, self._what)
-                return
-            await asyncio.sleep(left)
+            if left > 0:
+                await asyncio.sleep(left)
+                continue
+            # The deadline passed. On a loaded host this process may not have run for a
+            # while, and an answer may be waiting, read or not, behind other work: let the
+            # loop catch up (as long as it was late, at least CATCH_UP_SECS) and look again.
+            missed = self._deadline
+            await asyncio.sleep(max(CATCH_UP_SECS, -left))
+            if self._deadline != missed:
+                continue  # A sign of life came meanwhile and moved the deadline.
+            self._deadline, self._task = None, None
+            await self._on_run_out(self._service, self._what)
+            return
 
 
 class _Tap(FrameProcessor):

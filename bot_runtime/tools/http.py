@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 
-from bot_runtime.http_session import http_session
+from bot_runtime.http_session import RedirectRefused, same_origin_request
 from bot_runtime.tools.specs import CallInfo, HttpToolSpec, ToolFailed
 
 # An answer is for the LLM to read aloud in a sentence or two: anything longer is a mistake
@@ -19,17 +19,17 @@ async def call_http_tool(spec: HttpToolSpec, arguments: dict[str, Any], call: Ca
 
     POST sends ``{"tool", "arguments", "call"}`` as JSON; GET sends the arguments
     and ``call_sid`` as query parameters. Raises ToolFailed for a timeout, a refused
-    connection, a non-2xx status, or an answer too large or unreadable.
+    connection, a redirect to another host, a non-2xx status, or an answer too
+    large or unreadable.
     """
-    session = http_session()
     if spec.method == "GET":
         query = {name: _query_value(value) for name, value in arguments.items()}
-        request = session.get(
-            spec.url, params={**query, "call_sid": call.call_sid}, headers=spec.headers
+        request = same_origin_request(
+            "GET", spec.url, params={**query, "call_sid": call.call_sid}, headers=spec.headers
         )
     else:
         body = {"tool": spec.name, "arguments": arguments, "call": call.as_json()}
-        request = session.post(spec.url, json=body, headers=spec.headers)
+        request = same_origin_request("POST", spec.url, json=body, headers=spec.headers)
     try:
         async with asyncio.timeout(spec.timeout_secs), request as response:
             status, content_type = response.status, response.content_type
@@ -40,6 +40,8 @@ async def call_http_tool(spec: HttpToolSpec, arguments: dict[str, Any], call: Ca
                     break
     except TimeoutError:
         raise ToolFailed(f"no answer within {spec.timeout_secs:g} s") from None
+    except RedirectRefused as refused:
+        raise ToolFailed(f"the service {refused}") from None
     except aiohttp.ClientConnectorError:
         raise ToolFailed("could not connect to the service") from None
     except aiohttp.ClientError as error:

@@ -13,7 +13,7 @@
 
 The function's name, docstring and typed parameters are what the LLM is shown
 (pipecat reads them, as for its own "direct functions"); ``call`` holds the
-call's facts; what it returns is the tool's result (anything JSON can hold).
+call's facts; what it returns is the tool's result, made JSON by ``json_safe``.
 """
 
 import importlib.util
@@ -64,8 +64,13 @@ class _CallToolWrapper(BaseDirectFunctionWrapper):
         return "call"
 
 
-def load_python_tools(directory: Path, *, problems: list[str]) -> tuple[PythonToolSpec, ...]:
-    """The ``@tool`` functions of ``directory/agent_tools.py`` (none without the file)."""
+def load_python_tools(
+    directory: Path, *, problems: list[str], shown_as: str = TOOLS_FILE
+) -> tuple[PythonToolSpec, ...]:
+    """The ``@tool`` functions of ``directory/agent_tools.py`` (none without the file).
+
+    Problems name the file ``shown_as``: its path as the user gave the agent file's.
+    """
     path = directory / TOOLS_FILE
     if not path.is_file():
         return ()
@@ -75,14 +80,14 @@ def load_python_tools(directory: Path, *, problems: list[str]) -> tuple[PythonTo
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     except Exception as error:  # The user's code: any failure is a start-up problem to name.
-        problems.append(f"{TOOLS_FILE}: cannot import it: {type(error).__name__}: {error}")
+        problems.append(f"{shown_as}: cannot import it: {type(error).__name__}: {error}")
         return ()
     tools = []
     for name, function in vars(module).items():
         options = getattr(function, _MARK, None)
         if options is None or getattr(function, "__module__", None) != module.__name__:
             continue
-        where = f"{TOOLS_FILE}: {name}"
+        where = f"{shown_as}: {name}"
         try:
             wrapper = _CallToolWrapper(function)
         except Exception as error:  # pipecat says what is wrong with the signature.

@@ -21,16 +21,17 @@ class HttpToolSpec:
 
     name: str
     description: str
-    url: str
+    # Both may hold ${NAME} values, so no repr shows them.
+    url: str = field(repr=False)
     method: str
     timeout_secs: float
     filler: str | None
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] = field(repr=False)
     # A JSON schema of the arguments, as the LLM is shown them and as they are checked.
     properties: Mapping[str, Any]
     required: tuple[str, ...]
     # The values ${NAME} references were filled with: tokens, redacted from every log line.
-    secrets: tuple[str, ...] = field(default=(), metadata=SECRET)
+    secrets: tuple[str, ...] = field(default=(), metadata=SECRET, repr=False)
 
 
 @dataclass(frozen=True)

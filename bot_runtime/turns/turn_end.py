@@ -12,9 +12,12 @@ from pipecat.frames.frames import (
     InterimTranscriptionFrame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
 from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+
+from bot_runtime.turns.farewell import is_farewell
 
 
 @dataclass
@@ -53,6 +56,10 @@ class TurnEnd(TurnAnalyzerUserTurnStopStrategy):
     the voice, the transcript or the call record. A reply that wants a tool is
     withdrawn by the LLM service itself (a tool's effects cannot be held back), and
     the turn's end asks again.
+
+    A clear goodbye ("OK, bye!") ends the turn once the caller is quiet, whatever
+    smart-turn says: it takes so short a line for unfinished, and the caller would
+    wait out its fallback silence for the bot's goodbye.
     """
 
     def __init__(
@@ -101,9 +108,18 @@ class TurnEnd(TurnAnalyzerUserTurnStopStrategy):
         if isinstance(frame, (VADUserStartedSpeakingFrame, InterimTranscriptionFrame)):
             await self._withdraw("the caller went on")
         result = await super().process_frame(frame)
+        if isinstance(frame, (TranscriptionFrame, VADUserStoppedSpeakingFrame)):
+            await self._end_on_farewell()
         if isinstance(frame, TranscriptionFrame):
             await self._speculate()
         return result
+
+    async def _end_on_farewell(self) -> None:
+        # pipecat: private. The strategy's "the VAD heard the caller stop" and "smart-turn
+        # says done" flags, and its check of both against the transcript.
+        if self._vad_stopped and not self._turn_complete and is_farewell(self._turn_text()):
+            self._turn_complete = True
+            await self._maybe_trigger_user_turn_stopped()
 
     async def trigger_user_turn_stopped(
         self, *, enable_user_speaking_frames: bool | None = None

@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import sys
 import webbrowser
 
 from dotenv import load_dotenv
@@ -88,8 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1  # Not a usage mistake: nothing can serve the page here.
     url = page_url(sock)
     print(f"Softphone at {url} (Ctrl-C stops it)", flush=True)
-    if args.open:
-        webbrowser.open(url)
+    if args.open and not webbrowser.open(url):
+        # No browser to run (a server, an SSH session without a display): say so, or the
+        # user waits for a window that never comes.
+        print(
+            f"{PROG}: could not open a browser here (no display?): open {url} in yours",
+            file=sys.stderr,
+            flush=True,
+        )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops.
         asyncio.run(serve(create_app(settings, deploy=deploy), sock))
     return 0

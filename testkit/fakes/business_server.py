@@ -19,13 +19,17 @@ class Answer:
     body: Any = field(default_factory=dict)
     content_type: str | None = None
     delay_secs: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)  # A redirect's Location, say.
 
     def response(self) -> web.Response:
         if isinstance(self.body, dict | list):
-            return web.json_response(self.body, status=self.status)
+            return web.json_response(self.body, status=self.status, headers=self.headers)
         data = self.body.encode() if isinstance(self.body, str) else self.body
         return web.Response(
-            body=data, status=self.status, content_type=self.content_type or "text/plain"
+            body=data,
+            status=self.status,
+            content_type=self.content_type or "text/plain",
+            headers=self.headers,
         )
 
 
