@@ -209,7 +209,10 @@ async def test_a_twilio_that_cannot_be_reached_leaves_the_call_going_and_says_so
     try:
         for base_url, sid in [
             (f"http://127.0.0.1:{free_port()}", new_sid("CA")),
-            (fakes.twilio.base_url, fakes.twilio.register_call(from_=CALLER_NUMBER, to=AGENT_NUMBER)),
+            (
+                fakes.twilio.base_url,
+                fakes.twilio.register_call(from_=CALLER_NUMBER, to=AGENT_NUMBER),
+            ),
         ]:
             fakes.twilio.answer_slowly_about(sid, 1.0)
             settings = TwilioSettings(
