@@ -23,6 +23,16 @@ NO_TUNNEL = (
     "started without one: run it as `uv run bot.py -t twilio -x YOUR_TUNNEL_HOST`, "
     "or use a TwiML Bin from `uv run scripts/render_twiml.py --url wss://YOUR_TUNNEL_HOST/ws`"
 )
+_running = False
+
+
+def running() -> bool:
+    """Whether this process serves calls through pipecat's development runner.
+
+    Only there may a local test client's call (uuid ids, no Twilio behind it) be
+    accepted; Pipecat Cloud imports ``bot()`` without starting this runner.
+    """
+    return _running
 
 
 def refuse_a_busy_port(argv: list[str]) -> None:
@@ -60,6 +70,8 @@ def run_dev_runner(*, log_secrets: list[str], settings: BotSettings) -> None:
     """
     from pipecat.runner import run
 
+    global _running
+    _running = True
     host, port, proxy = _options(sys.argv)
     _serve_the_root(run.app, calls_at=f"ws://{host}:{port}/ws", proxy=proxy)
     runner_lifespan = run.app.router.lifespan_context

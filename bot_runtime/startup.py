@@ -32,6 +32,12 @@ def prepare(settings: BotSettings) -> None:
     # with the caller's speech level: that held the loop on the first barge-in of the process.
     np.percentile(np.zeros(2), 90)
     logger.info(describe(settings))
+    if not settings.stream_secret and not settings.twilio.missing_credentials:
+        logger.warning(
+            "STREAM_SECRET is not set: any stream naming a live call on your Twilio account "
+            "is served, whoever opens it; make one with `uv run scripts/render_twiml.py "
+            "--new-secret`, set it in .env and the secret set, and render the TwiML Bin again"
+        )
     noise_filter.announce()
     if settings.agent.analysis and settings.llm_provider == LOCAL:
         logger.info("Post-call analysis skipped: the local LLM cannot fill the fields reliably")

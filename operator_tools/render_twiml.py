@@ -3,6 +3,8 @@
 import argparse
 import dataclasses
 import os
+import secrets
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -47,11 +49,25 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the Bin that briefs whoever answers a transfer (its URL: TRANSFER_WHISPER_URL)",
     )
+    parser.add_argument(
+        "--new-secret",
+        action="store_true",
+        help="print a fresh STREAM_SECRET (then set it and render the Bin again)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.new_secret:
+        # 32 random bytes: far beyond guessing, and URL-safe, so TwiML needs no escaping.
+        print(f"STREAM_SECRET={secrets.token_urlsafe(32)}")
+        print(
+            "Set it in .env and in the agent's Pipecat Cloud secret set, redeploy, then "
+            "render the TwiML Bin again: it carries the secret to every call.",
+            file=sys.stderr,
+        )
+        return 0
     load_dotenv(".env")  # STREAM_SECRET and PIPECAT_ORG usually live there.
     if args.whisper:
         print(whisper_twiml(), end="")

@@ -29,18 +29,21 @@ def start(
     *,
     sequence: int,
     stream_sid: str,
-    account_sid: str,
+    account_sid: str | None,
     call_sid: str,
     custom_parameters: dict[str, str],
 ) -> dict[str, Any]:
-    """The ``start`` of a ``<Connect><Stream>``: the call, its parameters, 8 kHz mu-law."""
+    """The ``start`` of a ``<Connect><Stream>``: the call, its parameters, 8 kHz mu-law.
+
+    Without ``account_sid`` it is a local test client's, which names no account.
+    """
     return {
         "event": "start",
         "sequenceNumber": str(sequence),
         "streamSid": stream_sid,
         "start": {
             "streamSid": stream_sid,
-            "accountSid": account_sid,
+            **({"accountSid": account_sid} if account_sid else {}),
             "callSid": call_sid,
             "tracks": ["inbound"],
             "customParameters": custom_parameters,
@@ -87,7 +90,9 @@ def mark(*, sequence: int, stream_sid: str, name: str) -> dict[str, Any]:
     }
 
 
-def stop(*, sequence: int, stream_sid: str, account_sid: str, call_sid: str) -> dict[str, Any]:
+def stop(
+    *, sequence: int, stream_sid: str, account_sid: str | None, call_sid: str
+) -> dict[str, Any]:
     return {
         "event": "stop",
         "sequenceNumber": str(sequence),

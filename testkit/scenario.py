@@ -79,9 +79,17 @@ def user_text(request: dict[str, Any]) -> str:
     )
 
 
-def rest_requests_for(fakes: Fakes, call_sid: str) -> list[RecordedRequest]:
-    """What the bot asked Twilio's REST API about one call."""
-    return [r for r in fakes.twilio.requests if call_sid in r.path]
+def rest_requests_for(
+    fakes: Fakes, call_sid: str, *, with_fetch: bool = False
+) -> list[RecordedRequest]:
+    """What the bot asked Twilio's REST API to do to one call.
+
+    Every call with Twilio credentials is fetched once beside the greeting (is it
+    live? who is calling?); that fetch is left out unless ``with_fetch``.
+    """
+    return [
+        r for r in fakes.twilio.requests if call_sid in r.path and (with_fetch or r.method != "GET")
+    ]
 
 
 async def hear_greeting(caller: SimulatedCaller, *, timeout_secs: float = 10) -> None:

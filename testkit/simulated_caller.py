@@ -39,12 +39,15 @@ class SimulatedCaller:
         url: str,
         *,
         custom_parameters: dict[str, str] | None = None,
-        account_sid: str = TEST_ACCOUNT_SID,
+        account_sid: str | None = TEST_ACCOUNT_SID,
         call_sid: str | None = None,
         stream_sid: str | None = None,
         handshake: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Prepare a call to ``url``; nothing is sent before ``async with``.
+
+        ``headers`` go with the WebSocket upgrade (Twilio's ``X-Twilio-Signature``).
 
         With ``handshake=False`` neither ``connected``/``start`` nor media are sent,
         so a test can drive the socket with ``send_raw`` (malformed handshakes).
@@ -55,6 +58,7 @@ class SimulatedCaller:
         self.call_sid = call_sid or new_sid("CA")
         self.stream_sid = stream_sid or new_sid("MZ")
         self.handshake = handshake
+        self.headers = dict(headers or {})
 
         self.start_sent_at: float | None = None
         self.media: list[ReceivedMedia] = []  # every stream's, as it arrived
@@ -74,7 +78,9 @@ class SimulatedCaller:
         self._receiver: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> "SimulatedCaller":
-        self._ws = await connect(self.url, compression=None, close_timeout=2)
+        self._ws = await connect(
+            self.url, compression=None, close_timeout=2, additional_headers=self.headers
+        )
         self._receiver = asyncio.create_task(self._receive(), name="caller-receive")
         if self.handshake:
             try:

@@ -13,7 +13,9 @@ from testkit.fakes.twilio_rest import FakeTwilio
 from testkit.media_stream import TEST_ACCOUNT_SID
 from testkit.noise_calls import CALLER_WORDS_PER_SEC, answer_at_length
 from testkit.scenario import (
+    AGENT_NUMBER,
     AUTH_TOKEN,
+    CALLER_NUMBER,
     RECORDING_CALLBACK,
     STREAM_SECRET,
     TRANSFER_NUMBER,
@@ -43,7 +45,11 @@ async def fakes():
             openai=await stack.enter_async_context(FakeOpenAI(responder=scripted_reply)),
             cartesia=await stack.enter_async_context(FakeCartesia()),
             twilio=await stack.enter_async_context(
-                FakeTwilio(account_sid=TEST_ACCOUNT_SID, auth_token=AUTH_TOKEN)
+                FakeTwilio(
+                    account_sid=TEST_ACCOUNT_SID,
+                    auth_token=AUTH_TOKEN,
+                    inbound_numbers=(CALLER_NUMBER, AGENT_NUMBER),
+                )
             ),
         )
 

@@ -6,13 +6,16 @@ import xml.etree.ElementTree as ET
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from loguru import logger
+
 from bot_runtime.after_call.summaries import BRIEF_INSTRUCTION
 from bot_runtime.config.settings import DEFAULT_GREETING
 from bot_runtime.config.twilio import TwilioSettings
-from bot_runtime.twilio.call_control import look_up_numbers
+from bot_runtime.twilio.call_control import confirm_call
+from testkit.bot_server import free_port
 from testkit.caller_audio import AUDIO, caller_line
 from testkit.fakes import NoChoices, Reply, ToolCall
-from testkit.media_stream import TEST_ACCOUNT_SID
+from testkit.media_stream import TEST_ACCOUNT_SID, new_sid
 from testkit.scenario import (
     AGENT_NUMBER,
     AUTH_TOKEN,
@@ -196,4 +199,27 @@ async def test_a_base_url_is_not_rewritten_by_a_region_in_the_environment(fakes,
     settings = TwilioSettings(
         account_sid=TEST_ACCOUNT_SID, auth_token=AUTH_TOKEN, api_base_url=fakes.twilio.base_url
     )
-    assert await look_up_numbers(settings, sid) == (CALLER_NUMBER, AGENT_NUMBER)
+    assert await confirm_call(settings, sid) == (CALLER_NUMBER, AGENT_NUMBER)
+
+
+async def test_a_twilio_that_cannot_be_reached_leaves_the_call_going_and_says_so(fakes):
+    """Connection refused, and a Twilio whose answer is too late: no verdict, one warning."""
+    said: list[str] = []
+    sink = logger.add(lambda message: said.append(str(message)), level="WARNING")
+    try:
+        for base_url, sid in [
+            (f"http://127.0.0.1:{free_port()}", new_sid("CA")),
+            (
+                fakes.twilio.base_url,
+                fakes.twilio.register_call(from_=CALLER_NUMBER, to=AGENT_NUMBER),
+            ),
+        ]:
+            fakes.twilio.answer_slowly_about(sid, 1.0)
+            settings = TwilioSettings(
+                account_sid=TEST_ACCOUNT_SID, auth_token=AUTH_TOKEN, api_base_url=base_url
+            )
+            assert await confirm_call(settings, sid, timeout_secs=0.5) is None
+    finally:
+        logger.remove(sink)
+    assert len(said) == 2 and all("Could not confirm the call with Twilio" in s for s in said)
+    assert "ClientConnectorError" in said[0] and "TimeoutError" in said[1], said

@@ -102,6 +102,17 @@ def test_stream_secret_and_extra_parameters_are_added_and_escaped(capsys, monkey
     }
 
 
+def test_new_secret_prints_a_fresh_stream_secret_each_time(capsys):
+    secrets = set()
+    for _ in range(2):
+        code, out, err = render(capsys, "--new-secret")
+        name, _, secret = out.strip().partition("=")
+        assert (code, name) == (0, "STREAM_SECRET") and "render the TwiML Bin again" in err
+        assert len(secret) >= 40 and secret.replace("-", "").replace("_", "").isalnum()
+        secrets.add(secret)
+    assert len(secrets) == 2
+
+
 def test_url_streams_to_your_own_runner_without_a_service_host(capsys):
     code, out, _ = render(capsys, "--url", "wss://abc123.ngrok.app/ws")
     assert code == 0

@@ -20,7 +20,7 @@ from testkit.fakes import Reply
 from testkit.media_stream import TEST_ACCOUNT_SID
 from testkit.noise_set import BY_NAME
 from testkit.phone_audio import MEDIA_FRAME_BYTES, ulaw_to_pcm16
-from testkit.scenario import STREAM_SECRET
+from testkit.scenario import STREAM_SECRET, rest_requests_for
 from testkit.softphone_browser import (
     CHROMIUM,
     SoftphonePage,
@@ -187,7 +187,7 @@ async def test_barge_ins_and_a_pause_for_an_mm_hm_show_and_hang_up_leaves_no_res
     summary = await bots.standard.wait_for_log(f"[{call_sid}] Call summary:", timeout_secs=5)
     assert "ended by caller hung up" in summary
     await asyncio.sleep(1.0)  # A hang-up request, if any, would have been sent by now.
-    assert not [r for r in fakes.twilio.requests if call_sid in r.path]
+    assert not rest_requests_for(fakes, call_sid)
 
 
 async def test_stream_secret_comes_from_env_and_never_sits_in_the_page(bots, fakes, tmp_path):

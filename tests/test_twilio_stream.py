@@ -3,8 +3,12 @@
 import asyncio
 import base64
 import json
+import re
+import uuid
 from types import SimpleNamespace
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pipecat.frames.frames import (
     InputAudioRawFrame,
     InputDTMFFrame,
@@ -14,7 +18,14 @@ from pipecat.frames.frames import (
 
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.turns.speech_hold import SpeechHold
-from bot_runtime.twilio.stream import GuardedTwilioSerializer
+from bot_runtime.twilio.stream import (
+    GuardedTwilioSerializer,
+    StreamRejected,
+    StreamStart,
+    read_stream_start,
+)
+from testkit import media_stream
+from testkit.media_stream import TEST_ACCOUNT_SID, new_sid
 from testkit.phone_audio import pcm16_to_ulaw
 
 STREAM_SID = "MZ" + "0" * 32
@@ -100,3 +111,71 @@ async def test_a_hold_nobody_releases_ends_by_itself():
     hold.hold()
     assert json.loads(await s.serialize(bot_audio()))["event"] == "media"
     assert not hold.held
+
+
+class HandshakeSocket:
+    """A socket that says ``connected`` and then ``start``, as Twilio does."""
+
+    def __init__(self, start: dict) -> None:
+        self._messages = [media_stream.connected(), start]
+
+    async def receive(self) -> dict:
+        return {"type": "websocket.receive", "text": json.dumps(self._messages.pop(0))}
+
+
+def start_message(call_sid: str, stream_sid: str, account_sid: str | None) -> dict:
+    return media_stream.start(
+        sequence=1,
+        stream_sid=stream_sid,
+        account_sid=account_sid,
+        call_sid=call_sid,
+        custom_parameters={},
+    )
+
+
+async def read_start(call_sid: str, **options) -> StreamStart | str:
+    """What the bot makes of a ``start`` naming ``call_sid``: the start, or why it refused."""
+    start = start_message(call_sid, new_sid("MZ"), TEST_ACCOUNT_SID)
+    try:
+        return await read_stream_start(HandshakeSocket(start), **options)
+    except StreamRejected as reason:
+        return str(reason)
+
+
+near_misses = st.sampled_from(
+    ["CA" + "0" * 31, "CA" + "0" * 33, "CA" + "A" * 32, "ca" + "0" * 32, "MZ" + "0" * 32]
+) | st.builds(
+    lambda sid, junk, at: sid[:at] + junk + sid[at:],
+    st.just(new_sid("CA")),
+    st.text(min_size=1, max_size=20),
+    st.integers(0, 34),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(call_sid=st.text(min_size=1) | near_misses)
+def test_only_a_twilio_call_sid_is_accepted_and_a_refusal_never_repeats_it(call_sid):
+    outcome = asyncio.run(read_start(call_sid, accept_local_test_ids=True))
+    if re.fullmatch(r"CA[0-9a-f]{32}", call_sid):
+        assert isinstance(outcome, StreamStart) and outcome.call_sid == call_sid
+        return
+    assert isinstance(outcome, str), f"accepted {call_sid!r}"
+    assert "callSid" in outcome and "\n" not in outcome
+    if len(call_sid) >= 8:
+        assert call_sid not in outcome
+
+
+async def test_a_local_test_clients_uuid_ids_are_accepted_only_when_asked_for():
+    local = start_message(str(uuid.uuid4()), str(uuid.uuid4()), None)
+    start = await read_stream_start(HandshakeSocket(local), accept_local_test_ids=True)
+    assert start.local_test and start.account_sid is None
+    try:
+        await read_stream_start(HandshakeSocket(local))
+    except StreamRejected as reason:
+        assert "callSid is not a Twilio SID" in str(reason)
+    else:
+        raise AssertionError("uuid ids accepted outside the development runner")
+    # Twilio's own ids are never a local test call.
+    twilio = start_message(new_sid("CA"), new_sid("MZ"), TEST_ACCOUNT_SID)
+    start = await read_stream_start(HandshakeSocket(twilio), accept_local_test_ids=True)
+    assert not start.local_test

@@ -30,6 +30,7 @@ class EndedReason(StrEnum):
     SILENCE = "silence"
     MAX_DURATION = "max_duration"
     SERVICE_FAILURE = "service_failure"
+    NOT_LIVE = "not_live"
 
 
 # How each reason reads in the log and the call summary; {detail} says more where there is more.
@@ -41,6 +42,7 @@ _DESCRIPTIONS = {
     EndedReason.SILENCE: "caller silent",
     EndedReason.MAX_DURATION: "maximum duration {detail}",
     EndedReason.SERVICE_FAILURE: "service failure ({detail})",
+    EndedReason.NOT_LIVE: "not a live call ({detail})",
 }
 
 

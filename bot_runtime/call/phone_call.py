@@ -31,6 +31,7 @@ from bot_runtime.services.deepgram import DeepgramSTT
 from bot_runtime.services.watch import LLM, TTS, ServiceWatch
 from bot_runtime.side_tasks import SideTasks
 from bot_runtime.tools.builtin import call_tools
+from bot_runtime.twilio.call_control import CallNotLive
 from bot_runtime.twilio.stream import StreamStart
 
 
@@ -59,6 +60,10 @@ class PhoneCall:
             stream_sid=start.stream_sid,
         )
         self.ending = CallEnding()
+        # Set once Twilio has confirmed the call (or cannot be asked); the caller's turns
+        # wait for it before the LLM. Calls that are not checked start confirmed.
+        self.confirmed = asyncio.Event()
+        self.confirmed.set()
         self.record_delivery: asyncio.Task | None = None  # Once the call has ended.
         self.tasks = SideTasks()
         self.watch = ServiceWatch(
@@ -91,6 +96,7 @@ class PhoneCall:
             on_transfer_key=self._on_transfer_key,
             on_key=self.record.key_pressed,
             watch=self.watch,
+            confirmed=self.confirmed,
         )
         self.record.preemption = self.pipeline.turn_end.preemption
         self._build_parts()
@@ -148,14 +154,57 @@ class PhoneCall:
             self.tasks.cancel_all()
             self.record.loop_lag_secs = stop_watching(self.loop_lag)
             logger.info(self.record.summary(ended_by=self.ending.description))
-            if self._settings.record_delivery is not None:
+            # A stream for a call Twilio does not know is no call of the business's.
+            not_live = self.ending.reason == EndedReason.NOT_LIVE
+            if self._settings.record_delivery is not None and not not_live:
                 self.record_delivery = send_after_the_call(
                     self.record.document(self.ending), settings=self._settings
                 )
 
-    def learn_caller_numbers(self, lookup: Awaitable[tuple[str | None, str | None] | None]) -> None:
-        """Tell the LLM the caller's numbers once ``lookup`` finds them, without waiting for it."""
-        self.tasks.start(self._add_looked_up_numbers(lookup))
+    def confirm_with_twilio(
+        self,
+        check: Awaitable[tuple[str | None, str | None] | None],
+        *,
+        learn_numbers: bool,
+        vouched_for: str | None,
+    ) -> None:
+        """Run Twilio's answer about the call (``confirm_call``) beside the greeting.
+
+        A call Twilio says is not live ends at once, with no hang-up request (there
+        is nothing of ours to hang up); until the answer, the caller's turns wait
+        before the LLM (``HoldUntilConfirmed``). A stream that proved itself
+        otherwise (``vouched_for`` says how: the stream secret, a client on this
+        machine) is an operator's test call (scripts/call.py, the softphone): it
+        goes on, without the hang-up. With ``learn_numbers`` the LLM is told the
+        numbers.
+        """
+        self.confirmed.clear()
+        self.tasks.start(self._confirm(check, learn_numbers=learn_numbers, vouched_for=vouched_for))
+
+    async def _confirm(
+        self,
+        check: Awaitable[tuple[str | None, str | None] | None],
+        *,
+        learn_numbers: bool,
+        vouched_for: str | None,
+    ) -> None:
+        try:
+            numbers = await check
+        except CallNotLive as problem:
+            self.pipeline.serializer.release_call()  # Nothing of ours to hang up.
+            if not vouched_for:
+                # The caller's turns stay held: the cancel drops them, never the LLM.
+                if self.ending.begin(EndedReason.NOT_LIVE, str(problem)):
+                    await self.pipeline.worker.cancel(reason=str(EndedReason.NOT_LIVE))
+                return
+            logger.info(f"A test call, since {vouched_for}: {problem}")
+            numbers = None
+        except BaseException:
+            self.confirmed.set()  # Whatever broke the check must not hold the call's replies.
+            raise
+        self.confirmed.set()
+        if learn_numbers:
+            await self._add_looked_up_numbers(numbers)
 
     def _handle_events(self) -> None:
         p = self.pipeline
@@ -273,10 +322,7 @@ class PhoneCall:
     def _transfer(self, reason: str) -> None:
         self.transfer.request(reason)
 
-    async def _add_looked_up_numbers(
-        self, lookup: Awaitable[tuple[str | None, str | None] | None]
-    ) -> None:
-        numbers = await lookup
+    async def _add_looked_up_numbers(self, numbers: tuple[str | None, str | None] | None) -> None:
         if numbers is None:
             return
         from_number, to_number = numbers

@@ -1,5 +1,7 @@
 """One call's pipeline: the Twilio transport, turn taking, the three services and prompts."""
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -8,7 +10,7 @@ from loguru import logger
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.classifiers.llm.classifier import LLMClassifier
 from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
-from pipecat.frames.frames import Frame
+from pipecat.frames.frames import Frame, LLMContextFrame
 from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
@@ -19,6 +21,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMUserAggregator,
     LLMUserAggregatorParams,
 )
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.stt_service import STTService
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketParams,
@@ -43,6 +46,7 @@ from bot_runtime.services.watch import LLMTap, ServiceWatch, TTSTap
 from bot_runtime.turns import shared_models, turn_taking
 from bot_runtime.turns.speech_hold import SpeechHold
 from bot_runtime.turns.turn_end import TurnEnd
+from bot_runtime.twilio.call_control import CONFIRM_TIMEOUT_SECS
 from bot_runtime.twilio.stream import GuardedTwilioSerializer, StreamStart
 
 KEYPAD_INSTRUCTION = (
@@ -80,6 +84,7 @@ def build_call_pipeline(
     on_transfer_key: Callable[[], Awaitable[None]],
     on_key: Callable[[str], None],
     watch: ServiceWatch,
+    confirmed: asyncio.Event,
 ) -> CallPipeline:
     """Build the call's processors and worker; services connect when the worker starts."""
     # The barge-in rules pause the bot's speech on the caller's voice; the serializer holds it.
@@ -112,11 +117,14 @@ def build_call_pipeline(
         latency=UserBotLatencyObserver(),
     )
     keypad = TransferKey(on_transfer_key, on_key=on_key)
-    parts.worker = _worker(_pipeline(parts, keypad=keypad, watch=watch), parts.latency)
+    pipeline = _pipeline(parts, keypad=keypad, watch=watch, confirmed=confirmed)
+    parts.worker = _worker(pipeline, parts.latency)
     return parts
 
 
-def _pipeline(p: CallPipeline, *, keypad: TransferKey, watch: ServiceWatch) -> Pipeline:
+def _pipeline(
+    p: CallPipeline, *, keypad: TransferKey, watch: ServiceWatch, confirmed: asyncio.Event
+) -> Pipeline:
     """The processors in the order a call's frames pass them."""
     return Pipeline(
         [
@@ -127,6 +135,7 @@ def _pipeline(p: CallPipeline, *, keypad: TransferKey, watch: ServiceWatch) -> P
             keypad_to_text(),
             p.user_turns,
             turn_taking.CallerAudioEnd(),
+            HoldUntilConfirmed(confirmed),
             p.llm.node,
             LLMTap(watch),
             p.tts.node,
@@ -154,7 +163,7 @@ def build_serializer(
     once, clearly, what is missing.
     """
     auto_hang_up = not twilio.missing_credentials
-    if not auto_hang_up:
+    if not auto_hang_up and not start.local_test:  # A local test call has no Twilio behind it.
         logger.warning(
             "No auto hang-up on this call: set "
             + " and ".join(twilio.missing_credentials)
@@ -267,3 +276,25 @@ class MuteWhileEnding(BaseUserMuteStrategy):
         if self._ending.begun and self._speech_hold.held_secs:
             self._speech_hold.release()
         return self._ending.begun
+
+
+class HoldUntilConfirmed(FrameProcessor):
+    """Holds the caller's turns back from the LLM until Twilio has confirmed the call.
+
+    A stream naming a call Twilio does not know must cost no LLM request, and the
+    caller may speak before Twilio answers. The greeting needs no LLM and plays
+    meanwhile; the caller's words are kept, only their reply waits, and for at most
+    ``CONFIRM_TIMEOUT_SECS`` (the check's own bound). A call that is not live is
+    cancelled while its turn waits here.
+    """
+
+    def __init__(self, confirmed: asyncio.Event):
+        super().__init__()
+        self._confirmed = confirmed
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMContextFrame) and not self._confirmed.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._confirmed.wait(), CONFIRM_TIMEOUT_SECS)
+        await self.push_frame(frame, direction)

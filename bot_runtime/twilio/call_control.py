@@ -1,8 +1,9 @@
-"""Actions on the live call through Twilio's REST API: redirect it, record it, look it up."""
+"""Actions on the live call through Twilio's REST API: redirect it, record it, confirm it."""
 
 import asyncio
 
 from loguru import logger
+from twilio.base.exceptions import TwilioRestException
 from twilio.twiml.voice_response import VoiceResponse
 
 from bot_runtime.config.twilio import TwilioSettings
@@ -44,23 +45,39 @@ async def start_recording(
     return recording.sid
 
 
-async def look_up_numbers(
-    settings: TwilioSettings, call_sid: str, *, timeout_secs: float = 5.0
-) -> tuple[str | None, str | None] | None:
-    """The call's From and To numbers from Twilio's REST API, or None if that failed.
+# Twilio answers a call fetch in well under a second; the caller's first words wait for the
+# answer (or this bound), so a Twilio that is slower than this is taken as unreachable.
+CONFIRM_TIMEOUT_SECS = 3.0
 
-    Used when the TwiML did not pass ``from_number``. It runs beside the call,
-    never before the greeting, and a failure only costs the personalisation.
+
+class CallNotLive(Exception):
+    """Twilio says the stream's call is not a live call on this account; the message says why."""
+
+
+async def confirm_call(
+    settings: TwilioSettings, call_sid: str, *, timeout_secs: float = CONFIRM_TIMEOUT_SECS
+) -> tuple[str | None, str | None] | None:
+    """Ask Twilio for the stream's call: its From and To numbers, or None if Twilio was not reached.
+
+    Anyone can open a stream naming a call SID; only a call Twilio knows on this
+    account, in progress, is worth the services. Raises CallNotLive when Twilio does
+    not know the call (404) or it is not in progress. A Twilio that cannot be
+    reached, or refuses the credentials, costs only the check: the call goes on and
+    the log says so. One request serves both the check and the caller's numbers.
     """
-    if settings.missing_credentials:
-        logger.info("Caller lookup skipped: no Twilio credentials")
-        return None
     try:
         async with twilio_client(settings, timeout_secs=timeout_secs) as client:
             call = await asyncio.wait_for(client.calls(call_sid).fetch_async(), timeout_secs)
-    except REST_ERRORS as error:
-        logger.warning(f"Caller lookup failed: {describe_rest_error(error)}")
+    except TwilioRestException as error:
+        if error.status == 404:
+            raise CallNotLive("Twilio does not know this call on this account") from None
+        logger.warning(f"Could not confirm the call with Twilio: {describe_rest_error(error)}")
         return None
+    except REST_ERRORS as error:
+        logger.warning(f"Could not confirm the call with Twilio: {describe_rest_error(error)}")
+        return None
+    if call.status != "in-progress":
+        raise CallNotLive(f"Twilio says the call is {call.status}, not in progress")
     # The SDK names the field `_from`, since `from` is a Python keyword.
-    logger.info(f"Caller lookup: from {mask(call._from)} to {mask(call.to)}")
+    logger.info(f"Call confirmed with Twilio: from {mask(call._from)} to {mask(call.to)}")
     return call._from, call.to

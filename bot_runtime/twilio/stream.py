@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,15 @@ from bot_runtime.twilio.messages import (
 
 # The custom parameters of a TwiML <Stream>, as Pipecat Cloud forwards them, are small.
 MAX_CUSTOM_PARAMETERS_BYTES = 8 * 1024
+# Twilio's SIDs: a two-letter prefix and 32 lowercase hex digits. An id of any other shape
+# never reaches a REST path or a log line.
+_TWILIO_SID = {
+    "callSid": re.compile(r"CA[0-9a-f]{32}"),
+    "streamSid": re.compile(r"MZ[0-9a-f]{32}"),
+    "accountSid": re.compile(r"AC[0-9a-f]{32}"),
+}
+# pipecat-examples' local Twilio test client names its call and stream with str(uuid.uuid4()).
+_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 # Twilio sends the caller's audio in 20 ms messages. Every frame costs the same to move
 # through the pipeline whatever its length, so two go on together as one 40 ms frame:
 # half the per-frame work for every processor and the STT socket, for a few ms of delay.
@@ -53,16 +63,23 @@ class StreamStart:
     call_sid: str
     account_sid: str | None
     custom_parameters: dict[str, str] = field(default_factory=dict)
+    # A local test client's call (uuid ids, development runner only): Twilio does not know it.
+    local_test: bool = False
     # When the bot read it (time.monotonic): what a caller's wait for the greeting counts from.
     received_at: float = field(default_factory=time.monotonic, compare=False)
 
 
-async def read_stream_start(websocket: WebSocket, *, timeout_secs: float = 10.0) -> StreamStart:
+async def read_stream_start(
+    websocket: WebSocket, *, accept_local_test_ids: bool = False, timeout_secs: float = 10.0
+) -> StreamStart:
     """Read messages up to and including ``start``, and return what it says.
 
     Twilio sends ``connected`` and then ``start`` before any audio, and Pipecat
     Cloud forwards both. Anything else before ``start`` means the peer is not a
     Media Stream (or is broken), so it raises StreamRejected instead of guessing.
+    So does a ``start`` whose ids are not Twilio's SIDs, unless
+    ``accept_local_test_ids`` (the development runner) and they are the uuid4 ids
+    of pipecat-examples' local test client: such a stream is ``local_test``.
     """
     deadline = time.monotonic() + timeout_secs
     while True:
@@ -77,7 +94,7 @@ async def read_stream_start(websocket: WebSocket, *, timeout_secs: float = 10.0)
         if event.get("event") == "connected":
             continue
         if event.get("event") == "start":
-            return _parse_start(event)
+            return _parse_start(event, accept_local_test_ids=accept_local_test_ids)
         raise StreamRejected(f"expected 'connected' or 'start', got {_describe_event(event)}")
 
 
@@ -91,7 +108,7 @@ def _decode_handshake_message(message: dict[str, Any]) -> dict[str, Any]:
         raise StreamRejected(f"{problem} before 'start'") from None
 
 
-def _parse_start(event: dict[str, Any]) -> StreamStart:
+def _parse_start(event: dict[str, Any], *, accept_local_test_ids: bool) -> StreamStart:
     start = event.get("start")
     if not isinstance(start, dict):
         raise StreamRejected("'start' message has no 'start' object")
@@ -102,12 +119,34 @@ def _parse_start(event: dict[str, Any]) -> StreamStart:
     if not isinstance(call_sid, str) or not call_sid:
         raise StreamRejected("'start' message has no callSid")
     account_sid = start.get("accountSid")
+    ids = {"callSid": call_sid, "streamSid": stream_sid, "accountSid": account_sid}
+    local_test = accept_local_test_ids and all(
+        isinstance(ids[name], str) and _UUID4.fullmatch(ids[name])
+        for name in ("callSid", "streamSid")
+    )
+    if not local_test:
+        _check_twilio_sids(ids)
     return StreamStart(
         stream_sid=stream_sid,
         call_sid=call_sid,
         account_sid=account_sid if isinstance(account_sid, str) else None,
         custom_parameters=_parse_custom_parameters(start.get("customParameters")),
+        local_test=local_test,
     )
+
+
+def _check_twilio_sids(ids: dict[str, Any]) -> None:
+    """Refuse ids that are not Twilio's SIDs, saying what is wrong but never the value."""
+    for name, pattern in _TWILIO_SID.items():
+        value = ids[name]
+        if not isinstance(value, str):
+            raise StreamRejected(f"'start' message has no {name}")
+        if not pattern.fullmatch(value):
+            prefix = pattern.pattern[:2]
+            raise StreamRejected(
+                f"{name} is not a Twilio SID ({prefix} and 32 lowercase hex digits; "
+                f"got {len(value)} characters)"
+            )
 
 
 def _parse_custom_parameters(raw: Any) -> dict[str, str]:

@@ -89,7 +89,10 @@ class FakeTwilio:
     API key + secret, as Twilio does. Tests steer it per To number with
     ``script_calls_to`` (e.g. busy, no-answer) and ``fail_calls_to`` (e.g. 21215),
     pre-register calls (an inbound caller) with ``register_call``, and break one call's
-    updates with ``garble_redirects_of`` and ``leave_hang_ups_unanswered``. Everything that
+    updates with ``garble_redirects_of`` and ``leave_hang_ups_unanswered``. With
+    ``inbound_numbers`` (from, to), a call SID it has not seen is an inbound call in
+    progress between them, as every stream a test opens stands for one, unless
+    ``forget_call`` named it: that one gets Twilio's 404. Everything that
     arrives is in ``requests``; ``creates``, ``hangups``, ``updates`` and
     ``recordings`` are the views tests assert on.
     """
@@ -102,12 +105,16 @@ class FakeTwilio:
         api_key: str | None = None,
         api_secret: str | None = None,
         step_secs: float = 0.05,
+        inbound_numbers: tuple[str, str] | None = None,
     ) -> None:
         self.account_sid = account_sid
         self.credentials = {account_sid: auth_token}
         if api_key:
             self.credentials[api_key] = api_secret
         self.step_secs = step_secs
+        self.inbound_numbers = inbound_numbers
+        self._forgotten: set[str] = set()
+        self._delays: dict[str, float] = {}
         self.requests: list[RecordedRequest] = []
         self.calls: dict[str, FakeCall] = {}
         self.hangups: list[str] = []
@@ -151,6 +158,15 @@ class FakeTwilio:
         sid = sid or _new_sid("CA")
         self.calls[sid] = FakeCall(sid, to, from_, direction, (status,), self.step_secs)
         return sid
+
+    def forget_call(self, call_sid: str) -> None:
+        """Answer every request about the call with Twilio's 404, as for a made-up SID."""
+        self._forgotten.add(call_sid)
+        self.calls.pop(call_sid, None)
+
+    def answer_slowly_about(self, call_sid: str, secs: float) -> None:
+        """Answer every request about the call ``secs`` late (a slow or distant Twilio)."""
+        self._delays[call_sid] = secs
 
     def garble_redirects_of(self, call_sid: str) -> None:
         """Answer a redirect of the call with 200 and an HTML page, not carrying it out (as a
@@ -205,8 +221,14 @@ class FakeTwilio:
         if not known or request.match_info.get("account") != self.account_sid:
             return _error(401, 20003, "Authenticate")
         # Every route with a call SID in it is about a call this fake knows, or a 404.
-        if "sid" in request.match_info and request.match_info["sid"] not in self.calls:
-            return _error(404, 20404, f"The requested resource {request.path} was not found")
+        sid = request.match_info.get("sid")
+        if sid in self._delays:
+            await asyncio.sleep(self._delays[sid])
+        if sid is not None and sid not in self.calls:
+            if self.inbound_numbers is None or sid in self._forgotten:
+                return _error(404, 20404, f"The requested resource {request.path} was not found")
+            from_, to = self.inbound_numbers
+            self.register_call(sid=sid, from_=from_, to=to)
         return await handler(request)
 
     async def _create_call(self, request: web.Request) -> web.Response:
