@@ -8,13 +8,13 @@ all calls; httpx clients are safe to share between tasks of one event loop.
 """
 
 import asyncio
-import threading
 from functools import cache
 
-from loguru import logger
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.utils.http import connection_limits
+
+from bot_runtime.warm_up import warm_up
 
 # Idle connections are closed after this long, before a server or proxy drops them unseen.
 KEEPALIVE_SECS = 60.0
@@ -64,22 +64,9 @@ def warm_up_openai_sdk() -> bool:
     first use: that made the first caller's first answer slower than any later one
     (docs/performance.md), and the process's first transfer brief or post-call
     analysis (a request without streaming, with response types of its own) held the
-    event loop again. This does both at start-up, in a thread of its own so that it
-    works whether or not the importer already runs an event loop. Returns whether it
-    worked; a failure only costs the first call that time.
+    event loop again. This does both at start-up. Returns whether it worked.
     """
-
-    def run() -> None:
-        try:
-            replies.extend(asyncio.run(_canned_completions()))
-        except Exception as error:  # Never worth stopping the bot for.
-            logger.warning(f"Could not warm up the OpenAI SDK: {error!r}")
-
-    replies: list[str] = []
-    thread = threading.Thread(target=run, name="sdk-warm-up")
-    thread.start()
-    thread.join()
-    return replies == ["ok", "ok"]
+    return warm_up(_canned_completions, what="the OpenAI SDK") == ["ok", "ok"]
 
 
 async def _canned_completions() -> list[str]:

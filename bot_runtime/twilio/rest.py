@@ -1,19 +1,17 @@
 """Twilio's REST API through the official SDK: one way to open a client and describe errors."""
 
-import asyncio
 import re
-import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import aiohttp
-from loguru import logger
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from bot_runtime.config.twilio import TwilioSettings
 from bot_runtime.phone_numbers import mask
+from bot_runtime.warm_up import warm_up
 
 # What a REST request can fail with; each is described by describe_rest_error().
 REST_ERRORS = (TwilioRestException, aiohttp.ClientError, TimeoutError, OSError)
@@ -65,30 +63,18 @@ def warm_up_twilio_sdk() -> bool:
     call's audio, for tens of milliseconds (far more without compiled bytecode).
     This opens a client the way calls do, with made-up credentials, and walks to
     the resources they use, sending nothing; reaching them, rather than importing
-    a list of modules, stays right when an SDK release moves them. An event loop of
-    its own, in a thread: the SDK's async HTTP client needs a running loop, and the
-    importer may or may not be running one already. Returns whether it worked; a
-    failure only costs the first call that time.
+    a list of modules, stays right when an SDK release moves them. Returns whether
+    it worked.
     """
 
-    async def walk() -> None:
+    async def walk() -> bool:
         made_up = TwilioSettings(account_sid="AC" + "0" * 32, auth_token="warm-up")
         async with twilio_client(made_up) as client:
             call = client.calls("CA" + "0" * 32)
             call.recordings  # noqa: B018 (reaching it loads it)
+        return True
 
-    def run() -> None:
-        try:
-            asyncio.run(walk())
-            worked.append(True)
-        except Exception as error:  # Never worth stopping the bot for.
-            logger.warning(f"Could not warm up the Twilio SDK: {error!r}")
-
-    worked: list[bool] = []
-    thread = threading.Thread(target=run, name="twilio-warm-up")
-    thread.start()
-    thread.join()
-    return bool(worked)
+    return warm_up(walk, what="the Twilio SDK") is not None
 
 
 def rest_error_code(error: BaseException) -> int | None:
