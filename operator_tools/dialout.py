@@ -149,7 +149,7 @@ async def _run(args: argparse.Namespace, *, env: Mapping[str, str]) -> int:
                 args.results or args.to_file.with_name(f"results-{args.to_file.stem}.csv")
             )
             if not args.dry_run:
-                results.lock()  # Before reading it: another run's calls must all be in it.
+                await results.lock()  # Before reading it: another run's calls must all be in it.
             campaign = Campaign.load(args.to_file, results=results, outbound=outbound)
         if args.dry_run:
             _print_dry_run(outbound, settings, to=to, campaign=campaign, missing=missing)

@@ -1,5 +1,6 @@
 """A campaign's results file: the append-only record of who has been dialled, read to resume."""
 
+import asyncio
 import csv
 import fcntl
 import io
@@ -42,7 +43,7 @@ class ResultsFile:
     def _lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")
 
-    def lock(self) -> None:
+    async def lock(self) -> None:
         """Hold the file for this run, or stop naming the run that holds it.
 
         A lock file beside it carries the holder's pid and start time for that
@@ -56,7 +57,7 @@ class ResultsFile:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.read(fd, 200).decode(errors="replace").strip() or "just starting"
+                holder = await _holder(fd)
                 os.close(fd)
                 raise UsageError(
                     f"{self.path} is in use by another dialout.py run ({holder}): wait for it "
@@ -160,6 +161,16 @@ class ResultsFile:
             self._lock_path.unlink(missing_ok=True)  # Before unlocking: see ``lock``.
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+async def _holder(fd: int, *, wait_secs: float = 1.0) -> str:
+    """The holding run's line; waits a moment for it, since a run takes the lock first
+    and writes its line just after."""
+    for _ in range(int(wait_secs / 0.02)):
+        if line := os.pread(fd, 200, 0).decode(errors="replace").strip():
+            return line
+        await asyncio.sleep(0.02)
+    return "just starting"
 
 
 def _same_file(fd: int, path: Path) -> bool:
