@@ -36,7 +36,7 @@ try:
     SETTINGS = BotSettings.from_env()
 except ConfigError as error:
     raise SystemExit(f"Configuration error:\n{error}") from None
-configure_logging(secrets=secrets_of(SETTINGS))
+configure_logging(secrets=secrets_of(SETTINGS), level=SETTINGS.log_level)
 # Under the development runner, a busy port is said at once, not after the models load.
 if __name__ == "__main__":
     from bot_runtime.dev_runner import refuse_a_busy_port

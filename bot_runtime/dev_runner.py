@@ -78,7 +78,7 @@ def run_dev_runner(*, log_secrets: list[str], settings: BotSettings) -> None:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[object]:
-        configure_logging(secrets=log_secrets)
+        configure_logging(secrets=log_secrets, level=settings.log_level)
         ready = asyncio.create_task(_say_ready_once_listening(host, port, proxy))
         retry_the_spool(settings)  # In the background: the first call need not wait for it.
         try:

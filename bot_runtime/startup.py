@@ -5,8 +5,9 @@ from urllib.parse import urlsplit
 import numpy as np
 from loguru import logger
 
+from bot_runtime import tracing
 from bot_runtime.call.recorded_prompts import load_prompts
-from bot_runtime.config.settings import LOCAL, BotSettings
+from bot_runtime.config.settings import LOCAL, BotSettings, secrets_of
 from bot_runtime.services import noise_filter
 from bot_runtime.services.build import prepare_services
 from bot_runtime.twilio.rest import warm_up_twilio_sdk
@@ -26,6 +27,7 @@ def prepare(settings: BotSettings) -> None:
     """
     load_prompts()
     prepare_services(settings)
+    tracing.set_up(settings.tracing, secrets=secrets_of(settings))
     if not settings.twilio.missing_credentials:  # Without them no call reaches the REST API.
         warm_up_twilio_sdk()
     # numpy imports numpy.ma the first time it takes a percentile, as the barge-in check does

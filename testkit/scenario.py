@@ -31,6 +31,7 @@ AUTH_TOKEN = "twilio-test-auth-token"
 # What a bot needs to hang up, transfer and record through (fake) Twilio.
 TWILIO_CREDENTIALS = {"TWILIO_ACCOUNT_SID": TEST_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 STREAM_SECRET = "stream-test-secret-5f1c"
+COLLECTOR_KEY = "collector-test-key-93ab"  # The OpenTelemetry collector's API key, a header.
 # The key the bots sign their call records with, and the receiver checks them with.
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"call-records-test-key-0123456789").decode()
 WHISPER_URL = "https://handler.twilio.com/twiml/EH0123456789abcdef0123456789abcdef"

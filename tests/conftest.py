@@ -9,6 +9,7 @@ import pytest
 from testkit.bot_server import BotServer, start_bot_server
 from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes
 from testkit.fakes.business_server import Answer, FakeBusinessServer
+from testkit.fakes.otlp import FakeCollector
 from testkit.fakes.twilio_rest import FakeTwilio
 from testkit.media_stream import TEST_ACCOUNT_SID
 from testkit.noise_calls import CALLER_WORDS_PER_SEC, answer_at_length
@@ -16,6 +17,7 @@ from testkit.scenario import (
     AGENT_NUMBER,
     AUTH_TOKEN,
     CALLER_NUMBER,
+    COLLECTOR_KEY,
     RECORDING_CALLBACK,
     STREAM_SECRET,
     TRANSFER_NUMBER,
@@ -34,7 +36,7 @@ class Bots:
     standard: BotServer  # Twilio credentials, no stream secret.
     secured: BotServer  # STREAM_SECRET set; a short silence timeout.
     bare: BotServer  # No Twilio credentials at all; short call limit.
-    control: BotServer  # Transfers (with a whisper) and recordings enabled.
+    control: BotServer  # Transfers (with a whisper) and recordings; traced, logs at DEBUG.
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +77,14 @@ async def records():
 
 
 @pytest.fixture(scope="session")
-async def bots(fakes, records, tmp_path_factory):
+async def collector():
+    """The OpenTelemetry collector the control bot sends its calls' traces to."""
+    async with FakeCollector() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def bots(fakes, records, collector, tmp_path_factory):
     logs = tmp_path_factory.mktemp("bot-logs")
     configs = {
         "standard": {**bot_env(fakes), **TWILIO_CREDENTIALS},
@@ -93,6 +102,9 @@ async def bots(fakes, records, tmp_path_factory):
             "TRANSFER_WHISPER_URL": WHISPER_URL,
             "RECORD_CALLS": "true",
             "RECORDING_STATUS_CALLBACK": RECORDING_CALLBACK,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+            "OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={COLLECTOR_KEY}",
+            "LOG_LEVEL": "DEBUG",
         },
     }
     servers = await asyncio.gather(

@@ -20,6 +20,7 @@ from testkit.scenario import (
     AGENT_NUMBER,
     AUTH_TOKEN,
     CALLER_NUMBER,
+    COLLECTOR_KEY,
     INBOUND,
     RECORDING_CALLBACK,
     TRANSFER_NUMBER,
@@ -75,8 +76,10 @@ async def test_recording_starts_after_the_consent_notice(bots, fakes):
 
 
 async def test_transfer_tool_redirects_the_call_briefs_the_person_and_never_hangs_up(
-    bots, fakes, records
+    bots, fakes, records, collector
 ):
+    """Also: the call is one trace at the collector, and its log at DEBUG has the turn
+    decisions, with neither holding a number or a secret (nor the trace a word said)."""
     fakes.deepgram.transcripts.append(caller_line("human"))
     async with answered_call(bots.control, fakes) as caller:
         await hear_greeting(caller, timeout_secs=15)
@@ -103,6 +106,32 @@ async def test_transfer_tool_redirects_the_call_briefs_the_person_and_never_hang
     record = await call_record(records, caller.call_sid)
     assert (record["ended_reason"], record["ended_detail"]) == ("transfer", "transfer_call tool")
     assert (record["transfer_to"], record["transfer_summary"]) == (TRANSFER_NUMBER, brief)
+
+    conversation = await collector.conversation(caller.call_sid, timeout_secs=10)
+    call = conversation.attributes
+    assert (call["call.direction"], call["agent.file"], call["call.backup_used"]) == (
+        "inbound",
+        "agent.toml",
+        False,
+    )
+    assert len(conversation.children) >= 2  # the greeting's turn, the caller's
+    assert {turn.name for turn in conversation.children} == {"turn"}
+    spans = conversation.descendants()
+    (tool,) = [span for span in spans if span.name.startswith("execute_tool")]
+    assert tool.name == "execute_tool transfer_call"
+    assert [span.name for span in spans if tool in span.children] == ["llm"]
+    assert {"stt", "tts"} <= {span.name for span in spans}
+    assert all(headers["x-api-key"] == COLLECTOR_KEY for headers in collector.headers)
+    for text in (text for span in spans for text in span.texts()):
+        assert not any(n in text for n in (CALLER_NUMBER, AGENT_NUMBER, TRANSFER_NUMBER)), text
+        assert "real person" not in text and DEFAULT_GREETING not in text, text
+
+    log = bots.control.logs()
+    decisions = [line for line in log.splitlines() if "| DEBUG   | bot_runtime" in line]
+    assert any(f"[{caller.call_sid}] Caller's turn started: their voice" in d for d in decisions)
+    assert any(f"[{caller.call_sid}] Caller's turn ended: smart-turn" in d for d in decisions)
+    for secret in (CALLER_NUMBER, TRANSFER_NUMBER, AUTH_TOKEN, COLLECTOR_KEY, fakes.openai.api_key):
+        assert secret not in log
 
 
 def brief_without_choices(request: dict[str, Any]) -> Reply | ToolCall | NoChoices:

@@ -235,6 +235,38 @@ def test_phone_numbers_are_read_as_people_write_them_and_kept_as_e164():
     assert settings.transfer_number == "+442079460018"
 
 
+def test_log_level_and_tracing_are_read_and_checked():
+    settings = BotSettings.from_env(SERVICE_KEYS)
+    assert (settings.log_level, settings.tracing) == ("INFO", None)
+    settings = BotSettings.from_env(
+        {
+            **SERVICE_KEYS,
+            "LOG_LEVEL": "debug",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces",
+            "OTEL_INCLUDE_CONTENT": "true",
+        }
+    )
+    assert settings.log_level == "DEBUG"
+    assert settings.tracing is not None and settings.tracing.include_content
+    env = {
+        **SERVICE_KEYS,
+        "LOG_LEVEL": "verbose",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-honeycomb-team=key-1,secret-without-a-name",
+    }
+    with pytest.raises(ConfigError) as error:
+        BotSettings.from_env(env)
+    lines = str(error.value).splitlines()
+    assert "LOG_LEVEL must be one of TRACE, DEBUG, INFO, WARNING, ERROR, got 'verbose'" in lines
+    assert any(line.startswith("OTEL_EXPORTER_OTLP_ENDPOINT must start with") for line in lines)
+    assert any(
+        line.startswith("OTEL_EXPORTER_OTLP_PROTOCOL must be http/protobuf") for line in lines
+    )
+    (headers,) = [line for line in lines if line.startswith("OTEL_EXPORTER_OTLP_HEADERS")]
+    assert "name=value pairs" in headers and "secret-without-a-name" not in headers
+
+
 def test_no_repr_of_the_settings_and_no_start_up_line_shows_a_secret():
     from bot_runtime.config.settings import secrets_of
     from bot_runtime.startup import describe
@@ -254,11 +286,15 @@ def test_no_repr_of_the_settings_and_no_start_up_line_shows_a_secret():
         "AGENT_FILE": str(REPO / "examples" / "order_desk" / "agent.toml"),
         "ORDERS_API_URL": "https://orders.example.com",
         "ORDERS_TOKEN": "orders-token-def",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "https://api.honeycomb.io",
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-honeycomb-team=hc-key-%3D42,x-other=plain-value-9",
     }
     settings = BotSettings.from_env(env)
     shown = repr(settings)
     secrets = secrets_of(settings)
     assert {"twilio-auth-token-789", "orders-token-def", "sk-backup-key-456"} <= set(secrets)
+    # The collector's key, as written and as sent (the exporter decodes %-escapes).
+    assert {"hc-key-%3D42", "hc-key-=42", "plain-value-9"} <= set(secrets)
     assert [secret for secret in secrets if secret in shown] == []
     assert webhook_password not in shown
     line = describe(settings)

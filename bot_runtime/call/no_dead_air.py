@@ -8,6 +8,7 @@ from pipecat.frames.frames import ErrorFrame, InterruptionFrame, LLMRunFrame, TT
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
 
+from bot_runtime import tracing
 from bot_runtime.call.ending import CallEnding, Goodbyes
 from bot_runtime.call.record import CallRecord
 from bot_runtime.services.build import BackedUp
@@ -162,7 +163,7 @@ class NoDeadAir:
         unvoiced = list(self._watch.unvoiced)
         # Stop what the failed service was doing (a request that may never end), then let
         # the switcher move to the backup: it does when the service can no longer work.
-        self._on_backup.add(service)
+        self._on_backup_now(service)
         await pair.primary.queue_frame(InterruptionFrame())
         await pair.primary.push_error(f"{service} {what}", force_treat_as_permanent=True)
         await self._redo_reply(service, unvoiced)
@@ -172,10 +173,17 @@ class NoDeadAir:
         """The switcher moved to the backup on its own (the service gave up reconnecting)."""
         if service in self._on_backup or self._ending.begun:
             return
-        self._on_backup.add(service)
+        self._on_backup_now(service)
         logger.warning(f"{service} can no longer work: the backup takes over")
         self._record.service_event(service, "gave up", action="backup took over")
         await self._redo_reply(service, list(self._watch.unvoiced))
+
+    def _on_backup_now(self, service: str) -> None:
+        self._on_backup.add(service)
+        tracing.mark_call(
+            self._record.info.call_sid,
+            {"call.backup_used": True, "call.backups": sorted(self._on_backup)},
+        )
 
     async def _redo_reply(self, service: str, unvoiced: list[str]) -> None:
         if service == TTS and unvoiced:

@@ -14,6 +14,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
 )
 from pipecat.workers.runner import WorkerRunner
 
+from bot_runtime import tracing
 from bot_runtime.after_call.deliveries import send_after_the_call
 from bot_runtime.call.ending import CallEnding, EndedReason, Goodbyes
 from bot_runtime.call.facts import CallFacts
@@ -77,14 +78,16 @@ class PhoneCall:
                 if provider != LOCAL
             },
         )
-        tools = call_tools(
-            end_call=self._say_goodbye,
-            transfer_call=self._transfer if settings.transfer_number else None,
-            business=business_tool_schemas(
-                [*settings.agent.tools, *settings.agent.python_tools],
-                call_info=lambda: self.record.info,  # The numbers may be looked up later.
-                record=self.record,
-            ),
+        tools = tracing.traced_tools(
+            call_tools(
+                end_call=self._say_goodbye,
+                transfer_call=self._transfer if settings.transfer_number else None,
+                business=business_tool_schemas(
+                    [*settings.agent.tools, *settings.agent.python_tools],
+                    call_info=lambda: self.record.info,  # The numbers may be looked up later.
+                    record=self.record,
+                ),
+            )
         )
         self.pipeline = build_call_pipeline(
             websocket,
@@ -160,6 +163,7 @@ class PhoneCall:
                 self.record_delivery = send_after_the_call(
                     self.record.document(self.ending), settings=self._settings
                 )
+        await tracing.flushed()
 
     def confirm_with_twilio(
         self,

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import WebSocket
 from loguru import logger
@@ -29,6 +30,7 @@ from pipecat.transports.websocket.fastapi import (
 )
 from pipecat.turns.user_mute.base_user_mute_strategy import BaseUserMuteStrategy
 
+from bot_runtime import tracing
 from bot_runtime.call.ending import CallEnding
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
@@ -118,7 +120,18 @@ def build_call_pipeline(
     )
     keypad = TransferKey(on_transfer_key, on_key=on_key)
     pipeline = _pipeline(parts, keypad=keypad, watch=watch, confirmed=confirmed)
-    parts.worker = _worker(pipeline, parts.latency)
+    parts.worker = _worker(
+        pipeline,
+        parts.latency,
+        tracing=tracing.worker_options(
+            call_sid=start.call_sid,
+            attributes={
+                "call.direction": facts.direction,
+                "agent.file": settings.agent.shown_as if settings.agent.path else "",
+                "call.backup_used": False,
+            },
+        ),
+    )
     return parts
 
 
@@ -207,7 +220,10 @@ def _transport(
     )
 
 
-def _worker(pipeline: Pipeline, latency: UserBotLatencyObserver) -> PipelineWorker:
+def _worker(
+    pipeline: Pipeline, latency: UserBotLatencyObserver, *, tracing: dict[str, Any]
+) -> PipelineWorker:
+    """The call's worker; ``tracing``: the options that trace it (tracing.worker_options)."""
     return PipelineWorker(
         pipeline,
         params=PipelineParams(
@@ -216,11 +232,11 @@ def _worker(pipeline: Pipeline, latency: UserBotLatencyObserver) -> PipelineWork
             enable_metrics=True,
         ),
         enable_rtvi=False,  # Twilio rejects any JSON that is not Media Streams (error 31951).
-        # Two observers that would see every frame: nothing here uses turn tracking, and
-        # silence and MAX_CALL_SECS end idle calls.
-        enable_turn_tracking=False,
         idle_timeout_secs=None,
         observers=[latency],
+        # Two observers that would see every frame: silence and MAX_CALL_SECS end idle calls,
+        # and only tracing's turn spans use turn tracking (its options turn it on).
+        **({"enable_turn_tracking": False} | tracing),
     )
 
 

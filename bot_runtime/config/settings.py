@@ -14,6 +14,7 @@ from typing import Any
 from bot_runtime.config.agent_file import DEFAULT_AGENT_FILE, AgentFile, read_agent_file
 from bot_runtime.config.call_records import RecordDelivery, read_call_records
 from bot_runtime.config.environment import ConfigError, EnvReader, secrets_of
+from bot_runtime.config.observability import TracingSettings, read_observability
 from bot_runtime.config.providers import LOCAL, BackupLLM, BackupTTS, read_backups, read_services
 from bot_runtime.config.twilio import TwilioSettings
 from bot_runtime.logs import SECRET
@@ -85,6 +86,8 @@ class BotSettings:
     call_webhook_url: str | None = field(repr=False)
     call_webhook_secret: str | None = field(metadata=SECRET, repr=False)
     call_record_spool_dir: Path
+    log_level: str
+    tracing: TracingSettings | None  # None: no OTLP endpoint, no tracing
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "BotSettings":
@@ -101,6 +104,7 @@ class BotSettings:
             **_read_conversation(reader, agent=agent, services=services),
             **_read_call_control(reader),
             **read_call_records(reader),
+            **read_observability(reader),
         )
         _check_call_control(settings, reader.problems)
         reader.raise_if_problems()

@@ -117,6 +117,7 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         self._final_words = 0
         self._interim_words = 0
         self._stale_words = False  # words in the aggregation that started no turn
+        self._start_reason = ""  # why this strategy asked for the caller's turn to start
 
     @property
     def caller_level_dbfs(self) -> float | None:
@@ -130,6 +131,7 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         return reference - self._level_db
 
     async def handle_user_turn_started(self) -> None:
+        logger.debug(f"Caller's turn started: {self._start_reason}")
         self._in_turn = True
         self._turn_words = False
         self._stale_words = False
@@ -213,7 +215,7 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
         self._voiced.clear()
         self._check_loudness()
         if not self._bot_has_floor:
-            await self.trigger_user_turn_started()
+            await self._start_turn("their voice, the bot quiet")
             return ProcessFrameResult.STOP
         return await self._maybe_cut_in()
 
@@ -231,7 +233,7 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
             return ProcessFrameResult.CONTINUE
         if not self._bot_has_floor:
             # pipecat's transcription strategy: words the VAD missed still start a turn.
-            await self.trigger_user_turn_started()
+            await self._start_turn("words the voice detector missed, the bot quiet")
             self._turn_words = True
             return ProcessFrameResult.STOP
         self._turn_words = self._turn_words or self._in_turn
@@ -248,12 +250,19 @@ class CallerVoiceStart(BaseUserTurnStartStrategy):
     async def _maybe_cut_in(self) -> ProcessFrameResult:
         if not self._bot_has_floor or self._in_turn or not self._callers_voice:
             return ProcessFrameResult.CONTINUE
-        if self._final_words + self._interim_words < self._min_words:
+        words = self._final_words + self._interim_words
+        if words < self._min_words:
             self._maybe_pause()
             return ProcessFrameResult.CONTINUE
-        await self.trigger_user_turn_started()
-        self._turn_words = self._final_words + self._interim_words > 0
+        await self._start_turn(f"cut the bot off, their own voice with {words} words that count")
+        self._turn_words = words > 0
         return ProcessFrameResult.STOP
+
+    async def _start_turn(self, reason: str) -> None:
+        # Said when the turn does start (handle_user_turn_started): one already going on
+        # is not started again.
+        self._start_reason = reason
+        await self.trigger_user_turn_started()
 
     def _maybe_pause(self) -> None:
         """The caller's voice, no words that cut in yet: the bot pauses while it sounds.

@@ -75,6 +75,7 @@ class TurnEnd(TurnAnalyzerUserTurnStopStrategy):
         self._turn_text: Callable[[], str] = lambda: ""
         self._turn_open = False
         self._speculation: UserTurnSpeculation | None = None
+        self._end_reason: str | None = None  # why this strategy asked for the turn's end
         self.preemption = PreemptionCount()
 
     def read_turn_text_from(self, aggregation: Callable[[], str]) -> None:
@@ -89,6 +90,9 @@ class TurnEnd(TurnAnalyzerUserTurnStopStrategy):
 
     async def handle_user_turn_stopped(self) -> None:
         self._turn_open = False
+        # Not asked for here: pipecat's fallback (quiet with words for TURN_END_FALLBACK_SECS).
+        reason, self._end_reason = self._end_reason, None
+        logger.debug(f"Caller's turn ended: {reason or 'no end heard, the fallback wait ran out'}")
         await self._withdraw("the turn ended without it")
         await super().handle_user_turn_stopped()
 
@@ -105,7 +109,9 @@ class TurnEnd(TurnAnalyzerUserTurnStopStrategy):
             # turn's end asks again, and the tool runs then.
             self._speculation = None
             self.preemption.discarded += 1
+            logger.debug("Preemptive reply thrown away: it wants a tool, run once the turn ends")
         if isinstance(frame, (VADUserStartedSpeakingFrame, InterimTranscriptionFrame)):
+            self._end_reason = None  # An end asked for before they went on was refused.
             await self._withdraw("the caller went on")
         result = await super().process_frame(frame)
         if isinstance(frame, (TranscriptionFrame, VADUserStoppedSpeakingFrame)):
@@ -119,15 +125,22 @@ class TurnEnd(TurnAnalyzerUserTurnStopStrategy):
         # says done" flags, and its check of both against the transcript.
         if self._vad_stopped and not self._turn_complete and is_farewell(self._turn_text()):
             self._turn_complete = True
+            self._end_reason = "a goodbye, and the caller quiet"
             await self._maybe_trigger_user_turn_stopped()
 
     async def trigger_user_turn_stopped(
         self, *, enable_user_speaking_frames: bool | None = None
     ) -> None:
         speculation, self._speculation = self._speculation, None
+        # pipecat: private. The strategy's "final transcript in" flag (else its wait ran out).
+        heard = "smart-turn says done, " + (
+            "the transcript final" if self._transcript_finalized else "speech-to-text's wait over"
+        )
+        self._end_reason = self._end_reason or heard
         if speculation is not None and speculation.text == self._turn_text():
             # The reply already answers these words: release it, do not ask again.
             self.preemption.confirmed += 1
+            self._end_reason += "; the preemptive reply kept (it answers these words)"
             await self.trigger_user_turn_finalized(
                 enable_user_speaking_frames=enable_user_speaking_frames,
                 confirms_speculation=True,
@@ -148,6 +161,7 @@ class TurnEnd(TurnAnalyzerUserTurnStopStrategy):
         await self._withdraw("more words came")
         self._speculation = UserTurnSpeculation(text=text)
         self.preemption.started += 1
+        logger.debug(f"Preemptive reply started on the caller's {len(text.split())} words so far")
         await self.trigger_user_turn_inference_triggered(speculation=self._speculation)
 
     async def _withdraw(self, reason: str) -> None:
