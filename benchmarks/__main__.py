@@ -124,6 +124,12 @@ def parse_args() -> argparse.Namespace:
         "to a webhook with post-call analysis",
     )
     parser.add_argument(
+        "--traced",
+        action="store_true",
+        help="also measure this bot with tracing on, as 'traced', side by side: each call's "
+        "trace exported over OTLP/HTTP to a loopback collector",
+    )
+    parser.add_argument(
         "--local",
         action="store_true",
         help="measure this bot in keyless mode (local Whisper, SmolLM2, Piper), calls one "
@@ -150,6 +156,8 @@ def parse_args() -> argparse.Namespace:
             args.bots += ",baseline"
         if args.made_its_own:
             args.bots += ",configured"
+        if args.traced:
+            args.bots += ",traced"
     return args
 
 

@@ -15,6 +15,7 @@ from benchmarks.reference_bot import generate_reference_bot
 from testkit.bot_server import BotServer, start_bot_server
 from testkit.fakes import FakeCartesia, FakeDeepgram, FakeOpenAI, Fakes, Reply, ServiceTiming
 from testkit.fakes.business_server import Answer, FakeBusinessServer
+from testkit.fakes.otlp import FakeCollector
 from testkit.fakes.twilio_rest import FakeTwilio
 from testkit.media_stream import TEST_ACCOUNT_SID, new_sid
 from testkit.scenario import (
@@ -109,6 +110,10 @@ async def start_bots(
         scripts["configured"] = scripts["this"]
         business = await stack.enter_async_context(FakeBusinessServer())
         extra_env["configured"] = made_its_own_env(fakes, business)
+    if "traced" in names:
+        scripts["traced"] = scripts["this"]
+        collector = await stack.enter_async_context(FakeCollector())
+        extra_env["traced"] = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint}
     bots = {}
     for name in names:
         env = bot_env(fakes, keyless=args.local) | extra_env.get(name, {})

@@ -27,7 +27,10 @@ def prepare(settings: BotSettings) -> None:
     """
     load_prompts()
     prepare_services(settings)
-    tracing.set_up(settings.tracing, secrets=secrets_of(settings))
+    if settings.tracing is not None:
+        tracing.set_up(
+            include_content=settings.tracing.include_content, secrets=secrets_of(settings)
+        )
     if not settings.twilio.missing_credentials:  # Without them no call reaches the REST API.
         warm_up_twilio_sdk()
     # numpy imports numpy.ma the first time it takes a percentile, as the barge-in check does

@@ -33,7 +33,6 @@ from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.services.llm_service import FunctionCallParams
 
-from bot_runtime.config.observability import TracingSettings
 from bot_runtime.logs import scrubbed
 
 SERVICE_NAME = "pipecat-twilio-agent"  # Unless OTEL_SERVICE_NAME names it otherwise.
@@ -61,12 +60,10 @@ _provider: TracerProvider | None = None
 _include_content = False
 
 
-def set_up(settings: TracingSettings | None, *, secrets: Iterable[str]) -> None:
-    """Install the tracer provider and its exporter (once, at start-up); nothing without an
-    endpoint."""
+def set_up(*, include_content: bool, secrets: Iterable[str]) -> None:
+    """Install the tracer provider and its exporter, once, at start-up (with an endpoint set:
+    config/observability.py's TracingSettings). ``include_content``: OTEL_INCLUDE_CONTENT."""
     global _conversations, _provider, _include_content
-    if settings is None:
-        return
     # Imported only here: a bot without tracing never loads the exporter's HTTP stack.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -76,14 +73,14 @@ def set_up(settings: TracingSettings | None, *, secrets: Iterable[str]) -> None:
     _provider.add_span_processor(_conversations)
     # The exporter reads the endpoint and headers from the standard variables itself.
     exporter = ScrubbingExporter(
-        OTLPSpanExporter(), secrets=list(secrets), include_content=settings.include_content
+        OTLPSpanExporter(), secrets=list(secrets), include_content=include_content
     )
     _provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(_provider)
-    _include_content = settings.include_content
+    _include_content = include_content
     logger.info(
         "Traces: each call exported over OTLP/HTTP"
-        + ("; with what was said" if settings.include_content else "; without what was said")
+        + ("; with what was said" if include_content else "; without what was said")
     )
 
 

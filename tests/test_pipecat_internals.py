@@ -67,7 +67,7 @@ PRIVATE_NAMES = [
     (
         TurnAnalyzerUserTurnStopStrategy,
         "_transcript_finalized",
-        "turn_end.TurnEnd.process_frame",
+        "turn_end.TurnEnd.process_frame and trigger_user_turn_stopped",
     ),
     (
         TurnAnalyzerUserTurnStopStrategy,
