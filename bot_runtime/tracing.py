@@ -17,9 +17,13 @@ run without tracing and turn tracking, and tools run unwrapped.
 """
 
 import asyncio
+import atexit
+import contextlib
 import dataclasses
 import json
+import logging
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -50,26 +54,30 @@ CONTENT_ATTRIBUTES = frozenset(
         "gen_ai.tool.call.result",
     }
 )
-# A call's spans are sent when it ends; the wait is bounded, so a collector that does not
-# answer delays only the end of bot() (Pipecat Cloud may stop the instance once it returns).
-FLUSH_TIMEOUT_MILLIS = 3000
+# A call's spans are sent when it ends (Pipecat Cloud may stop the instance once bot()
+# returns); a collector that does not answer delays bot()'s return, and the process's exit,
+# by no more than this (the exporter alone would retry for OTEL_EXPORTER_OTLP_TIMEOUT, 10 s).
+FLUSH_WAIT_SECS = 3.0
 CONVERSATION_SPAN = "conversation"  # pipecat's name for the span of the whole call
 
-_conversations: "_LiveConversations | None" = None
+_conversations: "ConversationSpans | None" = None
 _provider: TracerProvider | None = None
 _include_content = False
 
 
 def set_up(*, include_content: bool, secrets: Iterable[str]) -> None:
     """Install the tracer provider and its exporter, once, at start-up (with an endpoint set:
-    config/observability.py's TracingSettings). ``include_content``: OTEL_INCLUDE_CONTENT."""
+    config/observability.py's TracingSettings). ``include_content``: OTEL_INCLUDE_CONTENT.
+
+    What is left is sent at the process's exit.
+    """
     global _conversations, _provider, _include_content
     # Imported only here: a bot without tracing never loads the exporter's HTTP stack.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": SERVICE_NAME}
-    _provider = TracerProvider(resource=Resource.create(attributes))
-    _conversations = _LiveConversations()
+    _provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
+    _conversations = ConversationSpans()
     _provider.add_span_processor(_conversations)
     # The exporter reads the endpoint and headers from the standard variables itself.
     exporter = ScrubbingExporter(
@@ -77,6 +85,13 @@ def set_up(*, include_content: bool, secrets: Iterable[str]) -> None:
     )
     _provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(_provider)
+    atexit.register(_send_the_rest, _provider, exporter)
+    # The exporter reports through the standard logging module: into the bot's log (scrubbed),
+    # one line per batch it gave up on rather than one per retry.
+    exporter_log = logging.getLogger("opentelemetry")
+    exporter_log.addHandler(_ToLoguru())
+    exporter_log.setLevel(logging.ERROR)
+    exporter_log.propagate = False
     _include_content = include_content
     logger.info(
         "Traces: each call exported over OTLP/HTTP"
@@ -130,9 +145,36 @@ def traced_tools(tools: ToolsSchema) -> ToolsSchema:
 
 
 async def flushed() -> None:
-    """Send the spans still waiting (a call's, once it has ended), off the event loop."""
-    if _provider is not None:
-        await asyncio.to_thread(_provider.force_flush, FLUSH_TIMEOUT_MILLIS)
+    """Send the spans still waiting (a call's, once it has ended), off the event loop, waiting
+    at most FLUSH_WAIT_SECS (the export goes on after that)."""
+    if _provider is None:
+        return
+    loop, provider = asyncio.get_running_loop(), _provider
+    sent = loop.create_future()
+
+    def send() -> None:
+        try:
+            provider.force_flush()
+        finally:
+            with contextlib.suppress(RuntimeError):  # The loop may have closed meanwhile.
+                loop.call_soon_threadsafe(lambda: sent.done() or sent.set_result(None))
+
+    # A thread of its own, not the loop's default ones: with the collector down an export
+    # retries for the exporter's whole timeout, and a daemon, so that it holds no exit.
+    threading.Thread(target=send, name="trace-flush", daemon=True).start()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(sent), FLUSH_WAIT_SECS)
+
+
+def _send_the_rest(provider: TracerProvider, exporter: SpanExporter) -> None:
+    """At exit: what is left goes, for at most FLUSH_WAIT_SECS; then any retry stops.
+
+    (The provider's own exit hook would wait out every retry of a collector that is down.)
+    """
+    sending = threading.Thread(target=provider.force_flush, name="trace-flush", daemon=True)
+    sending.start()
+    sending.join(FLUSH_WAIT_SECS)
+    exporter.shutdown()
 
 
 def _traced_handler(name: str, handler):
@@ -171,7 +213,12 @@ def _json(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-class _LiveConversations(SpanProcessor):
+class _ToLoguru(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        logger.log(record.levelname, f"Traces: {record.getMessage()}")
+
+
+class ConversationSpans(SpanProcessor):
     """The conversation spans of the calls running now, so a call can add to its own.
 
     pipecat starts and ends them; whatever is learned mid-call (a backup took over)

@@ -1,10 +1,10 @@
-"""What a trace may carry: no word said unless the operator opts in, no number, no secret."""
+"""Traces: no word said unless the operator opts in, no number, no secret; a call marks its own."""
 
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from bot_runtime.tracing import ScrubbingExporter
+from bot_runtime.tracing import ConversationSpans, ScrubbingExporter
 from testkit.scenario import CALLER_NUMBER, TRANSFER_NUMBER
 
 KEY = "collector-key-123456"
@@ -47,3 +47,24 @@ def test_with_content_on_what_was_said_is_kept_with_its_numbers_masked():
     assert attributes["gen_ai.system_instructions"] == "Caller number (From): +1415***0123."
     assert "my number is +1415***0123" in attributes["input"]
     assert attributes["output"] == "Sure."
+
+
+def test_what_a_call_learns_midway_lands_on_its_own_conversation_span():
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    conversations = ConversationSpans()
+    provider.add_span_processor(conversations)
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    calls = [tracer.start_span("conversation") for _ in range(2)]
+    for call_sid, span in zip(("CA1", "CA2"), calls, strict=True):
+        span.set_attribute("conversation.id", call_sid)  # As pipecat does, once started.
+    conversations.mark("CA1", {"call.backup_used": True, "call.backups": ["llm"]})
+    for span in calls:
+        span.end()
+    conversations.mark("CA1", {"call.backup_used": False})  # Ended: no longer marked.
+    spans = {
+        span.attributes["conversation.id"]: span.attributes for span in memory.get_finished_spans()
+    }
+    assert (spans["CA1"]["call.backup_used"], spans["CA1"]["call.backups"]) == (True, ("llm",))
+    assert "call.backup_used" not in spans["CA2"]
