@@ -6,6 +6,7 @@ from collections.abc import Awaitable
 
 from fastapi import WebSocket
 from loguru import logger
+from pipecat.evals.serializer import EvalConnectionFlags
 from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
 from pipecat.frames.frames import ErrorFrame
 from pipecat.processors.aggregators.llm_response_universal import (
@@ -16,6 +17,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from bot_runtime.after_call.deliveries import send_after_the_call
 from bot_runtime.call.ending import CallEnding, EndedReason, Goodbyes
+from bot_runtime.call.eval_line import no_redirect
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.loop_lag import stop_watching, watch_loop_lag
 from bot_runtime.call.no_dead_air import NoDeadAir
@@ -24,14 +26,14 @@ from bot_runtime.call.pipeline import build_call_pipeline
 from bot_runtime.call.playout import Playout
 from bot_runtime.call.record import CallRecord
 from bot_runtime.call.tool_calls import business_tool_schemas
-from bot_runtime.call.transfer import Transfer
+from bot_runtime.call.transfer import Redirect, Transfer
 from bot_runtime.config.settings import LOCAL, BotSettings
 from bot_runtime.phone_line import SILENCE_PROMPT_MARK
 from bot_runtime.services.deepgram import DeepgramSTT
 from bot_runtime.services.watch import LLM, TTS, ServiceWatch
 from bot_runtime.side_tasks import SideTasks
 from bot_runtime.tools.builtin import call_tools
-from bot_runtime.twilio.call_control import CallNotLive
+from bot_runtime.twilio.call_control import CallNotLive, redirect_to
 from bot_runtime.twilio.stream import StreamStart
 
 
@@ -41,11 +43,19 @@ class PhoneCall:
     The call owns its parts: the pipeline (pipeline.py), the opening (opening.py),
     the endings and their latch (ending.py, transfer.py), the no-dead-air watch
     (no_dead_air.py) and the record of what happened (record.py), all beside it in
-    call/. This class wires the pipeline's events to them.
+    call/. This class wires the pipeline's events to them. With ``eval_flags`` the
+    same call runs on pipecat's eval harness instead (eval_line.py), and a transfer
+    stops short of Twilio.
     """
 
     def __init__(
-        self, websocket: WebSocket, *, start: StreamStart, facts: CallFacts, settings: BotSettings
+        self,
+        websocket: WebSocket,
+        *,
+        start: StreamStart,
+        facts: CallFacts,
+        settings: BotSettings,
+        eval_flags: EvalConnectionFlags | None = None,
     ):
         # First: building the call and its first work (the caller lookup) count as its own.
         self.loop_lag = watch_loop_lag()
@@ -97,12 +107,13 @@ class PhoneCall:
             on_key=self.record.key_pressed,
             watch=self.watch,
             confirmed=self.confirmed,
+            eval_flags=eval_flags,
         )
         self.record.preemption = self.pipeline.turn_end.preemption
-        self._build_parts()
+        self._build_parts(redirect=redirect_to if eval_flags is None else no_redirect)
         self._handle_events()
 
-    def _build_parts(self) -> None:
+    def _build_parts(self, *, redirect: Redirect) -> None:
         """The parts that act on the running pipeline: what is heard, endings, the watch."""
         p, settings = self.pipeline, self._settings
         self.playout = Playout(worker=p.worker, serializer=p.serializer, prompts=p.prompts)
@@ -114,6 +125,7 @@ class PhoneCall:
             serializer=p.serializer,
             worker=p.worker,
             tasks=self.tasks,
+            redirect=redirect,
         )
         self.goodbyes = Goodbyes(
             ending=self.ending,

@@ -1,14 +1,16 @@
-"""One call's pipeline: the Twilio transport, turn taking, the three services and prompts."""
+"""One call's pipeline: the Twilio (or eval) transport, turn taking, the three services, prompts."""
 
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import WebSocket
 from loguru import logger
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.classifiers.llm.classifier import LLMClassifier
+from pipecat.evals.serializer import EvalConnectionFlags
 from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
 from pipecat.frames.frames import Frame, LLMContextFrame
 from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
@@ -30,6 +32,7 @@ from pipecat.transports.websocket.fastapi import (
 from pipecat.turns.user_mute.base_user_mute_strategy import BaseUserMuteStrategy
 
 from bot_runtime.call.ending import CallEnding
+from bot_runtime.call.eval_line import EvalLineSerializer, eval_transport
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
 from bot_runtime.call.recorded_prompts import PromptPlayer
@@ -59,7 +62,7 @@ KEYPAD_INSTRUCTION = (
 class CallPipeline:
     """The parts of one call's pipeline that the rest of the call talks to."""
 
-    serializer: GuardedTwilioSerializer
+    serializer: GuardedTwilioSerializer | EvalLineSerializer
     transport: FastAPIWebsocketTransport
     user_turns: LLMUserAggregator
     assistant_turns: LLMAssistantAggregator
@@ -85,12 +88,24 @@ def build_call_pipeline(
     on_key: Callable[[str], None],
     watch: ServiceWatch,
     confirmed: asyncio.Event,
+    eval_flags: EvalConnectionFlags | None = None,
 ) -> CallPipeline:
-    """Build the call's processors and worker; services connect when the worker starts."""
+    """Build the call's processors and worker; services connect when the worker starts.
+
+    With ``eval_flags`` the call is on pipecat's eval harness instead of a Twilio
+    stream: the same pipeline, on the harness's transport, speaking RTVI to it.
+    """
     # The barge-in rules pause the bot's speech on the caller's voice; the serializer holds it.
     speech_hold = SpeechHold()
-    serializer = build_serializer(start, settings.twilio, speech_hold=speech_hold)
-    transport = _transport(websocket, serializer, max_call_secs=settings.max_call_secs)
+    params = _transport_params(max_call_secs=settings.max_call_secs)
+    if eval_flags is None:
+        serializer = build_serializer(start, settings.twilio, speech_hold=speech_hold)
+        transport = FastAPIWebsocketTransport(
+            websocket, FastAPIWebsocketParams(**params, serializer=serializer)
+        )
+    else:
+        serializer = EvalLineSerializer(ending=ending, speech_hold=speech_hold)
+        transport = eval_transport(websocket, eval_flags, serializer, params=params)
     user_turns, assistant_turns, turn_end = _turn_aggregators(
         settings, tools=tools, ending=ending, speech_hold=speech_hold
     )
@@ -118,7 +133,7 @@ def build_call_pipeline(
     )
     keypad = TransferKey(on_transfer_key, on_key=on_key)
     pipeline = _pipeline(parts, keypad=keypad, watch=watch, confirmed=confirmed)
-    parts.worker = _worker(pipeline, parts.latency)
+    parts.worker = _worker(pipeline, parts.latency, rtvi=eval_flags is not None)
     return parts
 
 
@@ -184,30 +199,25 @@ def build_serializer(
     )
 
 
-def _transport(
-    websocket: WebSocket, serializer: GuardedTwilioSerializer, *, max_call_secs: float
-) -> FastAPIWebsocketTransport:
-    return FastAPIWebsocketTransport(
-        websocket,
-        FastAPIWebsocketParams(
-            audio_in_enabled=True,
-            # Pipecat Cloud's Krisp VIVA, where the platform provides it (None elsewhere).
-            audio_in_filter=noise_filter.caller_audio_filter(),
-            audio_out_enabled=True,
-            serializer=serializer,
-            session_timeout=int(max_call_secs),
-            # Endings wait for Twilio's mark echo, which proves the goodbye was heard.
-            audio_out_end_silence_secs=0,
-            # The bot's audio goes to Twilio in 40 ms media messages (pipecat's default).
-            # Twilio holds about one message ahead, and a pause for the caller's voice
-            # (speech_hold.py) lets that play out: 80 ms messages saved some CPU but left
-            # the bot audible longer when a caller barged in (docs/performance.md).
-            audio_out_10ms_chunks=4,
-        ),
-    )
+def _transport_params(*, max_call_secs: float) -> dict[str, Any]:
+    """The transport's parameters but its serializer: a Twilio stream's, and an eval's too."""
+    return {
+        "audio_in_enabled": True,
+        # Pipecat Cloud's Krisp VIVA, where the platform provides it (None elsewhere).
+        "audio_in_filter": noise_filter.caller_audio_filter(),
+        "audio_out_enabled": True,
+        "session_timeout": int(max_call_secs),
+        # Endings wait for Twilio's mark echo, which proves the goodbye was heard.
+        "audio_out_end_silence_secs": 0,
+        # The bot's audio goes to Twilio in 40 ms media messages (pipecat's default).
+        # Twilio holds about one message ahead, and a pause for the caller's voice
+        # (speech_hold.py) lets that play out: 80 ms messages saved some CPU but left
+        # the bot audible longer when a caller barged in (docs/performance.md).
+        "audio_out_10ms_chunks": 4,
+    }
 
 
-def _worker(pipeline: Pipeline, latency: UserBotLatencyObserver) -> PipelineWorker:
+def _worker(pipeline: Pipeline, latency: UserBotLatencyObserver, *, rtvi: bool) -> PipelineWorker:
     return PipelineWorker(
         pipeline,
         params=PipelineParams(
@@ -215,7 +225,9 @@ def _worker(pipeline: Pipeline, latency: UserBotLatencyObserver) -> PipelineWork
             audio_out_sample_rate=PHONE_SAMPLE_RATE,
             enable_metrics=True,
         ),
-        enable_rtvi=False,  # Twilio rejects any JSON that is not Media Streams (error 31951).
+        # Twilio rejects any JSON that is not Media Streams (error 31951); the eval harness
+        # speaks RTVI: it waits for bot-ready and watches the bot's RTVI events.
+        enable_rtvi=rtvi,
         # Two observers that would see every frame: nothing here uses turn tracking, and
         # silence and MAX_CALL_SECS end idle calls.
         enable_turn_tracking=False,
