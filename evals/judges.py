@@ -15,12 +15,15 @@ from pipecat.services.openai.llm import OpenAILLMService
 
 def openai_compatible(config: dict[str, Any]) -> OpenAILLMService:
     """An OpenAI-compatible LLM for the harness: ``model``, ``base_url``, ``api_key_env``."""
+    model = config.get("model")
+    if not model:
+        raise ValueError("name the LLM's model: e.g. { factory: ..., model: gpt-4.1-mini }")
     key_variable = config.get("api_key_env", "OPENAI_API_KEY")
     api_key = os.environ.get(key_variable)
     if not api_key:
-        raise ValueError(f"{key_variable} is not set: the judge needs its key (see docs/evals.md)")
+        raise ValueError(f"{key_variable} is not set: the LLM needs its key (see docs/evals.md)")
     return OpenAILLMService(
         api_key=api_key,
         base_url=config.get("base_url"),
-        settings=OpenAILLMService.Settings(model=config["model"]),
+        settings=OpenAILLMService.Settings(model=model),
     )

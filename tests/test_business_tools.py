@@ -15,6 +15,7 @@ from openai import AsyncOpenAI
 from bot_runtime.json_safe import json_safe
 from testkit.bot_server import REPO, free_port, start_bot_server
 from testkit.caller_audio import AUDIO
+from testkit.eval_harness import documented_command, run_harness
 from testkit.fakes import NoChoices, Reply, ToolCall
 from testkit.fakes.business_server import Answer, FakeBusinessServer
 from testkit.scenario import (
@@ -288,6 +289,31 @@ async def test_declared_and_python_tools_answer_the_caller(fakes, orders_api, or
     analysis_request = fakes.openai.requests[-1]
     assert analysis_request["response_format"]["json_schema"]["strict"] is True
     assert "Where is order 4567?" in analysis_request["messages"][1]["content"]
+
+
+async def test_pipecat_eval_passes_the_order_desks_scenarios(
+    fakes, orders_api, order_desk, records, tmp_path
+):
+    """The command docs/evals.md gives, against the order desk's agent: its orders API the
+    loopback one, as a stand-in must be; the fake LLM calls the tool the caller's words ask for."""
+    fakes.openai.responder = order_desk_llm
+    orders_api.script(
+        "/orders/status", Answer(body={"order_id": "4567", "status": "shipped", "eta": "Thu"})
+    )
+    example, _ = order_desk
+    asked_before = len(orders_api.requests_to("/orders/status"))
+    run = await run_harness(
+        documented_command("docs/evals.md", "examples/order_desk/evals/"),
+        bot_url=example.url,
+        logs=tmp_path,
+    )
+    assert run.code == 0 and "2/2 passed" in run.out, run.out
+    (request,) = orders_api.requests_to("/orders/status")[asked_before:]
+    assert request.json()["arguments"] == {"order_id": "4567"}
+    assert request.json()["call"]["call_sid"].startswith("eval-")
+    assert "Tool check_opening_hours answered" in example.logs()
+    assert not [r.path for r in fakes.twilio.requests if "eval-" in r.path]
+    assert not [r.path for r in records.requests if b"eval-" in r.body]
 
 
 @pytest.mark.parametrize(

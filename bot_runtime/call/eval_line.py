@@ -129,6 +129,8 @@ class EvalLineSerializer(EvalSerializer):
             logger.warning("Dropped a raw-audio message without base64 audio and a sample rate")
             return None
         audio = await self._resampler.resample(pcm, rate, self._pipeline_rate)
+        if not audio:  # The resampler holds the start of a stream back.
+            return None
         return InputAudioRawFrame(audio=audio, num_channels=1, sample_rate=self._pipeline_rate)
 
 
