@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import importlib
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -69,11 +70,16 @@ async def test_pipecat_eval_passes_the_shipped_scenarios_with_no_twilio_part(
     assert not [r.path for r in records.requests if b"eval-" in r.body]
 
 
-def test_the_simulated_caller_builds_its_caller_and_judge_from_the_factory(monkeypatch):
-    """evals/simulated/ is run by hand (it needs a key and spends tokens); here it loads, and its
-    factory builds an OpenAI-compatible LLM for each part, sending nothing."""
+def test_the_hand_run_scenarios_name_factories_that_build_their_services(monkeypatch):
+    """evals/audio/ and evals/simulated/ are run by hand (the simulation needs a key and spends
+    tokens): here they load, each factory they name exists, and the LLMs build, sending
+    nothing (the voice and the ear would load their models)."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-not-used")
+    (spoken,) = EvalScenarioFile.load(REPO / "evals" / "audio" / "spoken_goodbye.yaml")
     (simulation,) = EvalScenarioFile.load(REPO / "evals" / "simulated" / "quick_question.yaml")
+    for block in (spoken.user_speech, spoken.transcriber, simulation.user_speech):
+        module, _, name = block["factory"].rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name))
     assert llm_service_from_config(simulation.simulator, where="simulator")
     assert classifier_from_config(simulation.judge, where="judge.eval")
 
