@@ -46,6 +46,8 @@ class PhoneSettings:
     account_sid: str
     account_source: str
     parameters: dict[str, str]
+    # The agent file's languages: {"default": code, "declared": [codes]}, for the page's choice.
+    languages: dict[str, Any]
 
 
 def phone_settings(
@@ -81,6 +83,7 @@ def phone_settings(
         account_sid=account_sid or TEST_ACCOUNT_SID,
         account_source="TWILIO_ACCOUNT_SID" if account_sid else "a test SID: no TWILIO_ACCOUNT_SID",
         parameters=parameters,
+        languages={"default": "en", "declared": ["en"]},
     )
 
 
