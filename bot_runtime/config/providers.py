@@ -5,6 +5,7 @@ from importlib.util import find_spec
 from typing import Any
 
 from bot_runtime.config.environment import EnvReader
+from bot_runtime.config.languages import DEFAULT_CARTESIA_MODEL
 from bot_runtime.logs import SECRET
 
 # Each service is a cloud provider or "local"; without a choice, the cloud one if its key is set.
@@ -76,6 +77,7 @@ def read_services(reader: EnvReader) -> dict[str, Any]:
         "cartesia_voice_id": reader.text(
             "CARTESIA_VOICE_ID", "694f9389-aac1-45b6-b726-9d9369183238"
         ),
+        "cartesia_model": reader.text("CARTESIA_MODEL", DEFAULT_CARTESIA_MODEL),
     }
 
 

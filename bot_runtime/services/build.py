@@ -115,7 +115,9 @@ def build_tts_with_backup(settings: BotSettings) -> BackedUp:
         CartesiaPhraseFirstTTS(
             api_key=backup.api_key or "",
             sample_rate=PHONE_SAMPLE_RATE,
-            settings=CartesiaTTSService.Settings(voice=backup.voice_id),
+            settings=CartesiaTTSService.Settings(
+                model=settings.cartesia_model, voice=backup.voice_id
+            ),
             **options,
         ),
     )
@@ -152,6 +154,8 @@ def build_tts(settings: BotSettings) -> TTSService:
     return CartesiaPhraseFirstTTS(
         api_key=settings.cartesia_api_key,
         sample_rate=PHONE_SAMPLE_RATE,
-        settings=CartesiaTTSService.Settings(voice=settings.cartesia_voice_id),
+        settings=CartesiaTTSService.Settings(
+            model=settings.cartesia_model, voice=settings.cartesia_voice_id
+        ),
         **options,
     )

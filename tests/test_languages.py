@@ -1,0 +1,100 @@
+"""Languages: declared in the agent file, checked at start-up, one chosen per call."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot_runtime.config.languages import canonical
+from bot_runtime.config.settings import BotSettings, ConfigError
+
+SERVICE_KEYS = {"OPENAI_API_KEY": "sk", "DEEPGRAM_API_KEY": "dg", "CARTESIA_API_KEY": "ca"}
+SPANISH = """
+[languages.es]
+greeting = "Hola, ¿en qué puedo ayudarle?"
+goodbye = "Gracias por llamar. ¡Adiós!"
+silence_prompt = "¿Sigue ahí?"
+voicemail_message = "Hola, llámenos cuando pueda. Adiós."
+voice = "spanish-voice"
+prompt = "Trate al cliente de usted."
+
+[numbers]
+"+34 911 234 567" = "es"
+"""
+
+
+def settings_with(tmp_path, agent_file: str, **env: str) -> BotSettings:
+    (tmp_path / "agent.toml").write_text(agent_file)
+    return BotSettings.from_env(SERVICE_KEYS | {"AGENT_FILE": str(tmp_path / "agent.toml")} | env)
+
+
+def problems_of(tmp_path, agent_file: str, **env: str) -> list[str]:
+    with pytest.raises(ConfigError) as error:
+        settings_with(tmp_path, agent_file, **env)
+    return str(error.value).splitlines()
+
+
+def test_a_call_gets_its_language_from_the_parameter_then_the_called_number(tmp_path):
+    languages = settings_with(tmp_path, SPANISH).languages
+    spanish, english = languages.by_code["es"], languages.by_code["en"]
+    assert (spanish.voice_id, spanish.stt_model) == ("spanish-voice", "nova-3-general")
+    assert english.greeting.startswith("Hello") and languages.analysis == "en"
+    choose = languages.choose
+    assert choose(parameter="es", called_number=None) == (spanish, "parameter")
+    assert choose(parameter="ES-mx", called_number=None) == (spanish, "parameter")
+    assert choose(parameter="en", called_number="+34911234567") == (english, "parameter")
+    assert choose(parameter=None, called_number="+34911234567") == (spanish, "called number")
+    # A language nobody declared is ignored (one warning line); the next rule applies.
+    assert choose(parameter="de", called_number="+34911234567") == (spanish, "called number")
+    assert choose(parameter="de", called_number="+14155550999") == (english, "default")
+    assert "Trate al cliente de usted." in (languages.instruction(spanish) or "")
+    # Nothing declared: the prompt stays as it always was.
+    plain = BotSettings.from_env(SERVICE_KEYS).languages
+    assert plain.instruction(plain.by_code["en"]) is None
+
+
+def test_language_problems_are_one_line_each_naming_the_file(tmp_path):
+    agent_file = (
+        SPANISH
+        + """
+"+1 415" = "es"
+"+14155550000" = "de"
+
+[languages.fr]
+greeting = "Bonjour"
+
+[languages.en]
+greeting = "Hi"
+"""
+    )
+    shown = str(tmp_path / "agent.toml")
+    assert problems_of(tmp_path, 'language = "english"\n' + agent_file) == [
+        f"{shown}: language: 'english' is not a language code (like 'es' or 'pt-BR')",
+        f"{shown}: languages.fr: set goodbye, silence_prompt, voicemail_message, voice: a "
+        "French call must not hear another language's words or voice",
+        f"{shown}: languages.en: 'en' is the default language: its words are the top-level "
+        "keys (greeting, goodbye, ...) and its voice CARTESIA_VOICE_ID",
+        f"{shown}: numbers.+1 415: the number is too short: 4 digits, a number with its "
+        "country code has at least 7",
+        f"{shown}: numbers.+14155550000: 'de' is not a declared language (en, es)",
+    ]
+    # A default other than English must say its own words with its own voice.
+    assert problems_of(tmp_path, 'language = "es"\ngreeting = "Hola"') == [
+        f"{shown}: language: 'es' is the default: set goodbye, silence_prompt, "
+        "voicemail_message in it (the built-in ones are English)",
+        f"{shown}: language: 'es' is the default: set CARTESIA_VOICE_ID to a voice for it "
+        "(the built-in voice is an English one)",
+    ]
+
+
+@pytest.fixture(scope="module")
+def spanish_too(tmp_path_factory):
+    return settings_with(tmp_path_factory.mktemp("agent"), SPANISH).languages
+
+
+@given(parameter=st.text(max_size=30), number=st.text(max_size=30))
+def test_whatever_a_stream_passes_the_call_gets_a_declared_language(spanish_too, parameter, number):
+    language, why = spanish_too.choose(parameter=parameter, called_number=number)
+    assert spanish_too.by_code[language.code] == language
+    assert why in ("parameter", "called number", "default")
+    tag = canonical(parameter)
+    assert tag is None or canonical(tag) == tag
