@@ -1,7 +1,5 @@
 """What a phone line carries: Twilio Media Streams' audio format (no heavy imports, for all)."""
 
-import re
-
 # Twilio Media Streams carry the caller's and the bot's audio as 8 kHz mono mu-law, and the
 # bot keeps every stage at this rate (resampling 20 ms chunks makes phone audio choppy).
 PHONE_SAMPLE_RATE = 8000
@@ -10,7 +8,3 @@ STREAM_SECRET_PARAMETER = "stream_secret"
 # The Twilio mark sent just before the silence prompt ("Are you still there?"), numbered
 # ("silence-prompt-1"): it tells a caller that speech is a prompt, not a reply to them.
 SILENCE_PROMPT_MARK = "silence-prompt"
-# The TwiML <Parameter> that chooses the call's language (an agent file's [languages.XX] code).
-LANGUAGE_PARAMETER = "language"
-# A language code as Deepgram and Cartesia write them: "es", "pt-BR", "es-419".
-LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,4})?")

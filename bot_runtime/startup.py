@@ -24,7 +24,7 @@ def prepare(settings: BotSettings) -> None:
     Every call shares them; loading them here means a missing prompt stops the bot
     at start-up rather than mid-call, and the first caller waits no longer than the rest.
     """
-    load_prompts()
+    load_prompts(default=settings.languages.default, languages=settings.languages.by_code)
     prepare_services(settings)
     if not settings.twilio.missing_credentials:  # Without them no call reaches the REST API.
         warm_up_twilio_sdk()

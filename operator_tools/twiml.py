@@ -15,7 +15,8 @@ from bot_runtime.call.facts import (
     NUMBER_PARAMETERS,
     ROUTING_PARAMETERS,
 )
-from bot_runtime.phone_line import LANGUAGE_CODE, LANGUAGE_PARAMETER, STREAM_SECRET_PARAMETER
+from bot_runtime.config.languages import LANGUAGE_PARAMETER, canonical
+from bot_runtime.phone_line import STREAM_SECRET_PARAMETER
 
 # Pipecat Cloud regions, each with its own Twilio websocket endpoint. The agent must be
 # deployed in the region its TwiML names; pcc-deploy.toml uses the same region names.
@@ -200,7 +201,7 @@ def check_parameter(name: str, value: str, *, source: str) -> None:
         )
     if _CONTROL_CHARACTERS.search(value):
         raise TwimlError(f"{source}: the value of {name!r} contains a newline or control character")
-    if name == LANGUAGE_PARAMETER and value and not LANGUAGE_CODE.fullmatch(value):
+    if name == LANGUAGE_PARAMETER and value and canonical(value) is None:
         # The bot would not find it among the agent file's languages and answer in the
         # default one: refused here, before anyone is called.
         raise TwimlError(f"{source}: language {value!r} is not a language code, e.g. es or pt-BR")

@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 from dotenv import load_dotenv
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from bot_runtime.phone_line import LANGUAGE_CODE, LANGUAGE_PARAMETER, STREAM_SECRET_PARAMETER
+from bot_runtime.config.languages import LANGUAGE_PARAMETER, base, canonical
+from bot_runtime.phone_line import STREAM_SECRET_PARAMETER
 from testkit import conversation
 from testkit.call_log import CallLog
 from testkit.conversation import REPLY_MAX_SECS, UsageError
@@ -155,7 +156,7 @@ def _parameters(
         parameters[STREAM_SECRET_PARAMETER] = stream_secret
     given: set[str] = set()
     if language is not None:
-        if not LANGUAGE_CODE.fullmatch(language):
+        if canonical(language) is None:
             raise UsageError(f"--language {language}: give a language code, e.g. es or pt-BR")
         parameters[LANGUAGE_PARAMETER] = language
         given.add(LANGUAGE_PARAMETER)
@@ -186,10 +187,9 @@ def _whisper_language(code: str | None, known: list[str]) -> str:
     """The Whisper code for the call's language ("pt-BR" -> "pt"); English without one."""
     if code is None:
         return "en"
-    base = code.partition("-")[0]
-    if base not in known:
-        raise UsageError(f"--language {code}: the local Whisper cannot transcribe {base!r}")
-    return base
+    if base(code) not in known:
+        raise UsageError(f"--language {code}: the local Whisper cannot transcribe {base(code)!r}")
+    return base(code)
 
 
 async def _check_reachable(url: str) -> None:
