@@ -34,6 +34,13 @@ from bot_runtime.tools.builtin import call_tools
 from bot_runtime.twilio.call_control import CallNotLive
 from bot_runtime.twilio.stream import StreamStart
 
+# How the log says what chose the call's language.
+CHOSEN_BY = {
+    "parameter": "the language parameter",
+    "called number": "the number (agent file's [numbers])",
+    "default": "default",
+}
+
 
 class PhoneCall:
     """A conversation on one Twilio Media Stream, from greeting to hang-up.
@@ -55,9 +62,17 @@ class PhoneCall:
         self._silence_prompts = 0
         self._caller_turn_at = 0.0
         self._agent_turn_at = 0.0
+        # What the bot says from here on is read from the language when said: public, for
+        # a call that changes language mid-call.
+        self.language, chosen_by = settings.languages.choose(
+            parameter=facts.language, called_number=facts.our_number
+        )
+        logger.info(f"Call language: {self.language.name}, chosen by {CHOSEN_BY[chosen_by]}")
         self.record = CallRecord(
             info=facts.info(start.call_sid, start.custom_parameters),
             stream_sid=start.stream_sid,
+            language=self.language.code,
+            language_chosen_by=chosen_by,
         )
         self.ending = CallEnding()
         # Set once Twilio has confirmed the call (or cannot be asked); the caller's turns
@@ -91,6 +106,7 @@ class PhoneCall:
             start=start,
             facts=facts,
             settings=settings,
+            language=self.language,
             tools=tools,
             ending=self.ending,
             on_transfer_key=self._on_transfer_key,
@@ -120,11 +136,12 @@ class PhoneCall:
             playout=self.playout,
             worker=p.worker,
             hand_over=self.transfer.hand_over if self.transfer.available else None,
-            goodbye=settings.goodbye,
+            goodbye=lambda: self.language.goodbye,
             tasks=self.tasks,
         )
         self.opening = CallOpening(
             settings=settings,
+            greeting=self.language.greeting,
             outbound=self._facts.outbound,
             record=self.record,
             playout=self.playout,
@@ -269,7 +286,7 @@ class PhoneCall:
     async def _on_caller_silent(self, *_args) -> None:
         self._silence_prompts += 1
         if self._silence_prompts == 1:
-            await self.playout.say(self._settings.silence_prompt, marked_as=SILENCE_PROMPT_MARK)
+            await self.playout.say(self.language.silence_prompt, marked_as=SILENCE_PROMPT_MARK)
         else:
             self.goodbyes.say_goodbye(EndedReason.SILENCE)
 
@@ -311,7 +328,7 @@ class PhoneCall:
 
     async def _on_voicemail(self, detector: VoicemailDetector) -> None:
         self.record.answered_by = "machine"
-        message = self._facts.extra.get("voicemail_message") or self._settings.voicemail_message
+        message = self._facts.extra.get("voicemail_message") or self.language.voicemail_message
         self.goodbyes.leave_voicemail(message, detector=detector)
 
     # --- actions the LLM's tools and the keypad ask for ---------------------------------

@@ -33,6 +33,7 @@ from bot_runtime.call.ending import CallEnding
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
 from bot_runtime.call.recorded_prompts import PromptPlayer
+from bot_runtime.config.languages import Language
 from bot_runtime.config.settings import BotSettings, TwilioSettings
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.services import noise_filter
@@ -79,6 +80,7 @@ def build_call_pipeline(
     start: StreamStart,
     facts: CallFacts,
     settings: BotSettings,
+    language: Language,
     tools: ToolsSchema,
     ending: CallEnding,
     on_transfer_key: Callable[[], Awaitable[None]],
@@ -86,7 +88,8 @@ def build_call_pipeline(
     watch: ServiceWatch,
     confirmed: asyncio.Event,
 ) -> CallPipeline:
-    """Build the call's processors and worker; services connect when the worker starts."""
+    """Build the call's processors and worker, speaking ``language``; services connect when
+    the worker starts."""
     # The barge-in rules pause the bot's speech on the caller's voice; the serializer holds it.
     speech_hold = SpeechHold()
     serializer = build_serializer(start, settings.twilio, speech_hold=speech_hold)
@@ -94,9 +97,15 @@ def build_call_pipeline(
     user_turns, assistant_turns, turn_end = _turn_aggregators(
         settings, tools=tools, ending=ending, speech_hold=speech_hold
     )
-    stt, tts = build_stt(settings), build_tts_with_backup(settings)
+    stt = build_stt(settings, language=language)
+    tts = build_tts_with_backup(settings, language=language)
+    languages = settings.languages
     llm = build_llm_with_backup(
-        settings, system_instruction=system_instruction(settings.system_prompt, facts)
+        settings,
+        system_instruction=system_instruction(
+            settings.system_prompt, facts, language_lines=languages.instruction(language)
+        ),
+        reminder=languages.reminder(language),
     )
     # On outbound calls, listen first: a person, or a voicemail greeting? Until that is
     # decided, the detector's gate holds the bot's speech back.
@@ -148,9 +157,14 @@ def _pipeline(
     )
 
 
-def system_instruction(prompt: str, facts: CallFacts) -> str:
-    """The LLM's instruction for this call: the prompt, the keypad, and the call's facts."""
-    return f"{prompt}\n{KEYPAD_INSTRUCTION}\n\nAbout this call:\n{facts.describe()}"
+def system_instruction(prompt: str, facts: CallFacts, *, language_lines: str | None) -> str:
+    """The LLM's instruction for this call: the prompt, the keypad, the call's facts, and
+    the language to speak (``language_lines``; None when the agent declares no languages).
+
+    The language comes last, after the facts, which may be in another language.
+    """
+    instruction = f"{prompt}\n{KEYPAD_INSTRUCTION}\n\nAbout this call:\n{facts.describe()}"
+    return f"{instruction}\n\n{language_lines}" if language_lines else instruction
 
 
 def build_serializer(

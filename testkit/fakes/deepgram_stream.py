@@ -130,7 +130,7 @@ class Transcription:
 
     async def on_speech(self) -> None:
         if self.line is None:
-            self.line = self.fake.next_line()
+            self.line = self.fake.next_line(self.session.language)
         self.silence_secs = 0.0
         self.pause_counted = False
         self.endpointed = False
