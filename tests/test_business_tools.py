@@ -12,10 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openai import AsyncOpenAI
 
+from bot_runtime.config.providers import DEFAULT_CARTESIA_VOICE_ID
 from bot_runtime.json_safe import json_safe
 from testkit.bot_server import REPO, free_port, start_bot_server
 from testkit.caller_audio import AUDIO
-from testkit.fakes import NoChoices, Reply, ToolCall
+from testkit.fakes import NoChoices, Reply, Spoken, ToolCall
 from testkit.fakes.business_server import Answer, FakeBusinessServer
 from testkit.scenario import (
     AGENT_NUMBER,
@@ -36,9 +37,11 @@ EXAMPLE_AGENT = REPO / "examples" / "order_desk" / "agent.toml"
 SPANISH_NUMBER = "+34911234567"
 SPANISH_VOICE = "spanish-voice-0c1e"
 SPANISH_GREETING = "Hola, ¿en qué puedo ayudarle?"
-# The failing tools' agent also speaks Spanish: its tools' results are English.
+# The failing tools' agent also speaks Spanish (and listens for it on calls nothing chose a
+# language for): its tools' results are English.
 SPANISH_TOO = f"""
 analysis_language = "en"
+detect_language = true
 
 [languages.es]
 greeting = "{SPANISH_GREETING}"
@@ -353,6 +356,7 @@ async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, o
     orders_api.script("/renamed", Answer(status=307, headers={"Location": "/orders/renamed"}))
     orders_api.script("/orders/renamed", Answer(body={"status": "found"}))
     _, failing = order_desk
+    sessions_before, contexts_before = len(fakes.deepgram.sessions), len(fakes.cartesia.contexts)
     # Another host (here another port): the tool's token and its body must never go there.
     async with FakeBusinessServer() as elsewhere, greeted_call(failing) as caller:
         orders_api.script(
@@ -406,6 +410,13 @@ async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, o
     record = await call_record(records, caller.call_sid)
     (delivery,) = [c for c in record["tool_calls"] if c["name"] == "delivery_lookup"]
     assert delivery["result"] == DELIVERY
+    # The agent listens for its callers' language: this one spoke English throughout, so the
+    # call stayed English on Deepgram's multilingual model, with the English voice.
+    assert [s.params["language"] for s in fakes.deepgram.sessions[sessions_before:]] == ["multi"]
+    contexts = list(fakes.cartesia.contexts.values())[contexts_before:]
+    assert {(c.language, c.voice_id) for c in contexts} == {("en", DEFAULT_CARTESIA_VOICE_ID)}
+    assert record["language"] == {"code": "en", "chosen_by": "default", "switched_from": None}
+    assert "switched to" not in logs
 
 
 async def test_a_spanish_call_is_spanish_from_greeting_to_record(
@@ -447,7 +458,7 @@ async def test_a_spanish_call_is_spanish_from_greeting_to_record(
         session = fakes.deepgram.sessions[-1]
         assert (session.language, session.params["model"]) == ("es", "nova-3-general")
         record = await call_record(records, caller.call_sid)
-        assert record["language"] == {"code": "es", "chosen_by": chosen_by}
+        assert record["language"] == {"code": "es", "chosen_by": chosen_by, "switched_from": None}
         assert "Call language: Spanish (es), chosen by" in bot.logs()
         if chosen_by == "parameter":
             assert contexts[-1].spoken.strip() == 'Esto es lo que encontré: {"status": "found"}'
@@ -457,6 +468,46 @@ async def test_a_spanish_call_is_spanish_from_greeting_to_record(
     assert (
         "Write in English (en), whatever language the call was in"
         in (analysis["messages"][0]["content"])
+    )
+
+
+async def test_a_caller_heard_speaking_spanish_switches_the_call_to_spanish_once(
+    fakes, order_desk, records
+):
+    """A call nothing chose a language for starts in the default one, English, on Deepgram's
+    multilingual model; the caller's first Spanish words switch speech-to-text, the voice
+    and the LLM's instruction to Spanish before the reply to them, once."""
+    _, bot = order_desk
+    fakes.deepgram.transcripts.append(Spoken("Quisiera hablar con una persona.", "es"))
+    sessions_before, contexts_before = len(fakes.deepgram.sessions), len(fakes.cartesia.contexts)
+    requests_before = len(fakes.openai.requests)
+    async with greeted_call(bot) as caller:
+        spoken = await caller.say(AUDIO / "saturday.wav")
+        await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=10)
+        await caller.wait_for_bot_silence(timeout=15)
+
+    # Deepgram: the multilingual model, hinted with the declared languages, then (once the
+    # caller's turn ended) Spanish on the language's own model; no other switch.
+    sessions = fakes.deepgram.sessions[sessions_before:]
+    assert [(s.params["language"], s.params["model"]) for s in sessions] == [
+        ("multi", "nova-3"),
+        ("es", "nova-3-general"),
+    ]
+    assert sessions[0].params["language_hint"] in ("en", "es")
+    greeting, *replies = list(fakes.cartesia.contexts.values())[contexts_before:]
+    assert (greeting.language, greeting.voice_id) == ("en", DEFAULT_CARTESIA_VOICE_ID)
+    assert replies and {(c.language, c.voice_id) for c in replies} == {("es", SPANISH_VOICE)}
+    # The reply to those very words was asked for in Spanish.
+    requests = fakes.openai.requests[requests_before:]
+    assert requests[-1]["messages"][-1]["content"] == "Quisiera hablar con una persona."
+    assert all("This call is in Spanish (es)." in r["messages"][0]["content"] for r in requests)
+    record = await call_record(records, caller.call_sid)
+    assert record["language"] == {"code": "es", "chosen_by": "detected", "switched_from": "en"}
+    switches = [line for line in bot.logs().splitlines() if "switched to" in line]
+    assert len(switches) == 1, switches
+    assert switches[0].endswith(
+        f"[{caller.call_sid}] Call language: switched to Spanish (es) from English (en), "
+        "heard in the caller's words"
     )
 
 

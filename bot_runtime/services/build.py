@@ -46,9 +46,15 @@ def default_language(settings: BotSettings) -> Language:
     return settings.languages.by_code[settings.languages.default]
 
 
-def build_stt(settings: BotSettings, *, language: Language | None = None) -> STTService:
+def build_stt(
+    settings: BotSettings,
+    *,
+    language: Language | None = None,
+    listening: DeepgramSTT.Settings | None = None,
+) -> STTService:
     """Deepgram streaming speech-to-text at the phone's sample rate, in the call's
-    ``language`` with its model, or local Whisper.
+    ``language`` with its model (or with ``listening``'s, on a call that listens for its
+    caller's language), or local Whisper in the call's language.
 
     Phone audio is 8 kHz end to end: asking every service for 8 kHz means nothing on
     the path resamples (resampling 20 ms chunks is what makes phone bots sound choppy).
@@ -57,12 +63,15 @@ def build_stt(settings: BotSettings, *, language: Language | None = None) -> STT
     if settings.stt_provider == LOCAL:
         from bot_runtime.services import local_models, local_services
 
-        return local_services.LocalWhisperSTTService(model=local_models.whisper())
+        return local_services.LocalWhisperSTTService(
+            model=local_models.whisper(), language=base(language.code)
+        )
     return DeepgramSTT(
         api_key=settings.deepgram_api_key,
         base_url=settings.deepgram_base_url or "",
         sample_rate=PHONE_SAMPLE_RATE,
-        settings=DeepgramSTT.Settings(model=language.stt_model, language=language.code),
+        settings=listening
+        or DeepgramSTT.Settings(model=language.stt_model, language=language.code),
     )
 
 
