@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from loguru import logger
 
+from bot_runtime.call.language_switch import detection_warnings
 from bot_runtime.call.recorded_prompts import load_prompts
 from bot_runtime.config.settings import LOCAL, BotSettings, language_problems
 from bot_runtime.services import noise_filter
@@ -32,7 +33,7 @@ def prepare(settings: BotSettings) -> None:
     # with the caller's speech level: that held the loop on the first barge-in of the process.
     np.percentile(np.zeros(2), 90)
     logger.info(describe(settings))
-    for warning in language_problems(settings)[1]:
+    for warning in [*language_problems(settings)[1], *detection_warnings(settings)]:
         logger.warning(warning)
     if not settings.stream_secret and not settings.twilio.missing_credentials:
         logger.warning(

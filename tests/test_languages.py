@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot_runtime.call.language_switch import detection_warnings
 from bot_runtime.config.languages import canonical
 from bot_runtime.config.settings import BotSettings, ConfigError, language_problems
 
@@ -134,3 +135,20 @@ def test_whatever_a_stream_passes_the_call_gets_a_declared_language(spanish_too,
     assert why in ("parameter", "called number", "default")
     tag = canonical(parameter)
     assert tag is None or canonical(tag) == tag
+
+
+def test_what_keeps_detection_from_hearing_a_language_is_said_at_start_up(tmp_path):
+    listening = SPANISH.replace("[languages.es]", "detect_language = true\n\n[languages.es]", 1)
+    assert detection_warnings(settings_with(tmp_path, listening)) == []
+    assert detection_warnings(settings_with(tmp_path, listening, STT_PROVIDER="local")) == [
+        "detect_language needs Deepgram (the local Whisper does not switch a call): each call "
+        "stays in the language its parameter, number or the default chose"
+    ]
+    georgian = '\n[languages.ka]\nstt_model = "whisper-large"\n' + "\n".join(
+        f'{key} = "ka"' for key in (*TEXTS, "voice")
+    )
+    settings = settings_with(tmp_path, listening.replace("[numbers]", georgian + "\n[numbers]"))
+    assert detection_warnings(settings) == [
+        "detect_language: Deepgram's multilingual model does not recognise Georgian (ka): a "
+        "caller speaking it is not switched to it"
+    ]

@@ -24,6 +24,15 @@ from bot_runtime.services.shared_clients import SharedClientOpenAILLMService
 # result's words ("languages"), which pipecat hands on as the transcription's language.
 MULTILINGUAL = "multi"
 MULTILINGUAL_MODEL = "nova-3"
+# What Deepgram's nova-3 multilingual model hears (developers.deepgram.com, "Nova-3 Language
+# Prompting", the 55 languages of October 2026), by base code: a caller speaking another
+# language is never heard as speaking it.
+MULTILINGUAL_LANGUAGES = frozenset([
+    "af", "ar", "be", "bn", "bs", "bg", "ca", "zh", "hr", "cs", "da", "nl", "en", "et", "fi",
+    "fr", "gl", "de", "el", "gu", "he", "hi", "hu", "id", "it", "ja", "kn", "ko", "lv", "lt",
+    "mk", "ms", "mr", "no", "fa", "pl", "pt", "ro", "ru", "sr", "sk", "sl", "es", "sv", "tl",
+    "ta", "te", "th", "tr", "uk", "vi", "xh", "zu",
+])  # fmt: skip
 # A final this short ("OK", "gracias" at the end of an English call) says too little about
 # the language the caller speaks to move the whole call.
 MIN_WORDS = 2
@@ -40,6 +49,30 @@ def detects(settings: BotSettings, *, chosen_by: str) -> bool:
         and len(languages.by_code) > 1
         and settings.stt_provider == "deepgram"
     )
+
+
+def detection_warnings(settings: BotSettings) -> list[str]:
+    """What keeps detect_language from hearing every declared language, one line each (the
+    bot starts: each call still gets the language chosen for it)."""
+    languages = settings.languages
+    if not languages.detect:
+        return []
+    if settings.stt_provider != "deepgram":
+        return [
+            "detect_language needs Deepgram (the local Whisper does not switch a call): each "
+            "call stays in the language its parameter, number or the default chose"
+        ]
+    unheard = [
+        lang.name
+        for lang in languages.by_code.values()
+        if base(lang.code) not in MULTILINGUAL_LANGUAGES
+    ]
+    if not unheard:
+        return []
+    return [
+        f"detect_language: Deepgram's multilingual model does not recognise "
+        f"{', '.join(unheard)}: a caller speaking it is not switched to it"
+    ]
 
 
 def listening_settings(languages: Languages) -> DeepgramSTT.Settings:
