@@ -85,9 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    recording.folder.mkdir(parents=True, exist_ok=True)
-    for prompt, pcm in audio.items():
-        _write_wav(recording.folder / f"{prompt.value}.wav", pcm)
+    try:
+        recording.folder.mkdir(parents=True, exist_ok=True)
+        for prompt, pcm in audio.items():
+            _write_wav(recording.folder / f"{prompt.value}.wav", pcm)
+    except OSError as error:
+        print_errors(PROG, [f"cannot write the prompts into {recording.folder}: {error}"])
+        return EXIT_REFUSED
     names = ", ".join(prompt.value for prompt in audio)
     print(
         f"Recorded {len(audio)} prompts in {recording.name} with Cartesia voice "
@@ -103,9 +107,15 @@ def _plan(code: str, *, out: Path | None) -> Recording:
     languages = settings.languages
     language = languages.find(code)
     if language is None:
+        agent = settings.agent
+        where = (
+            f"the agent file ({agent.shown_as}) does not declare it"
+            if agent.path is not None
+            else "there is no agent file to declare it"
+        )
         raise ConfigError(
-            f"--language {code}: the agent file ({settings.agent.shown_as or 'none'}) does not "
-            f"declare it (declared: {', '.join(languages.by_code)}): add a [languages.{code}] table"
+            f"--language {code}: {where} (declared: {', '.join(languages.by_code)}): add a "
+            f"[languages.{code}] table"
         )
     if settings.tts_provider == LOCAL or not settings.cartesia_api_key:
         raise ConfigError("the prompts are recorded with the Cartesia voice: set CARTESIA_API_KEY")
@@ -169,7 +179,7 @@ async def _speak(websocket, recording: Recording, prompt: Prompt, text: str) -> 
                 "context_id": context_id,
                 "model_id": recording.model,
                 "voice": {"mode": "id", "id": recording.voice_id},
-                "language": recording.code.split("-")[0],
+                "language": recording.code,  # As the bot's voice asks for it.
                 "transcript": text,
                 "continue": False,
                 "output_format": {

@@ -61,8 +61,8 @@ async def test_a_languages_prompts_are_recorded_with_its_voice_and_others_fall_b
     spanish = tomllib.loads((PROMPTS_DIR / "texts.toml").read_text())["es"]
     contexts = list(cartesia.contexts.values())
     assert [c.spoken for c in contexts] == [spanish[p.value] for p in Prompt if p.spoken]
-    assert {(c.voice_id, c.model_id, c.sample_rate) for c in contexts} == {
-        ("spanish-voice", "sonic-3.6", 8000)
+    assert {(c.voice_id, c.language, c.model_id, c.sample_rate) for c in contexts} == {
+        ("spanish-voice", "es", "sonic-3.6", 8000)
     }
 
     # The bot reads them at start-up: Spanish calls hear them, French ones the English
