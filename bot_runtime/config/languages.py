@@ -25,6 +25,7 @@ LANGUAGE_KEYS = (
     "voice",
     "prompt",
     "stt_model",
+    "say_again",
 )
 REQUIRED_LANGUAGE_KEYS = ("greeting", "goodbye", "silence_prompt", "voicemail_message", "voice")
 # The texts a default language other than English must set: the built-in ones are English.
@@ -93,6 +94,9 @@ class Language:
     prompt_line: str | None
     voice_id: str
     stt_model: str
+    # Said when the speech-to-text lost the caller's words (the agent file's `say_again`);
+    # None: the built-in English line, or in another language its silence prompt.
+    say_again: str | None = None
 
     @property
     def name(self) -> str:
@@ -312,6 +316,7 @@ def read_languages(
             prompt_line=table.get("prompt"),
             voice_id=table["voice"],
             stt_model=table.get("stt_model", DEFAULT_STT_MODEL),
+            say_again=table.get("say_again"),
         )
     by_number = {}
     for number, code in numbers.items():
