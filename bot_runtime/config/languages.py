@@ -100,12 +100,12 @@ class Language:
 
     @property
     def name(self) -> str:
-        """ "Spanish (es)": the language as the LLM's instruction and the logs name it."""
+        """The language as the LLM's instruction and the logs name it: "Spanish (es)"."""
         return _named(self.code)
 
     @property
     def plain_name(self) -> str:
-        """ "Spanish", or the code of a language without a name here."""
+        """The language's English name ("Spanish"), or its code when this file has none."""
         return NAMES.get(base(self.code), self.code)
 
 
@@ -130,7 +130,7 @@ class Languages:
 
     @property
     def analysis_name(self) -> str:
-        """ "English (en)": the language the operator reads the analysis in."""
+        """The language the operator reads the analysis in, named: "English (en)"."""
         return _named(self.analysis)
 
     def find(self, code: str | None) -> Language | None:
