@@ -68,7 +68,7 @@ def describe(settings: BotSettings) -> str:
         parts.append(
             f"language {languages.default}"
             + (f", also {', '.join(others)}" if others else "")
-            + (f" ({len(languages.by_number)} numbers mapped)" if languages.by_number else "")
+            + (f", by number for {len(languages.by_number)}" if languages.by_number else "")
         )
     if settings.transfer_number:
         parts.append("transfers on" + (" with a brief" if settings.transfer_whisper_url else ""))

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot_runtime.call.language_switch import detection_warnings
+from bot_runtime.call.no_dead_air import SAY_AGAIN, say_again_in
 from bot_runtime.config.languages import canonical
 from bot_runtime.config.settings import BotSettings, ConfigError, language_problems
 
@@ -54,6 +55,8 @@ def test_a_call_gets_its_language_from_the_parameter_then_the_called_number(tmp_
     assert choose(parameter="de", called_number="+34911234567") == (spanish, "called number")
     assert choose(parameter="de", called_number="+14155550999") == (english, "default")
     assert "Trate al cliente de usted." in (languages.instruction(spanish) or "")
+    # After a lost turn the caller is asked again in the call's language, never in English.
+    assert (say_again_in(spanish), say_again_in(english)) == ("¿Sigue ahí?", SAY_AGAIN)
     # Nothing declared: the prompt stays as it always was.
     plain = BotSettings.from_env(SERVICE_KEYS).languages
     assert plain.instruction(plain.by_code["en"]) is None

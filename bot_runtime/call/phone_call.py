@@ -163,6 +163,7 @@ class PhoneCall:
             goodbyes=self.goodbyes,
             record=self.record,
             promise_secs=settings.response_timeout_secs,
+            language=lambda: self.language,
             tasks=self.tasks,
         )
 

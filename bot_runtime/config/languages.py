@@ -25,6 +25,7 @@ LANGUAGE_KEYS = (
     "voice",
     "prompt",
     "stt_model",
+    "say_again",
 )
 REQUIRED_LANGUAGE_KEYS = ("greeting", "goodbye", "silence_prompt", "voicemail_message", "voice")
 # The texts a default language other than English must set: the built-in ones are English.
@@ -93,15 +94,18 @@ class Language:
     prompt_line: str | None
     voice_id: str
     stt_model: str
+    # Said when the speech-to-text lost the caller's words (the agent file's `say_again`);
+    # None: the built-in English line, or in another language its silence prompt.
+    say_again: str | None = None
 
     @property
     def name(self) -> str:
-        """ "Spanish (es)": the language as the LLM's instruction and the logs name it."""
+        """The language as the LLM's instruction and the logs name it: "Spanish (es)"."""
         return _named(self.code)
 
     @property
     def plain_name(self) -> str:
-        """ "Spanish", or the code of a language without a name here."""
+        """The language's English name ("Spanish"), or its code when this file has none."""
         return NAMES.get(base(self.code), self.code)
 
 
@@ -126,7 +130,7 @@ class Languages:
 
     @property
     def analysis_name(self) -> str:
-        """ "English (en)": the language the operator reads the analysis in."""
+        """The language the operator reads the analysis in, named: "English (en)"."""
         return _named(self.analysis)
 
     def find(self, code: str | None) -> Language | None:
@@ -312,6 +316,7 @@ def read_languages(
             prompt_line=table.get("prompt"),
             voice_id=table["voice"],
             stt_model=table.get("stt_model", DEFAULT_STT_MODEL),
+            say_again=table.get("say_again"),
         )
     by_number = {}
     for number, code in numbers.items():
