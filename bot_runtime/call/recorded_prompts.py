@@ -48,9 +48,8 @@ class RecordedPrompts:
 
     def audio(self, prompt: Prompt, language: str | None = None) -> bytes:
         """The prompt in ``language``; the default language's where it has none."""
-        return self.by_language.get(language or self.default, self.by_language[self.default])[
-            prompt
-        ]
+        prompts = self.by_language.get(language or self.default)
+        return (prompts or self.by_language[self.default])[prompt]
 
 
 _loaded: RecordedPrompts | None = None
