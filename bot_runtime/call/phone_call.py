@@ -19,6 +19,7 @@ from bot_runtime.after_call.deliveries import send_after_the_call
 from bot_runtime.call.ending import CallEnding, EndedReason, Goodbyes
 from bot_runtime.call.eval_line import no_redirect
 from bot_runtime.call.facts import CallFacts
+from bot_runtime.call.language_switch import detects
 from bot_runtime.call.loop_lag import stop_watching, watch_loop_lag
 from bot_runtime.call.no_dead_air import NoDeadAir
 from bot_runtime.call.opening import CallOpening
@@ -27,6 +28,7 @@ from bot_runtime.call.playout import Playout
 from bot_runtime.call.record import CallRecord
 from bot_runtime.call.tool_calls import business_tool_schemas
 from bot_runtime.call.transfer import Redirect, Transfer
+from bot_runtime.config.languages import Language
 from bot_runtime.config.settings import LOCAL, BotSettings
 from bot_runtime.phone_line import SILENCE_PROMPT_MARK
 from bot_runtime.services.deepgram import DeepgramSTT
@@ -35,6 +37,13 @@ from bot_runtime.side_tasks import SideTasks
 from bot_runtime.tools.builtin import call_tools
 from bot_runtime.twilio.call_control import CallNotLive, redirect_to
 from bot_runtime.twilio.stream import StreamStart
+
+# How the log says what chose the call's language.
+CHOSEN_BY = {
+    "parameter": "the language parameter",
+    "called number": "the number (agent file's [numbers])",
+    "default": "default",
+}
 
 
 class PhoneCall:
@@ -65,9 +74,17 @@ class PhoneCall:
         self._silence_prompts = 0
         self._caller_turn_at = 0.0
         self._agent_turn_at = 0.0
+        # What the bot says from here on is read from the language when said: public, for
+        # a call that changes language mid-call.
+        self.language, chosen_by = settings.languages.choose(
+            parameter=facts.language, called_number=facts.our_number
+        )
+        logger.info(f"Call language: {self.language.name}, chosen by {CHOSEN_BY[chosen_by]}")
         self.record = CallRecord(
             info=facts.info(start.call_sid, start.custom_parameters),
             stream_sid=start.stream_sid,
+            language=self.language.code,
+            language_chosen_by=chosen_by,
         )
         self.ending = CallEnding()
         # Set once Twilio has confirmed the call (or cannot be asked); the caller's turns
@@ -101,12 +118,16 @@ class PhoneCall:
             start=start,
             facts=facts,
             settings=settings,
+            language=self.language,
             tools=tools,
             ending=self.ending,
             on_transfer_key=self._on_transfer_key,
             on_key=self.record.key_pressed,
             watch=self.watch,
             confirmed=self.confirmed,
+            on_language_heard=(
+                self._on_language_heard if detects(settings, chosen_by=chosen_by) else None
+            ),
             eval_flags=eval_flags,
         )
         self.record.preemption = self.pipeline.turn_end.preemption
@@ -132,11 +153,12 @@ class PhoneCall:
             playout=self.playout,
             worker=p.worker,
             hand_over=self.transfer.hand_over if self.transfer.available else None,
-            goodbye=settings.goodbye,
+            goodbye=lambda: self.language.goodbye,
             tasks=self.tasks,
         )
         self.opening = CallOpening(
             settings=settings,
+            greeting=self.language.greeting,
             outbound=self._facts.outbound,
             record=self.record,
             playout=self.playout,
@@ -153,6 +175,7 @@ class PhoneCall:
             goodbyes=self.goodbyes,
             record=self.record,
             promise_secs=settings.response_timeout_secs,
+            language=lambda: self.language,
             tasks=self.tasks,
         )
 
@@ -278,10 +301,18 @@ class PhoneCall:
                 message.content, at_secs=self._agent_turn_at, interrupted=message.interrupted
             )
 
+    def _on_language_heard(self, old: Language, new: Language) -> None:
+        """The caller speaks another of the agent's languages: the rest of the call is in it."""
+        self.language = new
+        self.pipeline.prompts.language = new.code
+        self.record.language = new.code
+        self.record.language_chosen_by = "detected"
+        self.record.language_switched_from = old.code
+
     async def _on_caller_silent(self, *_args) -> None:
         self._silence_prompts += 1
         if self._silence_prompts == 1:
-            await self.playout.say(self._settings.silence_prompt, marked_as=SILENCE_PROMPT_MARK)
+            await self.playout.say(self.language.silence_prompt, marked_as=SILENCE_PROMPT_MARK)
         else:
             self.goodbyes.say_goodbye(EndedReason.SILENCE)
 
@@ -323,7 +354,7 @@ class PhoneCall:
 
     async def _on_voicemail(self, detector: VoicemailDetector) -> None:
         self.record.answered_by = "machine"
-        message = self._facts.extra.get("voicemail_message") or self._settings.voicemail_message
+        message = self._facts.extra.get("voicemail_message") or self.language.voicemail_message
         self.goodbyes.leave_voicemail(message, detector=detector)
 
     # --- actions the LLM's tools and the keypad ask for ---------------------------------

@@ -35,7 +35,9 @@ from bot_runtime.call.ending import CallEnding
 from bot_runtime.call.eval_line import EvalLineSerializer, eval_transport
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
+from bot_runtime.call.language_switch import LanguageSwitch, listening_settings
 from bot_runtime.call.recorded_prompts import PromptPlayer
+from bot_runtime.config.languages import Language
 from bot_runtime.config.settings import BotSettings, TwilioSettings
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.services import noise_filter
@@ -73,6 +75,7 @@ class CallPipeline:
     prompts: PromptPlayer
     voicemail: VoicemailDetector | None
     latency: UserBotLatencyObserver
+    language_switch: LanguageSwitch | None = None
     worker: PipelineWorker = field(init=False)
 
 
@@ -82,18 +85,23 @@ def build_call_pipeline(
     start: StreamStart,
     facts: CallFacts,
     settings: BotSettings,
+    language: Language,
     tools: ToolsSchema,
     ending: CallEnding,
     on_transfer_key: Callable[[], Awaitable[None]],
     on_key: Callable[[str], None],
     watch: ServiceWatch,
     confirmed: asyncio.Event,
+    on_language_heard: Callable[[Language, Language], None] | None = None,
     eval_flags: EvalConnectionFlags | None = None,
 ) -> CallPipeline:
-    """Build the call's processors and worker; services connect when the worker starts.
+    """Build the call's processors and worker, speaking ``language``; services connect when
+    the worker starts.
 
-    With ``eval_flags`` the call is on pipecat's eval harness instead of a Twilio
-    stream: the same pipeline, on the harness's transport, speaking RTVI to it.
+    With ``on_language_heard``, the call listens for its caller's language and may switch
+    to it once (see language_switch.py), which then calls it with the old and new language.
+    With ``eval_flags`` the call is on pipecat's eval harness instead of a Twilio stream:
+    the same pipeline, on the harness's transport, speaking RTVI to it.
     """
     # The barge-in rules pause the bot's speech on the caller's voice; the serializer holds it.
     speech_hold = SpeechHold()
@@ -109,9 +117,29 @@ def build_call_pipeline(
     user_turns, assistant_turns, turn_end = _turn_aggregators(
         settings, tools=tools, ending=ending, speech_hold=speech_hold
     )
-    stt, tts = build_stt(settings), build_tts_with_backup(settings)
+    languages = settings.languages
+    listening = listening_settings(languages) if on_language_heard else None
+    stt = build_stt(settings, language=language, listening=listening)
+    tts = build_tts_with_backup(settings, language=language)
+
+    def instruction(spoken: Language) -> str:
+        lines = languages.instruction(spoken)
+        return system_instruction(settings.system_prompt, facts, language_lines=lines)
+
     llm = build_llm_with_backup(
-        settings, system_instruction=system_instruction(settings.system_prompt, facts)
+        settings, system_instruction=instruction(language), reminder=languages.reminder(language)
+    )
+    language_switch = (
+        LanguageSwitch(
+            languages=languages,
+            language=language,
+            tts=tts.services,
+            llm=llm.services,
+            instruction=instruction,
+            on_switch=on_language_heard,
+        )
+        if on_language_heard
+        else None
     )
     # On outbound calls, listen first: a person, or a voicemail greeting? Until that is
     # decided, the detector's gate holds the bot's speech back.
@@ -127,7 +155,8 @@ def build_call_pipeline(
         stt=stt,
         llm=llm,
         tts=tts,
-        prompts=PromptPlayer(),
+        prompts=PromptPlayer(language=language.code),
+        language_switch=language_switch,
         voicemail=voicemail,
         latency=UserBotLatencyObserver(),
     )
@@ -145,6 +174,7 @@ def _pipeline(
         [
             p.transport.input(),
             p.stt,
+            *([p.language_switch] if p.language_switch else []),
             *([p.voicemail.detector()] if p.voicemail else []),
             keypad,
             keypad_to_text(),
@@ -163,9 +193,14 @@ def _pipeline(
     )
 
 
-def system_instruction(prompt: str, facts: CallFacts) -> str:
-    """The LLM's instruction for this call: the prompt, the keypad, and the call's facts."""
-    return f"{prompt}\n{KEYPAD_INSTRUCTION}\n\nAbout this call:\n{facts.describe()}"
+def system_instruction(prompt: str, facts: CallFacts, *, language_lines: str | None) -> str:
+    """The LLM's instruction for this call: the prompt, the keypad, the call's facts, and
+    the language to speak (``language_lines``; None when the agent declares no languages).
+
+    The language comes last, after the facts, which may be in another language.
+    """
+    instruction = f"{prompt}\n{KEYPAD_INSTRUCTION}\n\nAbout this call:\n{facts.describe()}"
+    return f"{instruction}\n\n{language_lines}" if language_lines else instruction
 
 
 def build_serializer(
