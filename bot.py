@@ -16,7 +16,7 @@ from pipecat.runner.types import RunnerArguments, WebSocketRunnerArguments
 
 from bot_runtime import dev_runner
 from bot_runtime.after_call.deliveries import record_sent, retry_the_spool
-from bot_runtime.call.eval_call import offered_secret, run_eval
+from bot_runtime.call.eval_call import run_eval, secret_carried
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.phone_call import PhoneCall
 from bot_runtime.config.settings import BotSettings, ConfigError, secrets_of
@@ -78,7 +78,7 @@ async def bot(runner_args: RunnerArguments) -> None:
             websocket,
             start,
             settings=SETTINGS,
-            offered_secret=offered_secret(
+            offered_secret=secret_carried(
                 websocket, runner_args.body, dev_runner=dev_runner.running()
             ),
             from_this_machine=local_client,

@@ -4,6 +4,7 @@ import asyncio
 import base64
 import importlib
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -64,7 +65,8 @@ async def test_pipecat_eval_passes_the_shipped_scenarios_with_no_twilio_part(
     # Each scenario ran as a call of the same agent, and its endings were the agent's own.
     log = bots.control.logs()
     assert log.count("Eval started by pipecat's harness") >= 4
-    assert "Ending call: end_call tool" in log and "Ending call: transferred" in log
+    assert re.search(r"\[eval-[0-9a-f]{12}\] Ending call: end_call tool", log)
+    assert re.search(r"\[eval-[0-9a-f]{12}\] Ending call: transferred \(transfer_call", log)
     # No eval reached Twilio (the bot records calls and has credentials) or sent a record.
     assert not [r.path for r in fakes.twilio.requests if "eval-" in r.path]
     assert not [r.path for r in records.requests if b"eval-" in r.body]

@@ -10,15 +10,11 @@ from urllib.parse import parse_qs
 from fastapi import WebSocket
 from loguru import logger
 
-from bot_runtime.call.eval_line import eval_twilio_settings
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.phone_call import PhoneCall
-from bot_runtime.config.settings import BotSettings
+from bot_runtime.config.settings import BotSettings, TwilioSettings
 from bot_runtime.phone_line import STREAM_SECRET_PARAMETER
 from bot_runtime.twilio.stream import EvalConnect, StreamStart
-
-# A WebSocket close reason is at most 123 bytes; the refusals below fit.
-CLOSE_REASON_BYTES = 123
 
 
 def eval_refusal(
@@ -44,7 +40,7 @@ def eval_refusal(
     return "no STREAM_SECRET on this bot: only an eval from this machine (development runner) runs"
 
 
-def offered_secret(websocket: WebSocket, body: Any, *, dev_runner: bool) -> str | None:
+def secret_carried(websocket: WebSocket, body: Any, *, dev_runner: bool) -> str | None:
     """The stream secret the eval carried, where the host lets it carry one.
 
     Under the development runner, in the bot URL's query (``?stream_secret=...``):
@@ -62,13 +58,13 @@ def offered_secret(websocket: WebSocket, body: Any, *, dev_runner: bool) -> str 
 def eval_settings(settings: BotSettings) -> BotSettings:
     """The agent's settings for an eval: nothing reaches Twilio, and no call record is sent.
 
-    An eval is no call of the business's: no REST request (lookup, recording,
-    transfer, hang-up) and no record for its webhook. The agent is otherwise the
-    same: prompt, agent file, tools, endings.
+    An eval is no call of the business's: without Twilio credentials no REST request
+    (lookup, recording, transfer, hang-up) can be made for it, and it sends no record
+    to the webhook. The agent is otherwise the same: prompt, agent file, tools, endings.
     """
     return dataclasses.replace(
         settings,
-        twilio=eval_twilio_settings(settings.twilio),
+        twilio=TwilioSettings(phone_number=settings.twilio.phone_number),
         record_calls=False,
         call_webhook_url=None,
     )
@@ -91,9 +87,9 @@ async def run_eval(
         )
         if reason:
             logger.warning(f"Refused an eval: {reason}")
+            # The reason goes to the harness, which shows it (a close reason's 123 bytes hold it).
             with contextlib.suppress(RuntimeError):  # The harness may have closed first.
-                close_reason = f"eval refused: {reason}".encode()[:CLOSE_REASON_BYTES]
-                await websocket.close(code=1008, reason=close_reason.decode(errors="ignore"))
+                await websocket.close(code=1008, reason=f"eval refused: {reason}")
             return
         flags = connect.flags
         logger.info(

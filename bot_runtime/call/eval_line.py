@@ -147,11 +147,6 @@ def eval_transport(
     )
 
 
-def eval_twilio_settings(twilio: TwilioSettings) -> TwilioSettings:
-    """No Twilio credentials for an eval: no request can reach Twilio's REST API from it."""
-    return TwilioSettings(phone_number=twilio.phone_number)
-
-
 async def no_redirect(
     _twilio: TwilioSettings, _call_sid: str, *, number: str, whisper_url: str | None = None
 ) -> None:
