@@ -16,6 +16,7 @@ from pipecat.runner.types import RunnerArguments, WebSocketRunnerArguments
 
 from bot_runtime import dev_runner
 from bot_runtime.after_call.deliveries import record_sent, retry_the_spool
+from bot_runtime.call.eval_call import run_eval, secret_carried
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.phone_call import PhoneCall
 from bot_runtime.config.settings import BotSettings, ConfigError, secrets_of
@@ -28,7 +29,7 @@ from bot_runtime.twilio.authorization import (
     upgrade_refusal,
 )
 from bot_runtime.twilio.call_control import confirm_call
-from bot_runtime.twilio.stream import StreamRejected, StreamStart, read_stream_start
+from bot_runtime.twilio.stream import EvalConnect, StreamRejected, StreamStart, read_stream_start
 
 # Locally, keys live in .env; on Pipecat Cloud they come from the secret set.
 load_dotenv(override=False)
@@ -70,6 +71,19 @@ async def bot(runner_args: RunnerArguments) -> None:
     except StreamRejected as reason:
         logger.warning(f"Refused a stream that is not a Twilio Media Stream: {reason}")
         await _close(websocket, code=1002)
+        return
+    # pipecat's eval harness (`pipecat eval run`): the same agent, on the harness's transport.
+    if isinstance(start, EvalConnect):
+        await run_eval(
+            websocket,
+            start,
+            settings=SETTINGS,
+            offered_secret=secret_carried(
+                websocket, runner_args.body, dev_runner=dev_runner.running()
+            ),
+            from_this_machine=local_client,
+            handle_sigint=runner_args.handle_sigint,
+        )
         return
 
     # Identify: every log line from here on carries the callSid (checked: Twilio's shape).

@@ -2,6 +2,8 @@
 
 import argparse
 import asyncio
+import logging
+import re
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +16,7 @@ from loguru import logger
 from bot_runtime.after_call.deliveries import retry_the_spool, stop_deliveries
 from bot_runtime.config.settings import BotSettings
 from bot_runtime.logs import configure_logging
+from bot_runtime.phone_line import STREAM_SECRET_PARAMETER
 
 # How long the server may take to listen once its start-up is done; uvicorn binds at once.
 LISTEN_TIMEOUT_SECS = 10.0
@@ -24,6 +27,8 @@ NO_TUNNEL = (
     "or use a TwiML Bin from `uv run scripts/render_twiml.py --url wss://YOUR_TUNNEL_HOST/ws`"
 )
 _running = False
+# An eval carries the stream secret in the bot URL's query, which uvicorn logs with each socket.
+_SECRET_IN_QUERY = re.compile(rf"({STREAM_SECRET_PARAMETER}=)[^&\s\"]*")
 
 
 def running() -> bool:
@@ -79,6 +84,7 @@ def run_dev_runner(*, log_secrets: list[str], settings: BotSettings) -> None:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[object]:
         configure_logging(secrets=log_secrets, level=settings.log_level)
+        _redact_the_servers_lines()
         ready = asyncio.create_task(_say_ready_once_listening(host, port, proxy))
         retry_the_spool(settings)  # In the background: the first call need not wait for it.
         try:
@@ -90,6 +96,20 @@ def run_dev_runner(*, log_secrets: list[str], settings: BotSettings) -> None:
 
     run.app.router.lifespan_context = lifespan
     run.main()
+
+
+class _SecretRedactor(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg, record.args = _SECRET_IN_QUERY.sub(r"\1[redacted]", message), None
+        return True
+
+
+def _redact_the_servers_lines() -> None:
+    """uvicorn writes its own lines (not through the bot's logs), each socket's URL among
+    them: the stream secret an eval carries in its query is redacted there too."""
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(_SecretRedactor())
 
 
 def _serve_the_root(app: FastAPI, *, calls_at: str, proxy: str | None) -> None:

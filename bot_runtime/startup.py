@@ -7,8 +7,9 @@ import numpy as np
 from loguru import logger
 
 from bot_runtime import tracing
+from bot_runtime.call.language_switch import detection_warnings
 from bot_runtime.call.recorded_prompts import load_prompts
-from bot_runtime.config.settings import LOCAL, BotSettings, secrets_of
+from bot_runtime.config.settings import LOCAL, BotSettings, language_problems, secrets_of
 from bot_runtime.services import noise_filter
 from bot_runtime.services.build import prepare_services
 from bot_runtime.twilio.rest import warm_up_twilio_sdk
@@ -26,7 +27,7 @@ def prepare(settings: BotSettings) -> None:
     Every call shares them; loading them here means a missing prompt stops the bot
     at start-up rather than mid-call, and the first caller waits no longer than the rest.
     """
-    load_prompts()
+    load_prompts(default=settings.languages.default, languages=settings.languages.by_code)
     prepare_services(settings)
     if settings.tracing is not None:
         tracing.set_up(
@@ -38,6 +39,8 @@ def prepare(settings: BotSettings) -> None:
     # with the caller's speech level: that held the loop on the first barge-in of the process.
     np.percentile(np.zeros(2), 90)
     logger.info(describe(settings))
+    for warning in [*language_problems(settings)[1], *detection_warnings(settings)]:
+        logger.warning(warning)
     if not settings.stream_secret and not settings.twilio.missing_credentials:
         logger.warning(
             "STREAM_SECRET is not set: any stream naming a live call on your Twilio account "
@@ -70,6 +73,14 @@ def describe(settings: BotSettings) -> str:
         )
         if tools and settings.llm_provider == LOCAL:
             parts.append(NO_LOCAL_TOOLS)
+    languages = settings.languages
+    if languages.declared:
+        others = [code for code in languages.by_code if code != languages.default]
+        parts.append(
+            f"language {languages.default}"
+            + (f", also {', '.join(others)}" if others else "")
+            + (f", by number for {len(languages.by_number)}" if languages.by_number else "")
+        )
     if settings.transfer_number:
         parts.append("transfers on" + (" with a brief" if settings.transfer_whisper_url else ""))
     if settings.call_webhook_url:

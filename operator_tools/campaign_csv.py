@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot_runtime.config.languages import LANGUAGE_PARAMETER
 from bot_runtime.phone_numbers import PhoneNumberError, e164
 from operator_tools.cli import UsageError
 from operator_tools.twiml import TwimlError, check_parameter, check_parameter_count
@@ -64,6 +65,7 @@ def _parameter_columns(path: Path, header: list[str], *, extra: Mapping[str, str
     for name in names:
         check_parameter(name, "", source=f"column {name!r} of {path}")
         if name in extra:
-            raise UsageError(f"{name!r} is both a --param and a column of {path}: keep one")
+            option = "--language" if name == LANGUAGE_PARAMETER else "--param"
+            raise UsageError(f"{name!r} is both a {option} and a column of {path}: keep one")
     check_parameter_count({**extra, **dict.fromkeys(names, "")})
     return names

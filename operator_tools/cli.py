@@ -58,6 +58,12 @@ def add_agent_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=VALUE",
         help="an extra <Parameter> for the bot (repeatable)",
     )
+    parser.add_argument(
+        "--language",
+        metavar="CODE",
+        help="the call's language, one the agent file declares (e.g. es): the `language` "
+        "<Parameter> (default: the agent's own language)",
+    )
 
 
 def read_deploy(args: argparse.Namespace, env: Mapping[str, str]) -> DeployConfig:

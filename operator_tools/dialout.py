@@ -133,7 +133,7 @@ async def _run(args: argparse.Namespace, *, env: Mapping[str, str]) -> int:
         target=agent_target(args, env=env, deploy=deploy, region=args.region, missing=missing),
         from_number=_caller_id(args, settings, missing=missing),
         stream_secret=env.get("STREAM_SECRET", "").strip() or None,
-        extra=parse_parameter_options(args.param),
+        extra=parse_parameter_options(args.param, language=args.language),
         machine_detection=args.machine_detection,
         timeout=args.timeout,
     )

@@ -100,7 +100,7 @@ def _render(args: argparse.Namespace, *, env: Mapping[str, str]) -> dict[str, st
         raise UsageError("--all-regions writes one file per region: add --out DIR")
     if args.all_regions and args.region:
         raise UsageError("--all-regions renders every region: drop --region")
-    extra = parse_parameter_options(args.param)
+    extra = parse_parameter_options(args.param, language=args.language)
     missing: list[str] = []
     target = agent_target(
         args,

@@ -15,6 +15,7 @@ from bot_runtime.call.facts import (
     NUMBER_PARAMETERS,
     ROUTING_PARAMETERS,
 )
+from bot_runtime.config.languages import LANGUAGE_PARAMETER, canonical
 from bot_runtime.phone_line import STREAM_SECRET_PARAMETER
 
 # Pipecat Cloud regions, each with its own Twilio websocket endpoint. The agent must be
@@ -200,11 +201,21 @@ def check_parameter(name: str, value: str, *, source: str) -> None:
         )
     if _CONTROL_CHARACTERS.search(value):
         raise TwimlError(f"{source}: the value of {name!r} contains a newline or control character")
+    if name == LANGUAGE_PARAMETER and value and canonical(value) is None:
+        # The bot would not find it among the agent file's languages and answer in the
+        # default one: refused here, before anyone is called.
+        raise TwimlError(f"{source}: language {value!r} is not a language code, e.g. es or pt-BR")
 
 
-def parse_parameter_options(options: Iterable[str]) -> dict[str, str]:
-    """Turn ``--param k=v`` options into parameters, refusing malformed or duplicate ones."""
+def parse_parameter_options(
+    options: Iterable[str], *, language: str | None = None
+) -> dict[str, str]:
+    """Turn ``--param k=v`` options (and ``--language``) into parameters, refusing malformed
+    or duplicate ones."""
     parameters: dict[str, str] = {}
+    if language is not None:
+        check_parameter(LANGUAGE_PARAMETER, language, source=f"--language {language}")
+        parameters[LANGUAGE_PARAMETER] = language
     for option in options:
         name, equals, value = option.partition("=")
         source = f"--param {option}"
@@ -212,7 +223,8 @@ def parse_parameter_options(options: Iterable[str]) -> dict[str, str]:
             raise TwimlError(f"{source}: write it as NAME=VALUE, e.g. --param customer_id=42")
         check_parameter(name, value, source=source)
         if name in parameters:
-            raise TwimlError(f"{source}: {name!r} is given twice")
+            twice = "by --language too" if name == LANGUAGE_PARAMETER else "twice"
+            raise TwimlError(f"{source}: {name!r} is given {twice}")
         parameters[name] = value
     check_parameter_count(parameters)
     return parameters

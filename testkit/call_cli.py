@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from dotenv import load_dotenv
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
+from bot_runtime.config.languages import LANGUAGE_PARAMETER, base, canonical
 from bot_runtime.phone_line import STREAM_SECRET_PARAMETER
 from testkit import conversation
 from testkit.call_log import CallLog
@@ -87,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         help="a <Stream> <Parameter> (customParameters), e.g. --param customer_id=42",
     )
     parser.add_argument(
+        "--language",
+        metavar="CODE",
+        help="the call's language, one the agent file declares (e.g. es): sent as the "
+        "`language` parameter; the bot's words are transcribed in it",
+    )
+    parser.add_argument(
         "--account-sid",
         default=None,
         help="accountSid to send (default: TWILIO_ACCOUNT_SID, else a test SID)",
@@ -116,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     load_dotenv(".env")  # TWILIO_ACCOUNT_SID and STREAM_SECRET, as the bot reads them.
     try:
-        parameters = _parameters(args.param, stream_secret=os.environ.get("STREAM_SECRET"))
+        parameters = _parameters(
+            args.param, stream_secret=os.environ.get("STREAM_SECRET"), language=args.language
+        )
         _check_files(args.lines or [], args.record)
         return asyncio.run(_run(args, parameters))
     except BotUnreachable as error:
@@ -138,18 +147,26 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _parameters(options: list[str], *, stream_secret: str | None) -> dict[str, str]:
-    """customParameters: defaults, STREAM_SECRET if set, then --param (NAME=VALUE)."""
+def _parameters(
+    options: list[str], *, stream_secret: str | None, language: str | None = None
+) -> dict[str, str]:
+    """customParameters: defaults, STREAM_SECRET if set, --language, then --param (NAME=VALUE)."""
     parameters = dict(DEFAULT_PARAMETERS)
     if stream_secret:
         parameters[STREAM_SECRET_PARAMETER] = stream_secret
     given: set[str] = set()
+    if language is not None:
+        if canonical(language) is None:
+            raise UsageError(f"--language {language}: give a language code, e.g. es or pt-BR")
+        parameters[LANGUAGE_PARAMETER] = language
+        given.add(LANGUAGE_PARAMETER)
     for option in options:
         name, equals, value = option.partition("=")
         if not equals or not name.strip():
             raise UsageError(f"--param {option}: write it as NAME=VALUE, e.g. customer_id=42")
         if name in given:
-            raise UsageError(f"--param {option}: {name!r} is given twice")
+            twice = "by --language too" if name == LANGUAGE_PARAMETER else "twice"
+            raise UsageError(f"--param {option}: {name!r} is given {twice}")
         given.add(name)
         parameters[name] = value
     return parameters
@@ -164,6 +181,15 @@ def _check_files(lines: list[tuple[str, str]], record: Path | None) -> None:
             raise UsageError(f"--digits {value}: keys must be from {DTMF_DIGITS}")
     if record and not record.resolve().parent.is_dir():
         raise UsageError(f"--record {record}: the folder does not exist")
+
+
+def _whisper_language(code: str | None, known: list[str]) -> str:
+    """The Whisper code for the call's language ("pt-BR" -> "pt"); English without one."""
+    if code is None:
+        return "en"
+    if base(code) not in known:
+        raise UsageError(f"--language {code}: the local Whisper cannot transcribe {base(code)!r}")
+    return base(code)
 
 
 async def _check_reachable(url: str) -> None:
@@ -191,9 +217,16 @@ async def _run(args: argparse.Namespace, parameters: dict[str, str]) -> int:
     await _check_reachable(args.url)
     models, _ = conversation.local_speech_stack()
     print("Loading the local speech models...", flush=True)
-    await asyncio.to_thread(models.whisper)
+    whisper = await asyncio.to_thread(models.whisper)
+    language = _whisper_language(parameters.get(LANGUAGE_PARAMETER), whisper.supported_languages)
+    if language != "en" and any(kind.startswith("say") for kind, _ in args.lines or []):
+        print(
+            f"{PROG}: note: --say speaks with the local Piper voice, which is English only; "
+            "for a caller speaking another language, play recordings with --wav",
+            file=sys.stderr,
+        )
     script = [
-        await conversation.prepare_line(kind, value, over_after_secs=args.after)
+        await conversation.prepare_line(kind, value, over_after_secs=args.after, language=language)
         for kind, value in args.lines or []
     ]
     typed = conversation.typed_lines() if args.interactive else None
@@ -205,7 +238,7 @@ async def _run(args: argparse.Namespace, parameters: dict[str, str]) -> int:
         async with caller:
             log.started_at = time.monotonic()
             print(f"Connected to {args.url}: call {caller.call_sid}, stream {caller.stream_sid}")
-            await conversation.converse(caller, log, script, typed)
+            await conversation.converse(caller, log, script, typed, language=language)
     except asyncio.CancelledError:
         log.ended = "interrupted (Ctrl-C): the caller hung up"
         raise

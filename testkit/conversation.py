@@ -69,9 +69,12 @@ def _with_silence(pcm: bytes) -> bytes:
     return pause + pcm + pause
 
 
-async def prepare_line(kind: str, value: str, *, over_after_secs: float = 1.0) -> Line:
+async def prepare_line(
+    kind: str, value: str, *, over_after_secs: float = 1.0, language: str = "en"
+) -> Line:
     """The line for ``--say TEXT``, ``--say-over TEXT``, ``--wav FILE`` or ``--digits KEYS``;
-    ``--say-over`` is said ``over_after_secs`` into the bot's reply before it."""
+    ``--say-over`` is said ``over_after_secs`` into the bot's reply before it. A WAV's
+    words are transcribed as ``language`` (a Whisper code)."""
     _, speech = local_speech_stack()
     if kind == "digits":
         return Line.keys(value)
@@ -82,7 +85,7 @@ async def prepare_line(kind: str, value: str, *, over_after_secs: float = 1.0) -
             line = dataclasses.replace(line, over_bot_after_secs=over_after_secs)
         return line
     pcm = read_any_wav(value)
-    words = await speech.transcribe(pcm, sample_rate=PHONE_SAMPLE_RATE)
+    words = await speech.transcribe(pcm, sample_rate=PHONE_SAMPLE_RATE, language=language)
     return Line.speech(f"{words} ({Path(value).name})", _with_silence(pcm))
 
 
@@ -96,8 +99,13 @@ async def converse(
     log: CallLog,
     script: list[Line],
     typed: asyncio.Queue[str | None] | None,
+    *,
+    language: str = "en",
 ) -> None:
-    """Hear the greeting, then do the scripted lines, then the typed ones (if any)."""
+    """Hear the greeting, then do the scripted lines, then the typed ones (if any).
+
+    The bot's words are transcribed as ``language`` (a Whisper code): the call's.
+    """
     assert caller.start_sent_at is not None
     try:
         first = await caller.wait_for_bot_audio(timeout=GREETING_TIMEOUT_SECS)
@@ -105,9 +113,11 @@ async def converse(
         show(log, "bot", f"(no greeting within {GREETING_TIMEOUT_SECS:g} s)")
     else:
         log.greeting_secs = first - caller.start_sent_at
-        await _hear_reply(caller, log, first, label="greeting", cut_in=_cut_in(script, 0))
+        await _hear_reply(
+            caller, log, first, label="greeting", cut_in=_cut_in(script, 0), language=language
+        )
     for index, line in enumerate(script):
-        if not await _do(caller, log, line, cut_in=_cut_in(script, index + 1)):
+        if not await _do(caller, log, line, cut_in=_cut_in(script, index + 1), language=language):
             return
     while typed is not None and not caller.closed_by_server:
         print("you> ", end="", flush=True)
@@ -117,8 +127,8 @@ async def converse(
         if text.startswith("/press "):
             line = Line.keys(text.removeprefix("/press ").strip())
         else:
-            line = await prepare_line("say", text.strip())
-        if not await _do(caller, log, line):
+            line = await prepare_line("say", text.strip(), language=language)
+        if not await _do(caller, log, line, language=language):
             return
 
 
@@ -128,7 +138,12 @@ def _cut_in(script: list[Line], index: int) -> float | None:
 
 
 async def _do(
-    caller: SimulatedCaller, log: CallLog, line: Line, *, cut_in: float | None = None
+    caller: SimulatedCaller,
+    log: CallLog,
+    line: Line,
+    *,
+    cut_in: float | None = None,
+    language: str = "en",
 ) -> bool:
     """Say or press ``line``, then wait for and transcribe the reply; False if the call ended.
 
@@ -161,7 +176,7 @@ async def _do(
     else:
         log.turn_secs.append(latency)
         label = f"{latency:.2f} s"
-    await _hear_reply(caller, log, first, label=label, cut_in=cut_in)
+    await _hear_reply(caller, log, first, label=label, cut_in=cut_in, language=language)
     return not caller.closed_by_server
 
 
@@ -181,6 +196,7 @@ async def _hear_reply(
     *,
     label: str,
     cut_in: float | None = None,
+    language: str = "en",
 ) -> None:
     """Wait for the bot to finish (or, with ``cut_in``, that long into its reply), then
     print what Whisper heard of it."""
@@ -192,7 +208,9 @@ async def _hear_reply(
         if cut_in is not None:
             label += f"; cut in {cut_in:g} s into it"
     pcm = caller.heard_pcm(first, until)
-    words = await local_speech_stack()[1].transcribe(pcm, sample_rate=PHONE_SAMPLE_RATE)
+    words = await local_speech_stack()[1].transcribe(
+        pcm, sample_rate=PHONE_SAMPLE_RATE, language=language
+    )
     show(log, f"bot ({label})", words or "(nothing intelligible)")
 
 

@@ -5,9 +5,11 @@ import asyncio
 from bot_runtime.services.local_models import piper_voice, resample, transcribe_with, whisper
 
 
-async def transcribe(pcm: bytes, *, sample_rate: int) -> str:
-    """What Whisper hears in a clip of 16-bit PCM."""
-    return await asyncio.to_thread(lambda: transcribe_with(whisper(), pcm, sample_rate=sample_rate))
+async def transcribe(pcm: bytes, *, sample_rate: int, language: str = "en") -> str:
+    """What Whisper hears in a clip of 16-bit PCM, said in ``language`` (a Whisper code)."""
+    return await asyncio.to_thread(
+        lambda: transcribe_with(whisper(), pcm, sample_rate=sample_rate, language=language)
+    )
 
 
 async def synthesize(text: str, *, sample_rate: int) -> bytes:

@@ -63,6 +63,7 @@ def fresh_script(request):
         return
     fakes: Fakes = request.getfixturevalue("fakes")
     fakes.deepgram.transcripts.clear()
+    fakes.deepgram.transcripts_in.clear()
     fakes.openai.responder = scripted_reply
 
 

@@ -67,7 +67,8 @@ type = "text"
     shown = env["AGENT_FILE"]
     assert lines[start + 1 :] == [
         f"{shown}: unknown key 'greting' (known: system_prompt, greeting, goodbye, "
-        "silence_prompt, voicemail_message, tools, analysis)",
+        "silence_prompt, voicemail_message, tools, analysis, language, analysis_language, "
+        "detect_language, languages, numbers)",
         f"{shown}: 'system_prompt' must be a non-empty string",
         f"{shown}: tools[0] (end_call): 'end_call' is the bot's own call-control tool: "
         "choose another",

@@ -12,10 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openai import AsyncOpenAI
 
+from bot_runtime.config.providers import DEFAULT_CARTESIA_VOICE_ID
 from bot_runtime.json_safe import json_safe
 from testkit.bot_server import REPO, free_port, start_bot_server
 from testkit.caller_audio import AUDIO
-from testkit.fakes import NoChoices, Reply, ToolCall
+from testkit.eval_harness import documented_command, run_harness
+from testkit.fakes import NoChoices, Reply, Spoken, ToolCall
 from testkit.fakes.business_server import Answer, FakeBusinessServer
 from testkit.scenario import (
     AGENT_NUMBER,
@@ -33,6 +35,35 @@ from testkit.simulated_caller import SimulatedCaller
 ORDERS_TOKEN = "orders-token-7c1e9a"
 PARAMETERS = {**INBOUND, "customer_id": "cust-42", "stream_secret": "never-forwarded"}
 EXAMPLE_AGENT = REPO / "examples" / "order_desk" / "agent.toml"
+SPANISH_NUMBER = "+34911234567"
+SPANISH_VOICE = "spanish-voice-0c1e"
+SPANISH_GREETING = "Hola, ¿en qué puedo ayudarle?"
+# The failing tools' agent also speaks Spanish (and listens for it on calls nothing chose a
+# language for): its tools' results are English.
+SPANISH_TOO = f"""
+analysis_language = "en"
+detect_language = true
+
+[languages.es]
+greeting = "{SPANISH_GREETING}"
+goodbye = "Gracias por llamar. ¡Adiós!"
+silence_prompt = "¿Sigue ahí?"
+voicemail_message = "Hola, llámenos cuando pueda. Adiós."
+voice = "{SPANISH_VOICE}"
+prompt = "Trate al cliente de usted."
+
+[numbers]
+"+34 911 234 567" = "es"
+
+[analysis]
+summary = "In one sentence: what the caller wanted."
+
+[analysis.fields.resolved]
+type = "boolean"
+
+[analysis.fields.topic]
+enum = ["order", "opening_hours", "other"]
+"""
 FAILING_TOOLS = """
 [[tools]]
 name = "slow_lookup"
@@ -126,6 +157,7 @@ ROUTES = {
     "crashing": ToolCall("crashing_lookup"),
     "moved": ToolCall("moved_lookup"),
     "renamed": ToolCall("renamed_lookup"),
+    "mi pedido": ToolCall("renamed_lookup"),
     "delivery": ToolCall("delivery_lookup"),
 }
 
@@ -140,14 +172,18 @@ ANALYSIS = {
 
 
 def order_desk_llm(request: dict) -> Reply | ToolCall:
-    """Calls the tool the caller's words ask for; then reads its result back to the caller.
+    """Calls the tool the caller's words ask for; then reads its result back to the caller, in
+    Spanish when the request ends by asking for Spanish (the bot's reminder after a tool).
 
     Asked for the post-call analysis (structured output), it fills the example's fields.
     """
     if "response_format" in request:
         return Reply(json.dumps(ANALYSIS))
-    last = request["messages"][-1]
+    *_, last = [m for m in request["messages"] if m["role"] != "system"]
+    reminder = request["messages"][-1]["content"] if last is not request["messages"][-1] else ""
     if last["role"] == "tool":
+        if "Spanish" in reminder:
+            return Reply(f"Esto es lo que encontré: {last['content']}")
         return Reply(f"Here is what I found: {last['content']}")
     said = last.get("content") if last["role"] == "user" else ""
     for words, tool_call in ROUTES.items():
@@ -166,7 +202,7 @@ async def orders_api():
 async def order_desk(fakes, orders_api, records, tmp_path_factory):
     """Two bots on the fakes: the repo's example agent, and one with tools that fail."""
     folder = tmp_path_factory.mktemp("agents")
-    (folder / "agent.toml").write_text(FAILING_TOOLS)
+    (folder / "agent.toml").write_text(SPANISH_TOO + FAILING_TOOLS)
     (folder / "agent_tools.py").write_text(PYTHON_TOOLS)
     env = (
         bot_env(fakes)
@@ -290,6 +326,31 @@ async def test_declared_and_python_tools_answer_the_caller(fakes, orders_api, or
     assert "Where is order 4567?" in analysis_request["messages"][1]["content"]
 
 
+async def test_pipecat_eval_passes_the_order_desks_scenarios(
+    fakes, orders_api, order_desk, records, tmp_path
+):
+    """The command docs/evals.md gives, against the order desk's agent: its orders API the
+    loopback one, as a stand-in must be; the fake LLM calls the tool the caller's words ask for."""
+    fakes.openai.responder = order_desk_llm
+    orders_api.script(
+        "/orders/status", Answer(body={"order_id": "4567", "status": "shipped", "eta": "Thu"})
+    )
+    example, _ = order_desk
+    asked_before = len(orders_api.requests_to("/orders/status"))
+    run = await run_harness(
+        documented_command("docs/evals.md", "examples/order_desk/evals/"),
+        bot_url=example.url,
+        logs=tmp_path,
+    )
+    assert run.code == 0 and "2/2 passed" in run.out, run.out
+    (request,) = orders_api.requests_to("/orders/status")[asked_before:]
+    assert request.json()["arguments"] == {"order_id": "4567"}
+    assert request.json()["call"]["call_sid"].startswith("eval-")
+    assert "Tool check_opening_hours answered" in example.logs()
+    assert not [r.path for r in fakes.twilio.requests if "eval-" in r.path]
+    assert not [r.path for r in records.requests if b"eval-" in r.body]
+
+
 @pytest.mark.parametrize(
     "answer",
     [
@@ -321,6 +382,7 @@ async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, o
     orders_api.script("/renamed", Answer(status=307, headers={"Location": "/orders/renamed"}))
     orders_api.script("/orders/renamed", Answer(body={"status": "found"}))
     _, failing = order_desk
+    sessions_before, contexts_before = len(fakes.deepgram.sessions), len(fakes.cartesia.contexts)
     # Another host (here another port): the tool's token and its body must never go there.
     async with FakeBusinessServer() as elsewhere, greeted_call(failing) as caller:
         orders_api.script(
@@ -374,6 +436,105 @@ async def test_failing_tools_still_get_the_caller_an_answer(fakes, orders_api, o
     record = await call_record(records, caller.call_sid)
     (delivery,) = [c for c in record["tool_calls"] if c["name"] == "delivery_lookup"]
     assert delivery["result"] == DELIVERY
+    # The agent listens for its callers' language: this one spoke English throughout, so the
+    # call stayed English on Deepgram's multilingual model, with the English voice.
+    assert [s.params["language"] for s in fakes.deepgram.sessions[sessions_before:]] == ["multi"]
+    contexts = list(fakes.cartesia.contexts.values())[contexts_before:]
+    assert {(c.language, c.voice_id) for c in contexts} == {("en", DEFAULT_CARTESIA_VOICE_ID)}
+    assert record["language"] == {"code": "en", "chosen_by": "default", "switched_from": None}
+    assert "switched to" not in logs
+
+
+async def test_a_spanish_call_is_spanish_from_greeting_to_record(
+    fakes, orders_api, order_desk, records
+):
+    """Chosen by the language parameter, then by the number called: Spanish words, voice and
+    speech-to-text for the whole call, and a reply in Spanish after an English tool result."""
+    fakes.openai.responder = order_desk_llm
+    orders_api.script("/renamed", Answer(status=307, headers={"Location": "/orders/renamed"}))
+    orders_api.script("/orders/renamed", Answer(body={"status": "found"}))
+    fakes.deepgram.transcripts_in["es"] = ["¿Dónde está mi pedido?"]
+    _, bot = order_desk
+    by_parameter = {**PARAMETERS, "language": "es"}
+    by_number = {"from_number": CALLER_NUMBER, "to_number": SPANISH_NUMBER}
+    for parameters, chosen_by in [(by_parameter, "parameter"), (by_number, "called number")]:
+        contexts_before = len(fakes.cartesia.contexts)
+        async with SimulatedCaller(bot.url, custom_parameters=parameters) as caller:
+            await hear_greeting(caller)
+            if chosen_by == "parameter":
+                spoken = await caller.say(AUDIO / "saturday.wav")
+                await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=10)
+                await caller.wait_for_bot_silence(timeout=15)
+                # The tool's result is English; the request for the reply ends by asking for
+                # Spanish, and the system prompt says so with the language's own line.
+                request = fakes.openai.requests[-1]
+                assert request["messages"][-1] == {
+                    "role": "system",
+                    "content": "Answer the caller in Spanish (es), whatever language the "
+                    "result is in.",
+                }
+                assert request["messages"][-2]["content"] == '{"status": "found"}'
+                instruction = request["messages"][0]["content"]
+                assert "This call is in Spanish (es)." in instruction
+                assert instruction.endswith("Trate al cliente de usted.")
+                assert "language: es" not in instruction  # A choice, not a fact about the call.
+        contexts = list(fakes.cartesia.contexts.values())[contexts_before:]
+        assert contexts[0].spoken.strip() == SPANISH_GREETING
+        assert {(c.language, c.voice_id) for c in contexts} == {("es", SPANISH_VOICE)}
+        session = fakes.deepgram.sessions[-1]
+        assert (session.language, session.params["model"]) == ("es", "nova-3-general")
+        record = await call_record(records, caller.call_sid)
+        assert record["language"] == {"code": "es", "chosen_by": chosen_by, "switched_from": None}
+        assert "Call language: Spanish (es), chosen by" in bot.logs()
+        if chosen_by == "parameter":
+            assert contexts[-1].spoken.strip() == 'Esto es lo que encontré: {"status": "found"}'
+            assert record["transcript"][1]["text"] == "¿Dónde está mi pedido?"
+    # The operator reads the analysis in the agent file's analysis_language.
+    analysis = [r for r in fakes.openai.requests if "response_format" in r][-1]
+    assert (
+        "Write in English (en), whatever language the call was in"
+        in (analysis["messages"][0]["content"])
+    )
+
+
+async def test_a_caller_heard_speaking_spanish_switches_the_call_to_spanish_once(
+    fakes, order_desk, records
+):
+    """A call nothing chose a language for starts in the default one, English, on Deepgram's
+    multilingual model; the caller's first Spanish words switch speech-to-text, the voice
+    and the LLM's instruction to Spanish before the reply to them, once."""
+    _, bot = order_desk
+    fakes.deepgram.transcripts.append(Spoken("Quisiera hablar con una persona.", "es"))
+    sessions_before, contexts_before = len(fakes.deepgram.sessions), len(fakes.cartesia.contexts)
+    requests_before = len(fakes.openai.requests)
+    async with greeted_call(bot) as caller:
+        spoken = await caller.say(AUDIO / "saturday.wav")
+        await caller.wait_for_bot_audio(after=spoken.ended_at, timeout=10)
+        await caller.wait_for_bot_silence(timeout=15)
+
+    # Deepgram: the multilingual model, hinted with the declared languages, then (once the
+    # caller's turn ended) Spanish on the language's own model; no other switch.
+    sessions = fakes.deepgram.sessions[sessions_before:]
+    assert [(s.params["language"], s.params["model"]) for s in sessions] == [
+        ("multi", "nova-3"),
+        ("es", "nova-3-general"),
+    ]
+    assert sessions[0].params["language_hint"] in ("en", "es")
+    greeting, *replies = list(fakes.cartesia.contexts.values())[contexts_before:]
+    assert (greeting.language, greeting.voice_id) == ("en", DEFAULT_CARTESIA_VOICE_ID)
+    assert replies and {(c.language, c.voice_id) for c in replies} == {("es", SPANISH_VOICE)}
+    # The reply to those very words was asked for in Spanish.
+    requests = fakes.openai.requests[requests_before:]
+    assert requests[-1]["messages"][-1]["content"] == "Quisiera hablar con una persona."
+    assert all("This call is in Spanish (es)." in r["messages"][0]["content"] for r in requests)
+    record = await call_record(records, caller.call_sid)
+    assert record["language"] == {"code": "es", "chosen_by": "detected", "switched_from": "en"}
+    switches = [line for line in bot.logs().splitlines() if "switched to" in line]
+    assert len(switches) == 1, switches
+    assert switches[0].endswith(
+        f"[{caller.call_sid}] Call language: switched to Spanish (es) from English (en), "
+        "heard in the caller's words"
+    )
 
 
 _LEAVES = (

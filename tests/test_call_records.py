@@ -36,7 +36,7 @@ from testkit.scenario import (
 pytest_plugins = ["testkit.operator_fixtures"]
 RECORD_KEYS = {
     "call_sid", "stream_sid", "direction", "from", "to", "parameters", "started_at", "ended_at",
-    "duration_secs", "ended_reason", "ended_detail", "answered_by", "recording_sid",
+    "duration_secs", "ended_reason", "ended_detail", "answered_by", "language", "recording_sid",
     "transfer_to", "transfer_summary", "transcript", "keypad", "tool_calls", "service_events",
     "latency", "analysis",
 }  # fmt: skip
@@ -91,6 +91,7 @@ async def test_a_receiver_that_fails_twice_gets_the_same_record_three_times(
     record = await call_record(records, caller.call_sid)
     assert set(record) == RECORD_KEYS
     assert record["latency"]["greeting_ms"] > 0 and record["analysis"] is None
+    assert record["language"] == {"code": "en", "chosen_by": "default", "switched_from": None}
     assert isinstance(record["latency"]["loop_lag_max_ms"], int)
     assert "stream_secret" not in record["parameters"]
     assert "not delivered" not in bots.standard.logs()

@@ -274,6 +274,7 @@ async def test_call_script_reports_the_silence_prompt_as_a_prompt_not_a_reply(bo
         wav.writeframes(bytes(pcm16_bytes(0.5)))
     call = await asyncio.create_subprocess_exec(
         *(sys.executable, "scripts/call.py", "--url", bots.standard.url, "--wav", str(silence)),
+        *("--language", "fr"),
         cwd=REPO,
         env={"PATH": os.environ["PATH"], "PYTHON_DOTENV_DISABLED": "1"},
         stdout=asyncio.subprocess.PIPE,
@@ -284,6 +285,10 @@ async def test_call_script_reports_the_silence_prompt_as_a_prompt_not_a_reply(bo
     assert "bot (silence prompt, " in out.decode(), out.decode()
     assert "turns: 1 (bot replies heard: 0, silence prompts: 1)" in out.decode()
     assert "reply latency" not in out.decode()  # The prompt is no reply to time.
+    # --language is the stream's language parameter; this bot declares none and says so.
+    assert "The language parameter 'fr' is not a language the agent file declares" in (
+        bots.standard.logs()
+    )
 
 
 async def test_outbound_callee_who_speaks_first_gets_an_answer_not_the_greeting(bots, fakes):

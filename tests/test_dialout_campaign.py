@@ -197,17 +197,18 @@ async def test_a_cut_short_last_line_is_dropped_on_resume(fake_twilio, tmp_path)
 async def test_invalid_rows_are_reported_and_skipped_and_twilio_refusals_recorded(
     fake_twilio, tmp_path
 ):
-    good = numbers(3)
+    good = numbers(4)
     fake_twilio.fail_calls_to(good[1], 21215)
     calls = write_csv(
         tmp_path / "calls.csv",
-        ["to", "customer_id", ""],
-        [good[0], "c1", ""],
-        ["4155550199", "c2", ""],  # No + (a spreadsheet ate it).
-        [good[1], "c3", ""],
+        ["to", "customer_id", "language", ""],
+        [good[0], "c1", "es", ""],
+        ["4155550199", "c2", "", ""],  # No + (a spreadsheet ate it).
+        [good[1], "c3", "", ""],
         [],
-        [good[2], "x" * 300, ""],  # Too long for a Parameter.
-        [f"+1 (415) 555-{good[0][-4:]}", "c6", ""],  # Same person as row 1.
+        [good[2], "x" * 300, "", ""],  # Too long for a Parameter.
+        [f"+1 (415) 555-{good[0][-4:]}", "c6", "", ""],  # Same person as row 1.
+        [good[3], "c7", "Spanish", ""],  # A language's name, not its code.
     )
     result = await run_script("dialout.py", "--to-file", str(calls), *FAST_POLLING)
 
@@ -216,6 +217,10 @@ async def test_invalid_rows_are_reported_and_skipped_and_twilio_refusals_recorde
     assert "row 2: 'to' has no country code" in result.err
     assert "row 5: the value of 'customer_id' is 300 characters" in result.err
     assert "row 6: same number as row 1; skipped" in result.err
+    assert "row 7: language 'Spanish' is not a language code, e.g. es or pt-BR" in result.err
+    # A row's language goes to the bot as the `language` parameter; an empty cell, none.
+    first, second = (stream_of(r.form["Twiml"])[1] for r in fake_twilio.creates)
+    assert (first["language"], "language" in second) == ("es", False)
     outcomes = final_lines(tmp_path / "results-calls.csv")
     assert sorted(outcomes) == ["1", "3"]
     assert outcomes["1"]["status"] == "completed"

@@ -132,6 +132,7 @@ async def test_call_script_talks_to_the_bot_and_records_the_call(local_bot, tmp_
         (["--param", "customer_id"], 2, "--param customer_id: write it as NAME=VALUE"),
         (["--wav", "/nonexistent/hello.wav"], 2, "--wav /nonexistent/hello.wav: no such file"),
         (["--digits", "12x"], 2, "--digits 12x: keys must be from"),
+        (["--language", "Spanish"], 2, "--language Spanish: give a language code, e.g. es"),
         (["--url", "ws://127.0.0.1:{port}/ws"], 1, "no bot answers at ws://127.0.0.1:"),
     ],
 )

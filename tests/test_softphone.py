@@ -33,11 +33,24 @@ SID = re.compile(r"(CA|MZ)[0-9a-f]{32}")
 CALL_SECS = 25
 
 
+# The agent file the softphone offers the languages of (the bots it calls have their own).
+SPANISH_TOO = """
+[languages.es]
+greeting = "Hola, ¿en qué puedo ayudarle?"
+goodbye = "Gracias por llamar. ¡Adiós!"
+silence_prompt = "¿Sigue ahí?"
+voicemail_message = "Llámenos cuando pueda. ¡Adiós!"
+voice = "spanish-voice"
+"""
+
+
 @pytest.fixture(scope="module")
-async def softphone_url():
+async def softphone_url(tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (.ci/run does)")
-    async with softphone_server({}) as url:
+    agent_file = tmp_path_factory.mktemp("softphone-agent") / "agent.toml"
+    agent_file.write_text(SPANISH_TOO)
+    async with softphone_server({"AGENT_FILE": str(agent_file)}) as url:
         yield url
 
 
@@ -306,6 +319,8 @@ async def test_cloud_call_goes_to_the_regional_endpoint_with_the_service_host(
         await page.page.wait_for_function(
             "document.getElementById('cloud-target').textContent.endsWith('my-agent.acme')"
         )
+        languages = await page.page.locator("#language option").all_inner_texts()
+        await page.page.select_option("#language", "es")
         await page.page.click("#call")
         await page.wait_until_ended(timeout_secs=10)
         ended = (await page.log())[-1]
@@ -315,6 +330,9 @@ async def test_cloud_call_goes_to_the_regional_endpoint_with_the_service_host(
     assert parameters["_pipecatCloudServiceHost"] == "my-agent.acme"
     assert parameters["from_number"].startswith("+1555")
     assert ended.text.startswith("call ended: the bot closed the stream")
+    # The agent file's languages are offered; the one chosen goes as the `language` parameter.
+    assert languages == ["en: English (the agent's default)", "es: Spanish"]
+    assert parameters["language"] == "es"
 
 
 async def test_cloud_fields_are_checked_as_the_twiml_scripts_check_them(softphone_url):

@@ -7,7 +7,10 @@ import json
 import re
 import uuid
 
+from pipecat.evals.serializer import EvalConnectionFlags, eval_connect_message
 from twilio.request_validator import RequestValidator
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from bot_runtime.twilio.call_control import CONFIRM_TIMEOUT_SECS
 from testkit.bot_server import BotServer
@@ -261,3 +264,53 @@ async def test_logs_carry_the_call_sid_and_never_a_secret_or_a_whole_number(bots
     # Twilio's call SID, or (the development runner's local test calls) a uuid.
     prefix = re.compile(r"\[(CA[0-9a-f]{32}|[0-9a-f-]{36})\] Call started")
     assert started and all(prefix.search(line) for line in started)
+
+
+async def harness_handshake(url: str, *, headers: dict[str, str] | None = None) -> str:
+    """Open the bot's socket as pipecat's eval harness does: "bot-ready", or how it was closed."""
+    client_ready = {
+        "label": "rtvi-ai",
+        "type": "client-ready",
+        "id": "1",
+        "data": {"version": "1.0.0"},
+    }
+    async with connect(url, additional_headers=headers or {}, close_timeout=2) as ws:
+        await ws.send(eval_connect_message(EvalConnectionFlags(skip_tts=True)))
+        await ws.send(json.dumps(client_ready))
+        try:
+            async with asyncio.timeout(10):
+                async for message in ws:
+                    if json.loads(message).get("type") == "bot-ready":
+                        return "bot-ready"
+        except ConnectionClosed:
+            pass
+    return f"{ws.close_code} {ws.close_reason}"
+
+
+async def test_an_eval_must_prove_itself_as_a_test_call_before_any_service_connects(bots, fakes):
+    """pipecat's eval harness: with STREAM_SECRET the eval carries it (in the URL's query under
+    the development runner); without, only an eval from this machine runs."""
+    before = fakes.connections()
+    refused = [
+        (bots.secured, "", None, "it carried no stream_secret"),
+        (
+            bots.secured,
+            "?stream_secret=guessed-wrong",
+            None,
+            "the stream_secret it carried is wrong",
+        ),
+        (bots.bare, "", {"X-Forwarded-For": "203.0.113.9"}, "no STREAM_SECRET on this bot"),
+    ]
+    for bot, query, headers, reason in refused:
+        outcome = await harness_handshake(bot.url + query, headers=headers)
+        assert outcome.startswith(f"1008 eval refused: {reason}"), outcome
+        line = await bot.wait_for_log(f"Refused an eval: {reason}")
+        assert re.search(r"\[eval-[0-9a-f]{12}\] Refused an eval", line)
+    assert fakes.connections() == before
+    # The runner's own line for each socket shows its URL: the secret in it is redacted.
+    assert "guessed-wrong" not in bots.secured.logs()
+
+    with_secret = f"{bots.secured.url}?stream_secret={STREAM_SECRET}"
+    assert await harness_handshake(with_secret) == "bot-ready"
+    await bots.secured.wait_for_log("Eval started by pipecat's harness")
+    assert STREAM_SECRET not in bots.secured.logs()

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pipecat.evals.serializer import EvalConnectionFlags, eval_connect_message
 from pipecat.frames.frames import (
     InputAudioRawFrame,
     InputDTMFFrame,
@@ -19,6 +20,7 @@ from pipecat.frames.frames import (
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.turns.speech_hold import SpeechHold
 from bot_runtime.twilio.stream import (
+    EvalConnect,
     GuardedTwilioSerializer,
     StreamRejected,
     StreamStart,
@@ -179,3 +181,30 @@ async def test_a_local_test_clients_uuid_ids_are_accepted_only_when_asked_for():
     twilio = start_message(new_sid("CA"), new_sid("MZ"), TEST_ACCOUNT_SID)
     start = await read_stream_start(HandshakeSocket(twilio), accept_local_test_ids=True)
     assert not start.local_test
+
+
+class ScriptedSocket:
+    """A socket that says the given JSON texts, in order."""
+
+    def __init__(self, *texts: str) -> None:
+        self._texts = list(texts)
+
+    async def receive(self) -> dict:
+        return {"type": "websocket.receive", "text": self._texts.pop(0)}
+
+
+async def test_pipecats_eval_harness_is_told_apart_only_by_its_first_message():
+    harness = eval_connect_message(EvalConnectionFlags(skip_tts=True, capture_bot_audio=True))
+    connect = await read_stream_start(ScriptedSocket(harness))
+    assert isinstance(connect, EvalConnect)
+    assert connect.flags == EvalConnectionFlags(skip_tts=True, capture_bot_audio=True)
+    # After Twilio's `connected`, it is no Media Stream's message: refused as before.
+    for texts, reason in [
+        ((json.dumps(media_stream.connected()), harness), "got a message with no event"),
+        ((harness.replace("true", '"loudly"', 1),), "'eval-connect' message with malformed flags"),
+    ]:
+        try:
+            outcome = await read_stream_start(ScriptedSocket(*texts))
+        except StreamRejected as refusal:
+            outcome = str(refusal)
+        assert outcome.endswith(reason), texts

@@ -51,7 +51,11 @@ async def transfer_brief(transcript: list[dict[str, Any]], *, settings: BotSetti
         return fallback
     try:
         async with asyncio.timeout(BRIEF_TIMEOUT_SECS):
-            brief = await _complete(settings, instruction=BRIEF_INSTRUCTION, transcript=transcript)
+            brief = await _complete(
+                settings,
+                instruction=_in_operators_language(BRIEF_INSTRUCTION, settings=settings),
+                transcript=transcript,
+            )
         brief = " ".join(brief.split())[:MAX_BRIEF_CHARS]
     except Exception as error:  # A slow or failed LLM, or an answer of an unexpected shape.
         logger.warning(f"Transfer brief not written ({type(error).__name__}); sending the facts")
@@ -70,7 +74,7 @@ async def analyse(
         async with asyncio.timeout(ANALYSIS_TIMEOUT_SECS):
             content = await _complete(
                 settings,
-                instruction=_analysis_instruction(spec),
+                instruction=_in_operators_language(_analysis_instruction(spec), settings=settings),
                 transcript=transcript,
                 response_format={
                     "type": "json_schema",
@@ -113,6 +117,18 @@ def _analysis_instruction(spec: AnalysisSpec) -> str:
     if spec.fields:
         parts.append("Fill every field from what was said; each field's description says what.")
     return " ".join(parts)
+
+
+def _in_operators_language(instruction: str, *, settings: BotSettings) -> str:
+    """``instruction`` asking for the agent file's analysis_language, when it declares languages:
+    the operator reads what the LLM writes, whatever language the caller spoke."""
+    languages = settings.languages
+    if not languages.declared:
+        return instruction
+    return (
+        f"{instruction} Write in {languages.analysis_name}, whatever language the call was in "
+        "(the fields' fixed choices stay as they are)."
+    )
 
 
 async def _complete(

@@ -134,7 +134,7 @@ class Goodbyes:
         playout: Playout,
         worker: PipelineWorker,
         hand_over: Callable[[], Awaitable[None]] | None,
-        goodbye: str,
+        goodbye: Callable[[], str],
         tasks: SideTasks,
     ) -> None:
         self._ending = ending
@@ -147,7 +147,7 @@ class Goodbyes:
     def say_goodbye(self, reason: EndedReason, detail: str | None = None) -> None:
         """Say goodbye, and end the call once the caller has heard it."""
         if self._ending.begin(reason, detail):
-            self._start(self._leave_with(self._goodbye, reason=reason), what="the goodbye")
+            self._start(self._leave_with(self._goodbye(), reason=reason), what="the goodbye")
 
     def leave_voicemail(self, message: str, *, detector: FrameProcessor) -> None:
         """Leave ``message`` on the answering machine, then hang up.

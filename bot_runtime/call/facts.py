@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
+from bot_runtime.config.languages import LANGUAGE_PARAMETER
 from bot_runtime.phone_line import STREAM_SECRET_PARAMETER
 from bot_runtime.phone_numbers import mask
 from bot_runtime.tools.specs import CallInfo
@@ -12,6 +13,9 @@ from bot_runtime.tools.specs import CallInfo
 # Parameters with a meaning of their own; the rest are passed to the LLM as they are.
 ROUTING_PARAMETERS = {"_pipecatCloudServiceHost", STREAM_SECRET_PARAMETER}
 NUMBER_PARAMETERS = {"from_number", "to_number", "call_type"}
+# The call's language is said to the LLM by its own instruction, once chosen: a parameter
+# naming a language the agent does not speak must not reach it as a fact.
+CHOICE_PARAMETERS = {LANGUAGE_PARAMETER}
 # Extra parameters are bounded: they come from whoever wrote the TwiML and land in every
 # LLM request, so a runaway one must not blow up the prompt.
 MAX_EXTRA_FACTS = 20
@@ -26,6 +30,8 @@ class CallFacts:
     outbound: bool = False
     from_number: str | None = None
     to_number: str | None = None
+    # The language the stream asked for (the `language` parameter), not yet checked.
+    language: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     dropped: int = 0
 
@@ -38,7 +44,7 @@ class CallFacts:
         extra: dict[str, str] = {}
         dropped = 0
         for name, value in parameters.items():
-            if name in ROUTING_PARAMETERS or name in NUMBER_PARAMETERS:
+            if name in ROUTING_PARAMETERS | NUMBER_PARAMETERS | CHOICE_PARAMETERS:
                 continue
             if len(extra) >= MAX_EXTRA_FACTS or len(name) > MAX_FACT_NAME_CHARS:
                 dropped += 1
@@ -48,9 +54,16 @@ class CallFacts:
             outbound=call_type == "outbound",
             from_number=parameters.get("from_number") or None,
             to_number=parameters.get("to_number") or None,
+            language=parameters.get(LANGUAGE_PARAMETER) or None,
             extra=extra,
             dropped=dropped,
         )
+
+    @property
+    def our_number(self) -> str | None:
+        """The business's own number on this call: the called one inbound, the caller ID
+        outbound (what [numbers] in the agent file maps to a language)."""
+        return self.from_number if self.outbound else self.to_number
 
     @property
     def direction(self) -> str:

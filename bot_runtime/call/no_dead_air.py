@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from loguru import logger
 from pipecat.frames.frames import ErrorFrame, InterruptionFrame, LLMRunFrame, TTSSpeakFrame
@@ -11,6 +12,7 @@ from pipecat.processors.frame_processor import FrameProcessor
 from bot_runtime import tracing
 from bot_runtime.call.ending import CallEnding, Goodbyes
 from bot_runtime.call.record import CallRecord
+from bot_runtime.config.languages import DEFAULT_LANGUAGE, Language, base
 from bot_runtime.services.build import BackedUp
 from bot_runtime.services.watch import LLM, TTS, ServiceWatch
 from bot_runtime.side_tasks import SideTasks
@@ -20,6 +22,14 @@ STT = "speech-to-text"
 # apology is started this much before the promise runs out (docs/performance.md).
 APOLOGY_LEAD_SECS = 0.4
 SAY_AGAIN = "Sorry, I didn't catch that. Could you say it again?"
+
+
+def say_again_in(language: Language) -> str:
+    """What asks the caller to repeat, in ``language``: its own line, the built-in one in
+    English, else its silence prompt (never English words in another language's call)."""
+    if language.say_again:
+        return language.say_again
+    return SAY_AGAIN if base(language.code) == DEFAULT_LANGUAGE else language.silence_prompt
 
 
 class NoDeadAir:
@@ -48,9 +58,11 @@ class NoDeadAir:
         goodbyes: Goodbyes,
         record: CallRecord,
         promise_secs: float,
+        language: Callable[[], Language],
         tasks: SideTasks,
     ) -> None:
         self._services = {LLM: llm, TTS: tts}
+        self._language = language
         self._stt = stt
         self._watch = watch
         self._worker = worker
@@ -149,7 +161,8 @@ class NoDeadAir:
         self._stt_was_deaf = True
         self._record.service_event(STT, "stopped answering", action="reconnected")
         # Whatever the caller said went into the dead connection: ask for it again.
-        await self._worker.queue_frame(TTSSpeakFrame(SAY_AGAIN, append_to_context=False))
+        text = say_again_in(self._language())
+        await self._worker.queue_frame(TTSSpeakFrame(text, append_to_context=False))
 
     # --- what is done about it ----------------------------------------------------------------
 

@@ -28,6 +28,7 @@ class CallOpening:
         self,
         *,
         settings: BotSettings,
+        greeting: str,
         outbound: bool,
         record: CallRecord,
         playout: Playout,
@@ -35,6 +36,7 @@ class CallOpening:
         tasks: SideTasks,
     ) -> None:
         self._settings = settings
+        self._greeting = greeting
         self._outbound = outbound
         self._record = record
         self._playout = playout
@@ -71,12 +73,12 @@ class CallOpening:
         if self._outbound:
             self._outbound_greeting = self._tasks.start(self._greet_unless_callee_speaks())
         else:
-            await self._playout.say(self._settings.greeting)
+            await self._playout.say(self._greeting)
 
     async def _greet_unless_callee_speaks(self) -> None:
         await asyncio.sleep(self._settings.outbound_greeting_delay_secs)
         logger.info("Callee silent after answering: greeting first")
-        await self._playout.say(self._settings.greeting)
+        await self._playout.say(self._greeting)
         if self._voicemail:
             # Machines talk at once; silence is a person waiting. The detector decides on a
             # pause after speech, so hand it that pause (its "no answer" verdict is a person).

@@ -6,6 +6,7 @@ from collections.abc import Awaitable
 
 from fastapi import WebSocket
 from loguru import logger
+from pipecat.evals.serializer import EvalConnectionFlags
 from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
 from pipecat.frames.frames import ErrorFrame
 from pipecat.processors.aggregators.llm_response_universal import (
@@ -17,7 +18,9 @@ from pipecat.workers.runner import WorkerRunner
 from bot_runtime import tracing
 from bot_runtime.after_call.deliveries import send_after_the_call
 from bot_runtime.call.ending import CallEnding, EndedReason, Goodbyes
+from bot_runtime.call.eval_line import no_redirect
 from bot_runtime.call.facts import CallFacts
+from bot_runtime.call.language_switch import detects
 from bot_runtime.call.loop_lag import stop_watching, watch_loop_lag
 from bot_runtime.call.no_dead_air import NoDeadAir
 from bot_runtime.call.opening import CallOpening
@@ -25,15 +28,23 @@ from bot_runtime.call.pipeline import build_call_pipeline
 from bot_runtime.call.playout import Playout
 from bot_runtime.call.record import CallRecord
 from bot_runtime.call.tool_calls import business_tool_schemas
-from bot_runtime.call.transfer import Transfer
+from bot_runtime.call.transfer import Redirect, Transfer
+from bot_runtime.config.languages import Language
 from bot_runtime.config.settings import LOCAL, BotSettings
 from bot_runtime.phone_line import SILENCE_PROMPT_MARK
 from bot_runtime.services.deepgram import DeepgramSTT
 from bot_runtime.services.watch import LLM, TTS, ServiceWatch
 from bot_runtime.side_tasks import SideTasks
 from bot_runtime.tools.builtin import call_tools
-from bot_runtime.twilio.call_control import CallNotLive
+from bot_runtime.twilio.call_control import CallNotLive, redirect_to
 from bot_runtime.twilio.stream import StreamStart
+
+# How the log says what chose the call's language.
+CHOSEN_BY = {
+    "parameter": "the language parameter",
+    "called number": "the number (agent file's [numbers])",
+    "default": "default",
+}
 
 
 class PhoneCall:
@@ -42,11 +53,19 @@ class PhoneCall:
     The call owns its parts: the pipeline (pipeline.py), the opening (opening.py),
     the endings and their latch (ending.py, transfer.py), the no-dead-air watch
     (no_dead_air.py) and the record of what happened (record.py), all beside it in
-    call/. This class wires the pipeline's events to them.
+    call/. This class wires the pipeline's events to them. With ``eval_flags`` the
+    same call runs on pipecat's eval harness instead (eval_line.py), and a transfer
+    stops short of Twilio.
     """
 
     def __init__(
-        self, websocket: WebSocket, *, start: StreamStart, facts: CallFacts, settings: BotSettings
+        self,
+        websocket: WebSocket,
+        *,
+        start: StreamStart,
+        facts: CallFacts,
+        settings: BotSettings,
+        eval_flags: EvalConnectionFlags | None = None,
     ):
         # First: building the call and its first work (the caller lookup) count as its own.
         self.loop_lag = watch_loop_lag()
@@ -56,9 +75,17 @@ class PhoneCall:
         self._silence_prompts = 0
         self._caller_turn_at = 0.0
         self._agent_turn_at = 0.0
+        # What the bot says from here on is read from the language when said: public, for
+        # a call that changes language mid-call.
+        self.language, chosen_by = settings.languages.choose(
+            parameter=facts.language, called_number=facts.our_number
+        )
+        logger.info(f"Call language: {self.language.name}, chosen by {CHOSEN_BY[chosen_by]}")
         self.record = CallRecord(
             info=facts.info(start.call_sid, start.custom_parameters),
             stream_sid=start.stream_sid,
+            language=self.language.code,
+            language_chosen_by=chosen_by,
         )
         self.ending = CallEnding()
         # Set once Twilio has confirmed the call (or cannot be asked); the caller's turns
@@ -94,18 +121,23 @@ class PhoneCall:
             start=start,
             facts=facts,
             settings=settings,
+            language=self.language,
             tools=tools,
             ending=self.ending,
             on_transfer_key=self._on_transfer_key,
             on_key=self.record.key_pressed,
             watch=self.watch,
             confirmed=self.confirmed,
+            on_language_heard=(
+                self._on_language_heard if detects(settings, chosen_by=chosen_by) else None
+            ),
+            eval_flags=eval_flags,
         )
         self.record.preemption = self.pipeline.turn_end.preemption
-        self._build_parts()
+        self._build_parts(redirect=redirect_to if eval_flags is None else no_redirect)
         self._handle_events()
 
-    def _build_parts(self) -> None:
+    def _build_parts(self, *, redirect: Redirect) -> None:
         """The parts that act on the running pipeline: what is heard, endings, the watch."""
         p, settings = self.pipeline, self._settings
         self.playout = Playout(worker=p.worker, serializer=p.serializer, prompts=p.prompts)
@@ -117,17 +149,19 @@ class PhoneCall:
             serializer=p.serializer,
             worker=p.worker,
             tasks=self.tasks,
+            redirect=redirect,
         )
         self.goodbyes = Goodbyes(
             ending=self.ending,
             playout=self.playout,
             worker=p.worker,
             hand_over=self.transfer.hand_over if self.transfer.available else None,
-            goodbye=settings.goodbye,
+            goodbye=lambda: self.language.goodbye,
             tasks=self.tasks,
         )
         self.opening = CallOpening(
             settings=settings,
+            greeting=self.language.greeting,
             outbound=self._facts.outbound,
             record=self.record,
             playout=self.playout,
@@ -144,6 +178,7 @@ class PhoneCall:
             goodbyes=self.goodbyes,
             record=self.record,
             promise_secs=settings.response_timeout_secs,
+            language=lambda: self.language,
             tasks=self.tasks,
         )
 
@@ -270,10 +305,19 @@ class PhoneCall:
                 message.content, at_secs=self._agent_turn_at, interrupted=message.interrupted
             )
 
+    def _on_language_heard(self, old: Language, new: Language) -> None:
+        """The caller speaks another of the agent's languages: the rest of the call is in it."""
+        self.language = new
+        self.pipeline.prompts.language = new.code
+        self.record.language = new.code
+        self.record.language_chosen_by = "detected"
+        self.record.language_switched_from = old.code
+        tracing.mark_call(self._start.call_sid, {"call.language": new.code})
+
     async def _on_caller_silent(self, *_args) -> None:
         self._silence_prompts += 1
         if self._silence_prompts == 1:
-            await self.playout.say(self._settings.silence_prompt, marked_as=SILENCE_PROMPT_MARK)
+            await self.playout.say(self.language.silence_prompt, marked_as=SILENCE_PROMPT_MARK)
         else:
             self.goodbyes.say_goodbye(EndedReason.SILENCE)
 
@@ -315,7 +359,7 @@ class PhoneCall:
 
     async def _on_voicemail(self, detector: VoicemailDetector) -> None:
         self.record.answered_by = "machine"
-        message = self._facts.extra.get("voicemail_message") or self._settings.voicemail_message
+        message = self._facts.extra.get("voicemail_message") or self.language.voicemail_message
         self.goodbyes.leave_voicemail(message, detector=detector)
 
     # --- actions the LLM's tools and the keypad ask for ---------------------------------

@@ -1,4 +1,4 @@
-"""One call's pipeline: the Twilio transport, turn taking, the three services and prompts."""
+"""One call's pipeline: the Twilio (or eval) transport, turn taking, the three services, prompts."""
 
 import asyncio
 import contextlib
@@ -10,6 +10,7 @@ from fastapi import WebSocket
 from loguru import logger
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.classifiers.llm.classifier import LLMClassifier
+from pipecat.evals.serializer import EvalConnectionFlags
 from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
 from pipecat.frames.frames import Frame, LLMContextFrame
 from pipecat.observers.user_bot_latency_observer import UserBotLatencyObserver
@@ -32,9 +33,12 @@ from pipecat.turns.user_mute.base_user_mute_strategy import BaseUserMuteStrategy
 
 from bot_runtime import tracing
 from bot_runtime.call.ending import CallEnding
+from bot_runtime.call.eval_line import EvalLineSerializer, eval_transport
 from bot_runtime.call.facts import CallFacts
 from bot_runtime.call.keypad import DTMF_PREFIX, TransferKey, keypad_to_text
+from bot_runtime.call.language_switch import LanguageSwitch, listening_settings
 from bot_runtime.call.recorded_prompts import PromptPlayer
+from bot_runtime.config.languages import Language
 from bot_runtime.config.settings import BotSettings, TwilioSettings
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.services import noise_filter
@@ -61,7 +65,7 @@ KEYPAD_INSTRUCTION = (
 class CallPipeline:
     """The parts of one call's pipeline that the rest of the call talks to."""
 
-    serializer: GuardedTwilioSerializer
+    serializer: GuardedTwilioSerializer | EvalLineSerializer
     transport: FastAPIWebsocketTransport
     user_turns: LLMUserAggregator
     assistant_turns: LLMAssistantAggregator
@@ -72,6 +76,7 @@ class CallPipeline:
     prompts: PromptPlayer
     voicemail: VoicemailDetector | None
     latency: UserBotLatencyObserver
+    language_switch: LanguageSwitch | None = None
     worker: PipelineWorker = field(init=False)
 
 
@@ -81,24 +86,61 @@ def build_call_pipeline(
     start: StreamStart,
     facts: CallFacts,
     settings: BotSettings,
+    language: Language,
     tools: ToolsSchema,
     ending: CallEnding,
     on_transfer_key: Callable[[], Awaitable[None]],
     on_key: Callable[[str], None],
     watch: ServiceWatch,
     confirmed: asyncio.Event,
+    on_language_heard: Callable[[Language, Language], None] | None = None,
+    eval_flags: EvalConnectionFlags | None = None,
 ) -> CallPipeline:
-    """Build the call's processors and worker; services connect when the worker starts."""
+    """Build the call's processors and worker, speaking ``language``; services connect when
+    the worker starts.
+
+    With ``on_language_heard``, the call listens for its caller's language and may switch
+    to it once (see language_switch.py), which then calls it with the old and new language.
+    With ``eval_flags`` the call is on pipecat's eval harness instead of a Twilio stream:
+    the same pipeline, on the harness's transport, speaking RTVI to it.
+    """
     # The barge-in rules pause the bot's speech on the caller's voice; the serializer holds it.
     speech_hold = SpeechHold()
-    serializer = build_serializer(start, settings.twilio, speech_hold=speech_hold)
-    transport = _transport(websocket, serializer, max_call_secs=settings.max_call_secs)
+    params = _transport_params(max_call_secs=settings.max_call_secs)
+    if eval_flags is None:
+        serializer = build_serializer(start, settings.twilio, speech_hold=speech_hold)
+        transport = FastAPIWebsocketTransport(
+            websocket, FastAPIWebsocketParams(**params, serializer=serializer)
+        )
+    else:
+        serializer = EvalLineSerializer(ending=ending, speech_hold=speech_hold)
+        transport = eval_transport(websocket, eval_flags, serializer, params=params)
     user_turns, assistant_turns, turn_end = _turn_aggregators(
         settings, tools=tools, ending=ending, speech_hold=speech_hold
     )
-    stt, tts = build_stt(settings), build_tts_with_backup(settings)
+    languages = settings.languages
+    listening = listening_settings(languages) if on_language_heard else None
+    stt = build_stt(settings, language=language, listening=listening)
+    tts = build_tts_with_backup(settings, language=language)
+
+    def instruction(spoken: Language) -> str:
+        lines = languages.instruction(spoken)
+        return system_instruction(settings.system_prompt, facts, language_lines=lines)
+
     llm = build_llm_with_backup(
-        settings, system_instruction=system_instruction(settings.system_prompt, facts)
+        settings, system_instruction=instruction(language), reminder=languages.reminder(language)
+    )
+    language_switch = (
+        LanguageSwitch(
+            languages=languages,
+            language=language,
+            tts=tts.services,
+            llm=llm.services,
+            instruction=instruction,
+            on_switch=on_language_heard,
+        )
+        if on_language_heard
+        else None
     )
     # On outbound calls, listen first: a person, or a voicemail greeting? Until that is
     # decided, the detector's gate holds the bot's speech back.
@@ -114,7 +156,8 @@ def build_call_pipeline(
         stt=stt,
         llm=llm,
         tts=tts,
-        prompts=PromptPlayer(),
+        prompts=PromptPlayer(language=language.code),
+        language_switch=language_switch,
         voicemail=voicemail,
         latency=UserBotLatencyObserver(),
     )
@@ -123,10 +166,13 @@ def build_call_pipeline(
     parts.worker = _worker(
         pipeline,
         parts.latency,
+        rtvi=eval_flags is not None,
         tracing=tracing.worker_options(
             call_sid=start.call_sid,
             attributes={
                 "call.direction": facts.direction,
+                "call.language": language.code,
+                "call.eval": eval_flags is not None,
                 "agent.file": settings.agent.shown_as if settings.agent.path else "",
                 "call.backup_used": False,
             },
@@ -143,6 +189,7 @@ def _pipeline(
         [
             p.transport.input(),
             p.stt,
+            *([p.language_switch] if p.language_switch else []),
             *([p.voicemail.detector()] if p.voicemail else []),
             keypad,
             keypad_to_text(),
@@ -161,9 +208,14 @@ def _pipeline(
     )
 
 
-def system_instruction(prompt: str, facts: CallFacts) -> str:
-    """The LLM's instruction for this call: the prompt, the keypad, and the call's facts."""
-    return f"{prompt}\n{KEYPAD_INSTRUCTION}\n\nAbout this call:\n{facts.describe()}"
+def system_instruction(prompt: str, facts: CallFacts, *, language_lines: str | None) -> str:
+    """The LLM's instruction for this call: the prompt, the keypad, the call's facts, and
+    the language to speak (``language_lines``; None when the agent declares no languages).
+
+    The language comes last, after the facts, which may be in another language.
+    """
+    instruction = f"{prompt}\n{KEYPAD_INSTRUCTION}\n\nAbout this call:\n{facts.describe()}"
+    return f"{instruction}\n\n{language_lines}" if language_lines else instruction
 
 
 def build_serializer(
@@ -197,31 +249,26 @@ def build_serializer(
     )
 
 
-def _transport(
-    websocket: WebSocket, serializer: GuardedTwilioSerializer, *, max_call_secs: float
-) -> FastAPIWebsocketTransport:
-    return FastAPIWebsocketTransport(
-        websocket,
-        FastAPIWebsocketParams(
-            audio_in_enabled=True,
-            # Pipecat Cloud's Krisp VIVA, where the platform provides it (None elsewhere).
-            audio_in_filter=noise_filter.caller_audio_filter(),
-            audio_out_enabled=True,
-            serializer=serializer,
-            session_timeout=int(max_call_secs),
-            # Endings wait for Twilio's mark echo, which proves the goodbye was heard.
-            audio_out_end_silence_secs=0,
-            # The bot's audio goes to Twilio in 40 ms media messages (pipecat's default).
-            # Twilio holds about one message ahead, and a pause for the caller's voice
-            # (speech_hold.py) lets that play out: 80 ms messages saved some CPU but left
-            # the bot audible longer when a caller barged in (docs/performance.md).
-            audio_out_10ms_chunks=4,
-        ),
-    )
+def _transport_params(*, max_call_secs: float) -> dict[str, Any]:
+    """The transport's parameters but its serializer: a Twilio stream's, and an eval's too."""
+    return {
+        "audio_in_enabled": True,
+        # Pipecat Cloud's Krisp VIVA, where the platform provides it (None elsewhere).
+        "audio_in_filter": noise_filter.caller_audio_filter(),
+        "audio_out_enabled": True,
+        "session_timeout": int(max_call_secs),
+        # Endings wait for Twilio's mark echo, which proves the goodbye was heard.
+        "audio_out_end_silence_secs": 0,
+        # The bot's audio goes to Twilio in 40 ms media messages (pipecat's default).
+        # Twilio holds about one message ahead, and a pause for the caller's voice
+        # (speech_hold.py) lets that play out: 80 ms messages saved some CPU but left
+        # the bot audible longer when a caller barged in (docs/performance.md).
+        "audio_out_10ms_chunks": 4,
+    }
 
 
 def _worker(
-    pipeline: Pipeline, latency: UserBotLatencyObserver, *, tracing: dict[str, Any]
+    pipeline: Pipeline, latency: UserBotLatencyObserver, *, rtvi: bool, tracing: dict[str, Any]
 ) -> PipelineWorker:
     """The call's worker; ``tracing``: the options that trace it (tracing.worker_options)."""
     return PipelineWorker(
@@ -231,7 +278,9 @@ def _worker(
             audio_out_sample_rate=PHONE_SAMPLE_RATE,
             enable_metrics=True,
         ),
-        enable_rtvi=False,  # Twilio rejects any JSON that is not Media Streams (error 31951).
+        # Twilio rejects any JSON that is not Media Streams (error 31951); the eval harness
+        # speaks RTVI: it waits for bot-ready and watches the bot's RTVI events.
+        enable_rtvi=rtvi,
         idle_timeout_secs=None,
         observers=[latency],
         # Two observers that would see every frame: silence and MAX_CALL_SECS end idle calls,

@@ -1,6 +1,7 @@
 """What the caller hears, and Twilio's proof that they heard it: speech, prompts and marks."""
 
 import itertools
+from typing import Any, Protocol
 
 from loguru import logger
 from pipecat.frames.frames import Frame, OutputTransportMessageFrame, TTSSpeakFrame
@@ -8,10 +9,19 @@ from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.frame_processor import FrameProcessor
 
 from bot_runtime.call.recorded_prompts import Prompt, PromptPlayer
-from bot_runtime.twilio.stream import GuardedTwilioSerializer
 
 # How long a goodbye or prompt may take to play before the call moves on anyway.
 PLAYOUT_TIMEOUT_SECS = 20.0
+
+
+class LineSerializer(Protocol):
+    """What the call asks of its line's serializer: Twilio's (stream.py) or the eval harness's."""
+
+    def mark_message(self, name: str) -> dict[str, Any]: ...
+
+    async def wait_for_mark(self, name: str, *, timeout_secs: float) -> bool: ...
+
+    def release_call(self) -> None: ...
 
 
 class Playout:
@@ -23,7 +33,7 @@ class Playout:
     """
 
     def __init__(
-        self, *, worker: PipelineWorker, serializer: GuardedTwilioSerializer, prompts: PromptPlayer
+        self, *, worker: PipelineWorker, serializer: LineSerializer, prompts: PromptPlayer
     ) -> None:
         self._worker = worker
         self._serializer = serializer

@@ -31,6 +31,11 @@ class CallRecord:
     loop_lag_secs: float | None = None  # The longest the event loop was blocked meanwhile.
     recording_sid: str | None = None
     answered_by: str | None = None
+    # The call's language and what chose it ("parameter", "called number", "default", or
+    # "detected": heard in the caller's words, switching from the language it started in).
+    language: str | None = None
+    language_chosen_by: str | None = None
+    language_switched_from: str | None = None
     transfer_to: str | None = None
     transfer_summary: str | None = None
     transcript: list[dict[str, Any]] = field(default_factory=list)
@@ -114,6 +119,11 @@ class CallRecord:
             "ended_reason": str(ending.reason) if ending.reason else None,
             "ended_detail": ending.detail,
             "answered_by": self.answered_by,
+            "language": {
+                "code": self.language,
+                "chosen_by": self.language_chosen_by,
+                "switched_from": self.language_switched_from,
+            },
             "recording_sid": self.recording_sid,
             "transfer_to": self.transfer_to,
             "transfer_summary": self.transfer_summary,

@@ -1,6 +1,7 @@
 """Handing the caller to a person: from the request (tool, keypad 0, fallback) to letting go."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
 import aiohttp
@@ -11,7 +12,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from bot_runtime.after_call.summaries import transfer_brief
 from bot_runtime.call.ending import CallEnding, EndedReason, run_ending
-from bot_runtime.call.playout import Playout
+from bot_runtime.call.playout import LineSerializer, Playout
 from bot_runtime.call.record import CallRecord
 from bot_runtime.call.recorded_prompts import Prompt
 from bot_runtime.config.settings import BotSettings
@@ -19,12 +20,13 @@ from bot_runtime.phone_numbers import mask
 from bot_runtime.side_tasks import SideTasks
 from bot_runtime.twilio import call_control
 from bot_runtime.twilio.rest import describe_rest_error
-from bot_runtime.twilio.stream import GuardedTwilioSerializer
 
 # What proves the redirect did not happen: Twilio refused it, or it never reached Twilio. After
 # anything else (a timeout, a dropped connection, an answer that is not Twilio's) the call may
 # be on its new leg, and hanging it up would drop the caller from the transfer.
 NOT_REDIRECTED = (TwilioRestException, aiohttp.ClientConnectorError)
+# What sends the call on to the number: Twilio's REST redirect (an eval has a stand-in).
+Redirect = Callable[..., Awaitable[None]]
 
 
 class Transfer:
@@ -44,9 +46,10 @@ class Transfer:
         record: CallRecord,
         ending: CallEnding,
         playout: Playout,
-        serializer: GuardedTwilioSerializer,
+        serializer: LineSerializer,
         worker: PipelineWorker,
         tasks: SideTasks,
+        redirect: Redirect = call_control.redirect_to,
     ) -> None:
         self.number = settings.transfer_number
         self._settings = settings
@@ -56,6 +59,7 @@ class Transfer:
         self._serializer = serializer
         self._worker = worker
         self._tasks = tasks
+        self._redirect = redirect
 
     @property
     def available(self) -> bool:
@@ -77,7 +81,7 @@ class Transfer:
         await self._playout.start_playing(Prompt.HOLD_TONE)
         whisper_url = _with_summary(whisper, await brief) if whisper and brief else None
         try:
-            await call_control.redirect_to(
+            await self._redirect(
                 self._settings.twilio,
                 self._record.call_sid,
                 number=self.number,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot_runtime.config.languages import LANGUAGE_KEYS
 from bot_runtime.tools.specs import (
     DEFAULT_TIMEOUT_SECS,
     MAX_TIMEOUT_SECS,
@@ -19,7 +20,8 @@ DEFAULT_AGENT_FILE = PROJECT_ROOT / "agent.toml"
 # The texts an agent file may set; the environment variable of the same name, upper-cased,
 # wins over the file (so one image can serve several numbers with different greetings).
 TEXT_KEYS = ("system_prompt", "greeting", "goodbye", "silence_prompt", "voicemail_message")
-TOP_LEVEL_KEYS = (*TEXT_KEYS, "tools", "analysis")
+LANGUAGE_SETTINGS = ("language", "analysis_language", "detect_language", "languages", "numbers")
+TOP_LEVEL_KEYS = (*TEXT_KEYS, "tools", "analysis", *LANGUAGE_SETTINGS)
 TOOL_KEYS = ("name", "description", "url", "method", "timeout_secs", "filler", "headers")
 ANALYSIS_KEYS = ("summary", "fields")
 PARAMETER_KEYS = ("type", "enum", "description", "required")
@@ -52,6 +54,14 @@ class AgentFile:
     # The @tool functions of agent_tools.py beside the file (see python_tools.py).
     python_tools: tuple[Any, ...] = ()
     analysis: AnalysisSpec | None = None
+    # The languages, as written (config/languages.py checks and builds them).
+    language: str | None = None
+    analysis_language: str | None = None
+    detect_language: bool = False
+    # [languages.XX] tables: each one's texts, voice and model, checked to be strings.
+    languages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # [numbers]: called number -> language code, as written.
+    numbers: Mapping[str, str] = field(default_factory=dict)
 
 
 def read_agent_file(
@@ -83,7 +93,18 @@ def read_agent_file(
     texts = {key: value for key in TEXT_KEYS if (value := checker.text(data, key, where=""))}
     tools = tuple(checker.tools(data.get("tools", [])))
     analysis = checker.analysis(data["analysis"]) if "analysis" in data else None
-    return AgentFile(path=path, shown_as=shown_as, texts=texts, tools=tools, analysis=analysis)
+    return AgentFile(
+        path=path,
+        shown_as=shown_as,
+        texts=texts,
+        tools=tools,
+        analysis=analysis,
+        language=checker.text(data, "language", where=""),
+        analysis_language=checker.text(data, "analysis_language", where=""),
+        detect_language=checker.flag(data, "detect_language", where=""),
+        languages=checker.language_tables(data.get("languages", {})),
+        numbers=checker.strings(data.get("numbers", {}), where="numbers"),
+    )
 
 
 class _Checker:
@@ -110,6 +131,41 @@ class _Checker:
             self.problem(where, f"{key!r} must be a non-empty string")
             return None
         return value.strip()
+
+    def flag(self, table: Mapping[str, Any], key: str, *, where: str) -> bool:
+        value = table.get(key, False)
+        if not isinstance(value, bool):
+            self.problem(where, f"{key!r} must be true or false")
+            return False
+        return value
+
+    def strings(self, table: Any, *, where: str) -> dict[str, str]:
+        """A table of non-empty strings ([numbers]: number = "es")."""
+        if not isinstance(table, dict):
+            self.problem("", f"{where!r} must be a table ([{where}])")
+            return {}
+        found = {}
+        for key in table:
+            value = self.text(table, key, where=where)
+            if value is not None:
+                found[key] = value
+        return found
+
+    def language_tables(self, tables: Any) -> dict[str, dict[str, str]]:
+        """The [languages.XX] tables: known keys, each a non-empty string."""
+        if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+            self.problem("", "'languages' must be tables ([languages.es], [languages.fr], ...)")
+            return {}
+        checked = {}
+        for code, table in tables.items():
+            where = f"languages.{code}"
+            self.unknown_keys(table, LANGUAGE_KEYS, where=where)
+            checked[code] = {
+                key: value
+                for key in LANGUAGE_KEYS
+                if (value := self.text(table, key, where=where)) is not None
+            }
+        return checked
 
     def tools(self, tools: Any) -> list[HttpToolSpec]:
         if not isinstance(tools, list):

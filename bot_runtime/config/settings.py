@@ -11,9 +11,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bot_runtime.config.agent_file import DEFAULT_AGENT_FILE, AgentFile, read_agent_file
+from bot_runtime.config.agent_file import (
+    DEFAULT_AGENT_FILE,
+    TEXT_KEYS,
+    AgentFile,
+    read_agent_file,
+)
 from bot_runtime.config.call_records import RecordDelivery, read_call_records
 from bot_runtime.config.environment import ConfigError, EnvReader, secrets_of
+from bot_runtime.config.languages import Languages, read_languages, service_problems
 from bot_runtime.config.observability import TracingSettings, read_observability
 from bot_runtime.config.providers import LOCAL, BackupLLM, BackupTTS, read_backups, read_services
 from bot_runtime.config.twilio import TwilioSettings
@@ -58,11 +64,14 @@ class BotSettings:
     cartesia_api_key: str = field(metadata=SECRET, repr=False)
     cartesia_url: str | None
     cartesia_voice_id: str
+    cartesia_model: str
     backup_llm: BackupLLM | None
     backup_tts: BackupTTS | None
     twilio: TwilioSettings
     stream_secret: str | None = field(metadata=SECRET, repr=False)
     agent: AgentFile
+    # The languages calls can be in (the agent file's), the default built from the texts below.
+    languages: Languages
     system_prompt: str
     greeting: str
     goodbye: str
@@ -96,17 +105,22 @@ class BotSettings:
         services = read_services(reader)
         services |= read_backups(reader, primary=services)
         agent = _read_agent_file(reader)
+        conversation = _read_conversation(reader, agent=agent, services=services)
         settings = cls(
             **services,
             twilio=TwilioSettings.read(reader),
             stream_secret=reader.text("STREAM_SECRET"),
             agent=agent,
-            **_read_conversation(reader, agent=agent, services=services),
+            languages=_read_languages(
+                reader, agent=agent, texts=conversation, voice_id=services["cartesia_voice_id"]
+            ),
+            **conversation,
             **_read_call_control(reader),
             **read_call_records(reader),
             **read_observability(reader),
         )
         _check_call_control(settings, reader.problems)
+        reader.problems += language_problems(settings)[0]
         reader.raise_if_problems()
         return settings
 
@@ -137,6 +151,41 @@ def _read_agent_file(reader: EnvReader) -> AgentFile:
         if spec.name in declared:
             reader.problems.append(f"tool {spec.name!r} is both in {shown_as} and {tools_file}")
     return replace(agent, python_tools=python_tools)
+
+
+def _read_languages(
+    reader: EnvReader, *, agent: AgentFile, texts: dict[str, Any], voice_id: str
+) -> Languages:
+    """The agent file's languages; the default one speaks the top-level texts."""
+    return read_languages(
+        shown_as=agent.shown_as,
+        default=agent.language,
+        analysis=agent.analysis_language,
+        detect=agent.detect_language,
+        tables=agent.languages,
+        numbers=agent.numbers,
+        texts=texts,
+        given_texts=frozenset(
+            key for key in TEXT_KEYS if key in agent.texts or reader.text(key.upper())
+        ),
+        voice_id=voice_id,
+        voice_given=reader.text("CARTESIA_VOICE_ID") is not None,
+        problems=reader.problems,
+    )
+
+
+def language_problems(settings: BotSettings) -> tuple[list[str], list[str]]:
+    """What the configured services cannot speak of the declared languages: problems (the
+    bot refuses to start) and warnings (logged at start-up)."""
+    backup = settings.backup_tts
+    return service_problems(
+        settings.languages,
+        shown_as=settings.agent.shown_as,
+        stt_provider=settings.stt_provider,
+        tts_provider=settings.tts_provider,
+        cartesia_model=settings.cartesia_model,
+        local_backup_voice=backup is not None and backup.provider == LOCAL,
+    )
 
 
 def _read_texts(reader: EnvReader, *, agent: AgentFile, local_llm: bool) -> dict[str, str]:

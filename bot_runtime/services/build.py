@@ -15,6 +15,7 @@ from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
+from bot_runtime.config.languages import DEFAULT_LANGUAGE, Language, base
 from bot_runtime.config.settings import LOCAL, BotSettings
 from bot_runtime.phone_line import PHONE_SAMPLE_RATE
 from bot_runtime.services.deepgram import DeepgramSTT
@@ -40,21 +41,37 @@ def prepare_services(settings: BotSettings) -> None:
         warm_up_openai_sdk()
 
 
-def build_stt(settings: BotSettings) -> STTService:
-    """Deepgram streaming speech-to-text at the phone's sample rate, or local Whisper.
+def default_language(settings: BotSettings) -> Language:
+    """The agent's default language: what a call speaks unless something chose another."""
+    return settings.languages.by_code[settings.languages.default]
+
+
+def build_stt(
+    settings: BotSettings,
+    *,
+    language: Language | None = None,
+    listening: DeepgramSTT.Settings | None = None,
+) -> STTService:
+    """Deepgram streaming speech-to-text at the phone's sample rate, in the call's
+    ``language`` with its model (or with ``listening``'s, on a call that listens for its
+    caller's language), or local Whisper in the call's language.
 
     Phone audio is 8 kHz end to end: asking every service for 8 kHz means nothing on
     the path resamples (resampling 20 ms chunks is what makes phone bots sound choppy).
     """
+    language = language or default_language(settings)
     if settings.stt_provider == LOCAL:
         from bot_runtime.services import local_models, local_services
 
-        return local_services.LocalWhisperSTTService(model=local_models.whisper())
+        return local_services.LocalWhisperSTTService(
+            model=local_models.whisper(), language=base(language.code)
+        )
     return DeepgramSTT(
         api_key=settings.deepgram_api_key,
         base_url=settings.deepgram_base_url or "",
         sample_rate=PHONE_SAMPLE_RATE,
-        settings=DeepgramSTT.Settings(model="nova-3-general", language="en"),
+        settings=listening
+        or DeepgramSTT.Settings(model=language.stt_model, language=language.code),
     )
 
 
@@ -79,9 +96,12 @@ class BackedUp:
         return [self.primary] if self.backup is None else [self.primary, self.backup]
 
 
-def build_llm_with_backup(settings: BotSettings, *, system_instruction: str) -> BackedUp:
-    """The call's LLM, and BACKUP_OPENAI_* as its backup when set."""
-    primary = build_llm(settings, system_instruction=system_instruction)
+def build_llm_with_backup(
+    settings: BotSettings, *, system_instruction: str, reminder: str | None = None
+) -> BackedUp:
+    """The call's LLM, and BACKUP_OPENAI_* as its backup when set; both tell the model
+    ``reminder`` after a tool's result (see SharedClientOpenAILLMService)."""
+    primary = build_llm(settings, system_instruction=system_instruction, reminder=reminder)
     backup = settings.backup_llm
     if backup is None:
         return BackedUp(primary)
@@ -93,17 +113,28 @@ def build_llm_with_backup(settings: BotSettings, *, system_instruction: str) -> 
             settings=OpenAILLMService.Settings(
                 model=backup.model, system_instruction=system_instruction
             ),
+            reminder=reminder,
         ),
     )
 
 
-def build_tts_with_backup(settings: BotSettings) -> BackedUp:
-    """The call's voice, and BACKUP_TTS_PROVIDER's voice as its backup when set."""
-    primary = build_tts(settings)
+def build_tts_with_backup(settings: BotSettings, *, language: Language | None = None) -> BackedUp:
+    """The call's voice in its ``language``, and BACKUP_TTS_PROVIDER's voice as its backup
+    when set.
+
+    A backup Cartesia speaks the language too, with BACKUP_CARTESIA_VOICE_ID in the
+    default language and the language's own voice in the others. The local backup voice
+    speaks English only: a call in another language goes without it rather than hear its
+    words with English sounds (the recorded apology covers a failed voice).
+    """
+    language = language or default_language(settings)
+    primary = build_tts(settings, language=language)
     backup = settings.backup_tts
     if backup is None:
         return BackedUp(primary)
     if backup.provider == LOCAL:
+        if base(language.code) != DEFAULT_LANGUAGE:
+            return BackedUp(primary)
         from bot_runtime.services import local_models, local_services
 
         return BackedUp(
@@ -115,13 +146,23 @@ def build_tts_with_backup(settings: BotSettings) -> BackedUp:
         CartesiaPhraseFirstTTS(
             api_key=backup.api_key or "",
             sample_rate=PHONE_SAMPLE_RATE,
-            settings=CartesiaTTSService.Settings(voice=backup.voice_id),
+            settings=CartesiaTTSService.Settings(
+                model=settings.cartesia_model,
+                voice=(
+                    backup.voice_id
+                    if language.code == settings.languages.default
+                    else language.voice_id
+                ),
+                language=language.code,
+            ),
             **options,
         ),
     )
 
 
-def build_llm(settings: BotSettings, *, system_instruction: str) -> LLMService:
+def build_llm(
+    settings: BotSettings, *, system_instruction: str, reminder: str | None = None
+) -> LLMService:
     """OpenAI (or any OpenAI-compatible server) with the call's system instruction, or SmolLM2.
 
     SmolLM2 gets the system prompt alone: it ignores the call's facts and the keypad
@@ -139,11 +180,14 @@ def build_llm(settings: BotSettings, *, system_instruction: str) -> LLMService:
         settings=OpenAILLMService.Settings(
             model=settings.openai_model, system_instruction=system_instruction
         ),
+        reminder=reminder,
     )
 
 
-def build_tts(settings: BotSettings) -> TTSService:
-    """Cartesia streaming text-to-speech, producing 8 kHz audio directly, or local Piper."""
+def build_tts(settings: BotSettings, *, language: Language | None = None) -> TTSService:
+    """Cartesia streaming text-to-speech in the call's ``language``, with its voice, producing
+    8 kHz audio directly; or local Piper."""
+    language = language or default_language(settings)
     if settings.tts_provider == LOCAL:
         from bot_runtime.services import local_models, local_services
 
@@ -152,6 +196,8 @@ def build_tts(settings: BotSettings) -> TTSService:
     return CartesiaPhraseFirstTTS(
         api_key=settings.cartesia_api_key,
         sample_rate=PHONE_SAMPLE_RATE,
-        settings=CartesiaTTSService.Settings(voice=settings.cartesia_voice_id),
+        settings=CartesiaTTSService.Settings(
+            model=settings.cartesia_model, voice=language.voice_id, language=language.code
+        ),
         **options,
     )

@@ -206,25 +206,31 @@ def resample(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
     return soxr.resample(np.frombuffer(pcm, dtype=np.int16), from_rate, to_rate).tobytes()
 
 
-def transcribe_with(model: WhisperModel, pcm: bytes, *, sample_rate: int) -> str:
-    """Phone audio is upsampled to the 16 kHz Whisper reads, the whole clip at once."""
+def transcribe_with(
+    model: WhisperModel, pcm: bytes, *, sample_rate: int, language: str = "en"
+) -> str:
+    """Phone audio is upsampled to the 16 kHz Whisper reads, the whole clip at once.
+
+    ``language`` is a Whisper language code: told the language, Whisper does not guess
+    it from a short clip (and guesses wrong on a few words over a phone line).
+    """
     pcm16k = resample(pcm, sample_rate, WHISPER_SAMPLE_RATE)
     audio = np.frombuffer(pcm16k, dtype=np.int16).astype(np.float32) / 32768.0
     if len(audio) < SHORT_WINDOW_SECS * WHISPER_SAMPLE_RATE:
-        text = _transcribe_short(model, audio)
+        text = _transcribe_short(model, audio, language=language)
         if text is not None:
             return text
-    segments, _ = model.transcribe(audio, language="en", beam_size=1, without_timestamps=True)
+    segments, _ = model.transcribe(audio, language=language, beam_size=1, without_timestamps=True)
     return " ".join(s.text.strip() for s in segments if s.no_speech_prob < NO_SPEECH_PROB)
 
 
-def _transcribe_short(model: WhisperModel, audio: np.ndarray) -> str | None:
+def _transcribe_short(model: WhisperModel, audio: np.ndarray, *, language: str) -> str | None:
     """Greedy decoding of a short window; None if it looped and must be redone."""
     window = np.zeros(SHORT_WINDOW_SECS * WHISPER_SAMPLE_RATE, dtype=np.float32)
     window[: len(audio)] = audio
     features = model.feature_extractor(window)[np.newaxis, :, : SHORT_WINDOW_SECS * 100]
     encoded = model.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features)))
-    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, "transcribe", "en")
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, "transcribe", language)
     most_tokens = int(MAX_TOKENS_PER_SEC * len(audio) / WHISPER_SAMPLE_RATE) + 10
     (result,) = model.model.generate(
         encoded,

@@ -181,13 +181,15 @@ class LocalWhisperSTTService(SegmentedSTTService):
     decoding used here.
     """
 
-    def __init__(self, *, model: WhisperModel, **kwargs: Any):
+    def __init__(self, *, model: WhisperModel, language: str = "en", **kwargs: Any):
+        """``language``: the call's, as a Whisper code ("es"); Whisper base is multilingual."""
         super().__init__(
-            settings=STTSettings(model="base", language=Language.EN),
+            settings=STTSettings(model="base", language=Language(language)),
             ttfs_p99_latency=WHISPER_TTFS_P99_SECS,
             **kwargs,
         )
         self._whisper = model
+        self._whisper_language = language
 
     @property
     def wants_wav_segments(self) -> bool:
@@ -199,13 +201,19 @@ class LocalWhisperSTTService(SegmentedSTTService):
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         await self.start_processing_metrics()
         text = await asyncio.to_thread(
-            transcribe_with, self._whisper, audio, sample_rate=self.sample_rate
+            transcribe_with,
+            self._whisper,
+            audio,
+            sample_rate=self.sample_rate,
+            language=self._whisper_language,
         )
         await self.stop_processing_metrics()
         if text:
             # pipecat: private. The user id STTService keeps for its transcriptions (its own
             # segmented services read it the same way).
-            yield TranscriptionFrame(text, self._user_id, time_now_iso8601(), Language.EN)
+            yield TranscriptionFrame(
+                text, self._user_id, time_now_iso8601(), Language(self._whisper_language)
+            )
 
 
 class LocalPiperTTSService(PiperTTSService):

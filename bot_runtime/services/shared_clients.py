@@ -9,6 +9,7 @@ all calls; httpx clients are safe to share between tasks of one event loop.
 
 import asyncio
 from functools import cache
+from typing import Any
 
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from pipecat.services.openai.llm import OpenAILLMService
@@ -32,7 +33,26 @@ def openai_client(api_key: str | None, base_url: str | None) -> AsyncOpenAI:
 
 
 class SharedClientOpenAILLMService(OpenAILLMService):
-    """OpenAILLMService on the process's shared client (this project sets no org or headers)."""
+    """OpenAILLMService on the process's shared client (this project sets no org or headers).
+
+    With a ``reminder``, a request whose last messages are tool results ends with it
+    as a system message: a result in another language than the call's (an English
+    shipping status on a Spanish call) would otherwise pull the reply into its
+    language. The reminder goes in the request only, never into the call's context.
+    """
+
+    def __init__(self, *, reminder: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Public: a call that changes language mid-call changes its reminder too.
+        self.reminder = reminder
+
+    def build_chat_completion_params(self, params_from_context: Any) -> dict:
+        params = super().build_chat_completion_params(params_from_context)
+        messages = params.get("messages")
+        after_a_tool = isinstance(messages, list) and messages and messages[-1]["role"] == "tool"
+        if self.reminder and after_a_tool:
+            params["messages"] = [*messages, {"role": "system", "content": self.reminder}]
+        return params
 
     def create_client(
         self, api_key: str | None = None, base_url: str | None = None, **kwargs: object

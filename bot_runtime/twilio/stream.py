@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import WebSocket
 from loguru import logger
 from pipecat.audio.utils import create_stream_resampler, ulaw_to_pcm
+from pipecat.evals.serializer import EvalConnectionFlags, parse_eval_connect
 from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
@@ -69,9 +70,17 @@ class StreamStart:
     received_at: float = field(default_factory=time.monotonic, compare=False)
 
 
+@dataclass(frozen=True)
+class EvalConnect:
+    """pipecat's eval harness opened the socket: its ``eval-connect`` message came first."""
+
+    flags: EvalConnectionFlags
+    received_at: float = field(default_factory=time.monotonic, compare=False)
+
+
 async def read_stream_start(
     websocket: WebSocket, *, accept_local_test_ids: bool = False, timeout_secs: float = 10.0
-) -> StreamStart:
+) -> StreamStart | EvalConnect:
     """Read messages up to and including ``start``, and return what it says.
 
     Twilio sends ``connected`` and then ``start`` before any audio, and Pipecat
@@ -80,8 +89,11 @@ async def read_stream_start(
     So does a ``start`` whose ids are not Twilio's SIDs, unless
     ``accept_local_test_ids`` (the development runner) and they are the uuid4 ids
     of pipecat-examples' local test client: such a stream is ``local_test``.
+    The one exception is pipecat's eval harness, whose ``eval-connect`` comes as the
+    first message: that is returned as an ``EvalConnect``, for the caller to authorise.
     """
     deadline = time.monotonic() + timeout_secs
+    first = True
     while True:
         remaining = deadline - time.monotonic()
         try:
@@ -91,6 +103,9 @@ async def read_stream_start(
         if message["type"] == "websocket.disconnect":
             raise StreamRejected("the socket closed before the 'start' message")
         event = _decode_handshake_message(message)
+        if first and (harness := _eval_connect(event)):
+            return harness
+        first = False
         if event.get("event") == "connected":
             continue
         if event.get("event") == "start":
@@ -106,6 +121,14 @@ def _decode_handshake_message(message: dict[str, Any]) -> dict[str, Any]:
         return parse_message(text)
     except Malformed as problem:
         raise StreamRejected(f"{problem} before 'start'") from None
+
+
+def _eval_connect(event: dict[str, Any]) -> EvalConnect | None:
+    try:
+        flags = parse_eval_connect(event)
+    except ValueError:  # pydantic's ValidationError: flags that are not booleans
+        raise StreamRejected("'eval-connect' message with malformed flags") from None
+    return EvalConnect(flags) if flags is not None else None
 
 
 def _parse_start(event: dict[str, Any], *, accept_local_test_ids: bool) -> StreamStart:

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                 env=os.environ,
                 missing=missing,
             )
-        extra = parse_parameter_options(args.param)
+        extra = parse_parameter_options(args.param, language=args.language)
     except TwimlError as error:
         print_errors(PROG, [str(error)])
         return EXIT_USAGE

@@ -12,6 +12,8 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from bot_runtime.config.agent_file import DEFAULT_AGENT_FILE, read_agent_file
+from bot_runtime.config.languages import DEFAULT_LANGUAGE, canonical
 from operator_tools.twiml import (
     DEFAULT_REGION,
     REGIONS,
@@ -46,6 +48,8 @@ class PhoneSettings:
     account_sid: str
     account_source: str
     parameters: dict[str, str]
+    # The agent file's languages: {"default": code, "declared": [codes]}, for the page's choice.
+    languages: dict[str, Any]
 
 
 def phone_settings(
@@ -81,7 +85,23 @@ def phone_settings(
         account_sid=account_sid or TEST_ACCOUNT_SID,
         account_source="TWILIO_ACCOUNT_SID" if account_sid else "a test SID: no TWILIO_ACCOUNT_SID",
         parameters=parameters,
+        languages=agent_languages(env),
     )
+
+
+def agent_languages(env: Mapping[str, str]) -> dict[str, Any]:
+    """The agent file's default language and all it declares, for the page's choice.
+
+    The file is the one the bot started here reads (AGENT_FILE, else agent.toml). Its
+    problems are the bot's to report: from a file that cannot be read, the page offers
+    the default alone (and the parameter table takes any other code).
+    """
+    named = env.get("AGENT_FILE", "").strip()
+    path = Path(named) if named else DEFAULT_AGENT_FILE
+    agent = read_agent_file(path, env=env, required=False, problems=[])
+    default = canonical(agent.language or "") or DEFAULT_LANGUAGE
+    others = (canonical(code) for code in agent.languages)
+    return {"default": default, "declared": list(dict.fromkeys([default, *filter(None, others)]))}
 
 
 def create_app(settings: PhoneSettings, *, deploy: DeployConfig) -> FastAPI:

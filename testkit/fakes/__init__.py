@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from .cartesia import CartesiaContext, FakeCartesia
 from .deepgram import DeepgramSession, FakeDeepgram
+from .deepgram_stream import Spoken
 from .openai import FakeOpenAI, NoChoices, Reply, ToolCall
 from .timing import CartesiaTiming, DeepgramTiming, OpenAITiming, ServiceTiming
 from .twilio_rest import FakeTwilio
@@ -49,5 +50,6 @@ __all__ = [
     "OpenAITiming",
     "Reply",
     "ServiceTiming",
+    "Spoken",
     "ToolCall",
 ]

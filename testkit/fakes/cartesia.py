@@ -32,6 +32,8 @@ class CartesiaContext:
     model_id: str
     voice_id: str
     sample_rate: int
+    # The request's language (Cartesia's default, English, when it sends none).
+    language: str | None = None
     transcripts: list[str] = field(default_factory=list)
     audio_secs: float = 0.0
     cancelled: bool = False
@@ -169,6 +171,7 @@ class FakeCartesia(WebsocketFake):
                 model_id=request["model_id"],
                 voice_id=request["voice"]["id"],
                 sample_rate=request["output_format"]["sample_rate"],
+                language=request.get("language"),
             )
             self.contexts[context_id] = context
         if context.cancelled:

@@ -11,7 +11,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request
 
 from ._websocket_server import HandshakeRejected, WebsocketFake
-from .deepgram_stream import Line, Transcription
+from .deepgram_stream import Line, Spoken, Transcription
 from .timing import DeepgramTiming
 
 
@@ -22,6 +22,11 @@ class DeepgramSession:
     params: dict[str, str]
     audio_bytes: int = 0
     control: list[str] = field(default_factory=list)
+
+    @property
+    def language(self) -> str:
+        """The language the client asked to be heard in; Deepgram's default is English."""
+        return self.params.get("language", "en")
 
 
 class FakeDeepgram(WebsocketFake):
@@ -37,7 +42,13 @@ class FakeDeepgram(WebsocketFake):
     ``timing.min_endpoint_silence_secs``, which comes before the client's VAD stop and
     its ``Finalize``; the answer to a ``Finalize`` (``from_finalize: true``), empty when
     endpointing already sent the words; ``UtteranceEnd`` after ``utterance_end_ms`` of
-    silence when asked for. Once the script runs out, lines are transcribed as
+    silence when asked for. A stream opened with ``language=XX`` takes its lines from
+    ``transcripts_in[XX]`` when that script exists (the caller speaks that language: a
+    Spanish line is never heard on an English stream), else from ``transcripts``. On a
+    multilingual stream (``language=multi``) each result with words names their language,
+    as Deepgram's does (``languages`` on the alternative, ``language`` on each word): a
+    script's ``Spoken(text, "es")`` is a Spanish line, a plain string an English one. Once
+    the script runs out, lines are transcribed as
     ``default_transcript`` (nothing by default), so many concurrent calls, whose lines
     would take from one script in no set order, can all be heard as the same words.
 
@@ -59,7 +70,7 @@ class FakeDeepgram(WebsocketFake):
         self,
         *,
         api_key: str = "dg-test-key",
-        transcripts: Iterable[str] = (),
+        transcripts: Iterable[str | Spoken] = (),
         default_transcript: str = "",
         speech_rms: int = 300,
         phrase_gap_secs: float = 0.15,
@@ -70,7 +81,8 @@ class FakeDeepgram(WebsocketFake):
     ) -> None:
         super().__init__()
         self.api_key = api_key
-        self.transcripts = list(transcripts)
+        self.transcripts: list[str | Spoken] = list(transcripts)
+        self.transcripts_in: dict[str, list[str | Spoken]] = {}
         self.default_transcript = default_transcript
         self.speech_rms = speech_rms
         self.phrase_gap_secs = phrase_gap_secs
@@ -119,9 +131,14 @@ class FakeDeepgram(WebsocketFake):
         self.sessions.append(session)
         await Transcription(self, websocket, session).run()
 
-    def next_line(self) -> Line:
-        """The next scripted line; an unscripted one is transcribed as ``default_transcript``."""
-        if self.transcripts:
-            return Line(self.transcripts.pop(0))
+    def next_line(self, language: str = "en") -> Line:
+        """The next scripted line in ``language``; an unscripted one is transcribed as
+        ``default_transcript``."""
+        script = self.transcripts_in.get(language, self.transcripts)
+        if script:
+            said = script.pop(0)
+            if isinstance(said, Spoken):
+                return Line(said.text, said.language)
+            return Line(said)
         self.unscripted_utterances += 1
         return Line(self.default_transcript)

@@ -6,6 +6,7 @@ import json
 import re
 import uuid
 import warnings
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,10 +37,24 @@ NET0001 = (
 )
 
 
-class Line:
-    """What the caller is saying now, handed out a phrase at a time."""
+# What Deepgram's multilingual model is asked for with: it names each result's language.
+MULTILINGUAL = "multi"
 
-    def __init__(self, text: str) -> None:
+
+@dataclass(frozen=True)
+class Spoken:
+    """A scripted line said in ``language``, as Deepgram's multilingual model
+    (``language=multi``) reports it; a plain string in a script is English."""
+
+    text: str
+    language: str
+
+
+class Line:
+    """What the caller is saying now, in ``language``, handed out a phrase at a time."""
+
+    def __init__(self, text: str, language: str = "en") -> None:
+        self.language = language
         self.phrases = re.split(r"(?<=[,.;:?!])\s+", text.strip())
         self.sent = 0  # phrases already in a final result
         self.pauses = 0  # pauses heard since the line began
@@ -130,7 +145,7 @@ class Transcription:
 
     async def on_speech(self) -> None:
         if self.line is None:
-            self.line = self.fake.next_line()
+            self.line = self.fake.next_line(self.session.language)
         self.silence_secs = 0.0
         self.pause_counted = False
         self.endpointed = False
@@ -159,7 +174,7 @@ class Transcription:
                 shown = 0
         if words and shown:
             self.interims_sent += 1
-            await self.send_results(" ".join(words[:shown]))
+            await self.send_results(" ".join(words[:shown]), language=self.line.language)
 
     async def on_silence(self) -> None:
         self.silence_secs += BLOCK_SECS
@@ -219,6 +234,7 @@ class Transcription:
         A line ends with a final that has everything, or with a Finalize once all of
         it was sent (the client's VAD heard its end).
         """
+        language = self.line.language if self.line is not None else "en"
         transcript = self.line.take(everything=everything) if self.line is not None else ""
         if self.line is not None and (everything or (from_finalize and self.line.finished)):
             self.line = None
@@ -226,7 +242,11 @@ class Transcription:
             self.fake.transcripts_sent.append(transcript)
             self.utterance_word_end = round(self.speech_end, 3)
         await self.send_results(
-            transcript, is_final=True, speech_final=True, from_finalize=from_finalize
+            transcript,
+            is_final=True,
+            speech_final=True,
+            from_finalize=from_finalize,
+            language=language,
         )
         self.segment_start = self.audio_secs
         self.speech_start = None
@@ -240,9 +260,20 @@ class Transcription:
         is_final: bool = False,
         speech_final: bool = False,
         from_finalize: bool = False,
+        language: str = "en",
     ) -> None:
+        """A result; on a multilingual stream, the words carry the language they were said in."""
         if self.fake.stall == "silent" or (self.fake.stall == "after_interim" and is_final):
             return
+        alternative: dict[str, Any] = {
+            "transcript": transcript,
+            "confidence": 0.98,
+            "words": self.words(transcript),
+        }
+        if self.session.params.get("language") == MULTILINGUAL and transcript:
+            alternative["languages"] = [language]
+            for word in alternative["words"]:
+                word["language"] = language
         message = {
             "type": "Results",
             "channel_index": [0, 1],
@@ -251,11 +282,7 @@ class Transcription:
             "is_final": is_final,
             "speech_final": speech_final,
             "from_finalize": from_finalize,
-            "channel": {
-                "alternatives": [
-                    {"transcript": transcript, "confidence": 0.98, "words": self.words(transcript)}
-                ]
-            },
+            "channel": {"alternatives": [alternative]},
             "metadata": {
                 "request_id": self.request_id,
                 "model_info": MODEL_INFO,

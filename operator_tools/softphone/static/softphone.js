@@ -3,6 +3,7 @@
 import { PhoneCall } from "./phone-call.js";
 
 const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
+const LANGUAGE = "language"; // the stream parameter that picks the call's language
 const $ = (id) => document.getElementById(id);
 
 let settings; // from the server: /api/config
@@ -21,7 +22,10 @@ async function load() {
   $("region").value = settings.region;
   $("agent").value = settings.agent ?? "";
   $("org").value = settings.org ?? "";
-  for (const [name, value] of Object.entries(settings.parameters)) addParameter(name, value);
+  showLanguages(settings.languages, settings.parameters[LANGUAGE]);
+  for (const [name, value] of Object.entries(settings.parameters)) {
+    if (name !== LANGUAGE) addParameter(name, value);
+  }
   $("account").textContent = `accountSid ${settings.account_sid} (${settings.account_source})`;
   setMode(settings.mode);
   for (const key of KEYS) {
@@ -55,6 +59,19 @@ async function checkCloudTarget() {
   $("cloud-target").classList.toggle("error", Boolean(answer.error));
 }
 
+// The agent file's languages ({default, declared}), its default first: choosing it sends no
+// parameter, as a phone number with no language of its own does.
+function showLanguages({ default: first, declared }, chosen) {
+  const names = new Intl.DisplayNames(["en"], { type: "language" });
+  const label = (code) => `${code}: ${names.of(code)}`;
+  $("language").add(new Option(`${label(first)} (the agent's default)`, ""));
+  for (const code of declared) if (code !== first) $("language").add(new Option(label(code), code));
+  if (chosen && chosen !== first) {
+    if (!declared.includes(chosen)) $("language").add(new Option(`${label(chosen)} (not declared)`, chosen));
+    $("language").value = chosen;
+  }
+}
+
 function addParameter(name = "", value = "") {
   const row = $("parameters").tBodies[0].insertRow();
   const secret = name === "stream_secret";
@@ -72,6 +89,7 @@ function parameters() {
     const name = row.querySelector(".name").value.trim();
     if (name) chosen[name] = row.querySelector(".value").value;
   }
+  if ($("language").value) chosen[LANGUAGE] = $("language").value;
   if (mode === "cloud") chosen[cloudTarget.parameter] = cloudTarget.service_host;
   return chosen;
 }
