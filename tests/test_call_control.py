@@ -108,12 +108,16 @@ async def test_transfer_tool_redirects_the_call_briefs_the_person_and_never_hang
     assert (record["transfer_to"], record["transfer_summary"]) == (TRANSFER_NUMBER, brief)
 
     conversation = await collector.conversation(caller.call_sid, timeout_secs=10)
-    call = conversation.attributes
-    assert (call["call.direction"], call["agent.file"], call["call.backup_used"]) == (
-        "inbound",
-        "agent.toml",
-        False,
-    )
+    assert {
+        key: conversation.attributes[key]
+        for key in ("call.direction", "call.language", "call.eval", "agent.file")
+    } == {
+        "call.direction": "inbound",
+        "call.language": "en",
+        "call.eval": False,
+        "agent.file": "agent.toml",
+    }
+    assert conversation.attributes["call.backup_used"] is False
     assert len(conversation.children) >= 2  # the greeting's turn, the caller's
     assert {turn.name for turn in conversation.children} == {"turn"}
     spans = conversation.descendants()
