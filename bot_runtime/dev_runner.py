@@ -4,6 +4,7 @@ import argparse
 import asyncio
 import logging
 import re
+import secrets
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -27,6 +28,10 @@ NO_TUNNEL = (
     "or use a TwiML Bin from `uv run scripts/render_twiml.py --url wss://YOUR_TUNNEL_HOST/ws`"
 )
 _running = False
+# Said by this process's root page, so that "Ready for calls" is said only when the server
+# answering the port is this one (another program may take the port while models load).
+_THIS_SERVER = secrets.token_hex(8)
+_SERVER_HEADER = "X-Bot-Server"
 # An eval carries the stream secret in the bot URL's query, which uvicorn logs with each socket.
 _SECRET_IN_QUERY = re.compile(rf"({STREAM_SECRET_PARAMETER}=)[^&\s\"]*")
 
@@ -126,7 +131,8 @@ def _serve_the_root(app: FastAPI, *, calls_at: str, proxy: str | None) -> None:
         return PlainTextResponse(
             f"This is a Twilio Media Streams bot: calls go to {calls_at}.\n"
             'Call it from a terminal with `uv run scripts/call.py --say "Hello"`, or with '
-            "your voice with `uv run scripts/softphone.py --open`.\n"
+            "your voice with `uv run scripts/softphone.py --open`.\n",
+            headers={_SERVER_HEADER: _THIS_SERVER},
         )
 
     if proxy:
@@ -139,19 +145,33 @@ def _serve_the_root(app: FastAPI, *, calls_at: str, proxy: str | None) -> None:
 
 
 async def _say_ready_once_listening(host: str, port: int, proxy: str | None) -> None:
-    """Log "Ready for calls" once a connection to the port succeeds: the server binds
-    after its start-up, and a port taken meanwhile must not be announced as ready."""
+    """Log "Ready for calls" once this server answers on the port: the server binds after
+    its start-up, and a port another program took meanwhile must not be announced as
+    ready (uvicorn then says it cannot bind, and the bot exits)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + LISTEN_TIMEOUT_SECS
     while loop.time() < deadline:
-        try:
-            _, writer = await asyncio.open_connection(host, port)
-        except OSError:
-            await asyncio.sleep(LISTEN_POLL_SECS)
-            continue
+        if await _this_server_answers(host, port):
+            logger.info(_where_calls_go(f"{host}:{port}", proxy))
+            return
+        await asyncio.sleep(LISTEN_POLL_SECS)
+
+
+async def _this_server_answers(host: str, port: int) -> bool:
+    """Whether GET / on ``host:port`` is answered by this process's server."""
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    try:
+        writer.write(f"GET / HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode())
+        async with asyncio.timeout(LISTEN_TIMEOUT_SECS):
+            head = await reader.read(4096)
+    except (OSError, TimeoutError):
+        return False
+    finally:
         writer.close()
-        logger.info(_where_calls_go(f"{host}:{port}", proxy))
-        return
+    return f"{_SERVER_HEADER.lower()}: {_THIS_SERVER}".encode() in head.lower()
 
 
 def _options(argv: list[str]) -> tuple[str, int, str | None]:

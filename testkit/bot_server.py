@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import sys
@@ -13,9 +14,20 @@ STARTUP_TIMEOUT_SECS = 90
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the kernel's ephemeral range (32768 and up on Linux).
+
+    A port from bind(("", 0)) is free only until it is released: the next server that
+    binds port 0 (a fake service in another test process) may be given it before the
+    bot, which binds it seconds later, once its models have loaded.
+    """
+    while True:
+        port = random.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 @dataclass
