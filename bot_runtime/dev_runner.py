@@ -105,9 +105,15 @@ def run_dev_runner(*, log_secrets: list[str], settings: BotSettings) -> None:
 
 class _SecretRedactor(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        record.msg, record.args = _SECRET_IN_QUERY.sub(r"\1[redacted]", message), None
+        # Redacted where it sits: uvicorn's access formatter unpacks the record's args.
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redacted(arg) for arg in record.args)
+        record.msg = _redacted(record.msg)
         return True
+
+
+def _redacted(value: object) -> object:
+    return _SECRET_IN_QUERY.sub(r"\1[redacted]", value) if isinstance(value, str) else value
 
 
 def _redact_the_servers_lines() -> None:
