@@ -184,6 +184,9 @@ def order_desk_llm(request: dict) -> Reply | ToolCall:
     if last["role"] == "tool":
         if "Spanish" in reminder:
             return Reply(f"Esto es lo que encontré: {last['content']}")
+        # A failed tool's result tells the LLM what to say: said alone, it keeps calls short.
+        if "could not be done now" in last["content"]:
+            return Reply("Sorry, that could not be done now.")
         return Reply(f"Here is what I found: {last['content']}")
     said = last.get("content") if last["role"] == "user" else ""
     for words, tool_call in ROUTES.items():
