@@ -15,8 +15,6 @@ from pipecat.evals.transport import EvalTransportParams
 from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
-    InterruptionFrame,
-    OutputAudioRawFrame,
     OutputTransportMessageFrame,
     OutputTransportMessageUrgentFrame,
 )
@@ -55,7 +53,6 @@ class EvalLineSerializer(EvalSerializer):
         super().__init__()
         self._ending = ending
         self._speech_hold = speech_hold
-        self._clears = 0  # interruptions passed: audio held across one is stale
         self._marks: dict[str, asyncio.Event] = {}
         self._resampler = create_stream_resampler()
         self._pipeline_rate = PHONE_SAMPLE_RATE
@@ -86,17 +83,8 @@ class EvalLineSerializer(EvalSerializer):
         if isinstance(frame, OutputTransportMessageFrame | OutputTransportMessageUrgentFrame):
             if self._kept_back(frame.message):
                 return None
-        elif isinstance(frame, InterruptionFrame):
-            self._clears += 1
-            if self._speech_hold:
-                self._speech_hold.release()
-        elif (
-            isinstance(frame, OutputAudioRawFrame) and self._speech_hold and self._speech_hold.held
-        ):
-            clears = self._clears
-            await self._speech_hold.wait_released()
-            if self._clears != clears:
-                return None
+        elif self._speech_hold and not await self._speech_hold.passes(frame):
+            return None
         return await super().serialize(frame)
 
     def _kept_back(self, message: Any) -> bool:

@@ -4,6 +4,7 @@ import asyncio
 import time
 
 from loguru import logger
+from pipecat.frames.frames import Frame, InterruptionFrame, OutputAudioRawFrame
 
 # A hold ends by itself after this long: a caller who has said no word in two seconds of
 # voice is not talking to the bot (and a lost release must not mute it for the call).
@@ -25,6 +26,7 @@ class SpeechHold:
         self._released = asyncio.Event()
         self._released.set()
         self._held_at = 0.0
+        self._clears = 0  # interruptions passed: audio held across one is stale
 
     @property
     def held(self) -> bool:
@@ -59,3 +61,16 @@ class SpeechHold:
             logger.debug(
                 f"The bot's speech goes on: held for the longest pause, {self._max_secs:g} s"
             )
+
+    async def passes(self, frame: Frame) -> bool:
+        """Whether the line's serializer sends ``frame`` now; the bot's audio waits here
+        while the hold is held, and is dropped if an interruption (a ``clear``) came
+        meanwhile. An interruption itself releases the hold."""
+        if isinstance(frame, InterruptionFrame):
+            self._clears += 1
+            self.release()
+        elif isinstance(frame, OutputAudioRawFrame) and self.held:
+            clears = self._clears
+            await self.wait_released()
+            return self._clears == clears
+        return True

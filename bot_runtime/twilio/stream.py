@@ -15,8 +15,6 @@ from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
     InputDTMFFrame,
-    InterruptionFrame,
-    OutputAudioRawFrame,
 )
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.serializers.twilio import TwilioFrameSerializer
@@ -217,7 +215,6 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
         super().__init__(stream_sid, **options)
         self.stream_sid = stream_sid
         self._speech_hold = speech_hold
-        self._clears = 0  # `clear`s sent: audio held across one is stale
         self._dropped_messages = 0
         self._marks: dict[str, asyncio.Event] = {}
         self._caller_audio = bytearray()
@@ -232,17 +229,8 @@ class GuardedTwilioSerializer(TwilioFrameSerializer):
 
     async def serialize(self, frame: Frame) -> str | bytes | None:
         """Encode one outbound frame; the bot's audio waits while the speech hold is held."""
-        if isinstance(frame, InterruptionFrame):
-            self._clears += 1
-            if self._speech_hold:
-                self._speech_hold.release()
-        elif (
-            isinstance(frame, OutputAudioRawFrame) and self._speech_hold and self._speech_hold.held
-        ):
-            clears = self._clears
-            await self._speech_hold.wait_released()
-            if self._clears != clears:
-                return None
+        if self._speech_hold and not await self._speech_hold.passes(frame):
+            return None
         return await super().serialize(frame)
 
     def release_call(self) -> None:
